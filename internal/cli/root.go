@@ -69,6 +69,9 @@ func newRootCmd(g *globals) *cobra.Command {
 // subcommands lists every verb; each lives in its own file.
 func subcommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
+		newBuildCmd(g),
+		newInspectCmd(g),
+		newSIFCmd(g),
 		newVersionCmd(g),
 	}
 }

@@ -1,0 +1,119 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"strings"
+	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hpcctl/hpcctl/internal/layer"
+	"github.com/hpcctl/hpcctl/internal/oci"
+	"github.com/hpcctl/hpcctl/internal/sif"
+	"github.com/hpcctl/hpcctl/internal/squashfs"
+)
+
+// source is where an image's file system and config come from.
+type source interface {
+	// write adds every entry of the root file system to w.
+	write(ctx context.Context, w adder) error
+	// config is the OCI image config to record, with extra labels merged in.
+	config(extraLabels map[string]string) imgspecv1.Image
+	provenance(opts Options) sif.Provenance
+	created() *time.Time
+	digest() string
+}
+
+// transports are the source prefixes go.podman.io/image handles for us.
+var transports = []string{"docker://", "oci:", "oci-archive:", "docker-archive:"}
+
+// openSource recognises the source form and fetches OCI images into the cache.
+func openSource(ctx context.Context, opts Options) (source, error) {
+	for _, t := range transports {
+		if strings.HasPrefix(opts.Source, t) {
+			img, err := oci.Pull(ctx, opts.Source, oci.SourceOptions{
+				Arch: opts.Arch, OS: opts.OS, Variant: opts.Variant, Insecure: opts.Insecure,
+				AuthFile: opts.AuthFile, CacheDir: opts.CacheDir, Logger: opts.Logger, Progress: opts.Progress,
+			})
+			if err != nil {
+				return nil, err
+			}
+			return &ociSource{img: img, logger: opts.Logger}, nil
+		}
+	}
+	st, err := os.Stat(opts.Source)
+	if err == nil && st.IsDir() {
+		return &dirSource{dir: opts.Source}, nil
+	}
+	return nil, fmt.Errorf("unknown image source %q: use docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or a directory", opts.Source)
+}
+
+// ociSource is an image fetched into the cache.
+type ociSource struct {
+	img    *oci.Image
+	logger *slog.Logger
+}
+
+func (s *ociSource) write(ctx context.Context, w adder) error {
+	layers := make([]layer.Layer, len(s.img.Layers))
+	for i, l := range s.img.Layers {
+		layers[i] = layer.Layer{Digest: l.Digest.String(), MediaType: l.MediaType, Open: l.Open}
+	}
+	_, err := layer.Flatten(ctx, layers, w.Add, layer.Options{Logger: s.logger})
+	return err
+}
+
+func (s *ociSource) config(extra map[string]string) imgspecv1.Image {
+	c := s.img.Config
+	c.Config.Labels = mergeLabels(c.Config.Labels, extra)
+	return c
+}
+
+func (s *ociSource) provenance(opts Options) sif.Provenance {
+	return newProvenance(opts, s.img.Digest.String())
+}
+
+func (s *ociSource) created() *time.Time { return s.img.Config.Created }
+func (s *ociSource) digest() string      { return s.img.Digest.String() }
+
+// dirSource is a sandbox directory: a root file system on disk.
+type dirSource struct{ dir string }
+
+func (s *dirSource) write(ctx context.Context, w adder) error {
+	return squashfs.WriteTree(ctx, w, s.dir)
+}
+
+func (s *dirSource) config(extra map[string]string) imgspecv1.Image {
+	return imgspecv1.Image{
+		Platform: imgspecv1.Platform{OS: "linux"},
+		Config: imgspecv1.ImageConfig{
+			Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Labels: mergeLabels(nil, extra),
+		},
+	}
+}
+
+func (s *dirSource) provenance(opts Options) sif.Provenance { return newProvenance(opts, "") }
+func (s *dirSource) created() *time.Time                    { return nil }
+func (s *dirSource) digest() string                         { return "" }
+
+func newProvenance(opts Options, digest string) sif.Provenance {
+	return sif.Provenance{
+		Source: opts.Source, SourceDigest: digest, HpcctlVersion: opts.Version,
+		Compression: opts.Compression.String(), Level: opts.Level, BlockSize: opts.BlockSize,
+	}
+}
+
+func mergeLabels(base, extra map[string]string) map[string]string {
+	if len(base) == 0 && len(extra) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(base)+len(extra))
+	maps.Copy(out, base)
+	maps.Copy(out, extra)
+	return out
+}

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hpcctl/hpcctl/internal/build"
+	"github.com/hpcctl/hpcctl/internal/squashfs"
+)
+
+type buildOptions struct {
+	force       bool
+	compression string
+	level       int
+	blockSize   string
+	arch        string
+	os          string
+	variant     string
+	insecure    bool
+	authFile    string
+	labels      []string
+}
+
+func newBuildCmd(g *globals) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build [flags] IMAGE.sif SOURCE",
+		Short: "Build a SIF image from an OCI image or a directory",
+		Long: `Build a read-only, single-file SIF image.
+
+SOURCE is one of:
+  docker://REF            an image in a registry (docker://127.0.0.1:5000/lab/tool:1.0)
+  oci:DIR[:TAG]           an OCI image layout
+  oci-archive:FILE[:TAG]  a tar of an OCI image layout
+  docker-archive:FILE     a 'docker save' archive
+  DIR                     a root file system directory (sandbox)
+
+Blobs are kept in a content-addressed cache ($HPCCTL_CACHEDIR, default ~/.cache/hpcctl), so a
+second build of the same image downloads nothing. The same source digest always gives the same
+bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
+		Example: `  hpcctl build python.sif docker://127.0.0.1:5000/python:3.12 --insecure
+  hpcctl build tool.sif oci-archive:tool.tar
+  SOURCE_DATE_EPOCH=1700000000 hpcctl build rootfs.sif ./rootfs`,
+		Args: exactArgs(2, "an output IMAGE.sif and a SOURCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, o, args[0], args[1])
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.force, "force", "F", false, "replace IMAGE.sif if it exists")
+	f.StringVar(&o.compression, "compression", "zstd", "squashfs compression: zstd, gzip, xz or lz4")
+	f.IntVar(&o.level, "level", 0, "compression level (0: the compressor's default; zstd 3, gzip 9)")
+	f.StringVar(&o.blockSize, "block-size", "128K", "squashfs block size, a power of two from 4K to 1M")
+	f.StringVar(&o.arch, "arch", "", "architecture to pick from a multi-platform image (default: the host's)")
+	f.StringVar(&o.os, "os", "", "operating system to pick from a multi-platform image (default: linux)")
+	f.StringVar(&o.variant, "variant", "", "architecture variant to pick (v7, v8, ...)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow a registry over plain HTTP or with an unverified certificate")
+	f.BoolVar(&o.insecure, "no-https", false, "same as --insecure")
+	f.StringVar(&o.authFile, "authfile", "", "registry credentials file (default: the containers and docker auth files)")
+	f.StringArrayVar(&o.labels, "label", nil, "add a label KEY=VALUE to the image (repeatable)")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, output, source string) error {
+	opts, err := o.toBuildOptions(g, output, source)
+	if err != nil {
+		return err
+	}
+	res, err := build.Build(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stdout, "built %s (%.1f MB, %d files", res.Output, float64(res.Size)/1e6, res.Squashfs.Inodes)
+		if res.SourceDigest != "" {
+			fmt.Fprintf(g.stdout, ", source %s", res.SourceDigest)
+		}
+		fmt.Fprintln(g.stdout, ")")
+	}
+	return nil
+}
+
+func (o *buildOptions) toBuildOptions(g *globals, output, source string) (build.Options, error) {
+	comp, err := squashfs.ParseCompression(o.compression)
+	if err != nil {
+		return build.Options{}, usageError{err}
+	}
+	bs, err := parseSize(o.blockSize)
+	if err != nil {
+		return build.Options{}, usageError{fmt.Errorf("--block-size: %w", err)}
+	}
+	labels, err := parseKeyValues(o.labels, "--label")
+	if err != nil {
+		return build.Options{}, err
+	}
+	sde, err := build.ParseSourceDateEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return build.Options{}, err
+	}
+	return build.Options{
+		Source: source, Output: output, Force: o.force,
+		Compression: comp, Level: o.level, BlockSize: uint32(bs),
+		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
+		CacheDir: os.Getenv("HPCCTL_CACHEDIR"), SourceDateEpoch: sde, Labels: labels,
+		Version: Version, Logger: g.logger, Progress: g.stderr,
+	}, nil
+}
+
+// parseSize reads sizes like 131072, 128K, 1M.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(strings.ToUpper(s), "K"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(strings.ToUpper(s), "M"):
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (use a number with an optional K or M suffix)", s)
+	}
+	return n * mult, nil
+}
+
+// parseKeyValues reads repeated KEY=VALUE flags.
+func parseKeyValues(list []string, flag string) (map[string]string, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("%s %q: use KEY=VALUE", flag, kv)}
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// exactArgs is cobra.ExactArgs with a message that says what is expected.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s (see '%s --help')", cmd.CommandPath(), what, cmd.CommandPath())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hpcctl/hpcctl/internal/sif"
+)
+
+func newInspectCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect [--json] IMAGE.sif",
+		Short: "Show an image's labels, environment, runscript, source and partitions",
+		Args:  exactArgs(1, "one IMAGE.sif"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := sif.Describe(args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(d)
+			}
+			return printDescription(g.stdout, args[0], d)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
+	return cmd
+}
+
+func printDescription(w io.Writer, path string, d *sif.Description) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Image:\t%s\n", path)
+	fmt.Fprintf(tw, "ID:\t%s\n", d.ID)
+	fmt.Fprintf(tw, "Arch:\t%s\n", d.Arch)
+	fmt.Fprintf(tw, "Created:\t%s\n", d.Created.Format("2006-01-02 15:04:05 MST"))
+	if p := d.Provenance; p != nil {
+		src := p.Source
+		if p.SourceDigest != "" {
+			src += " (" + p.SourceDigest + ")"
+		}
+		fmt.Fprintf(tw, "Source:\t%s\n", src)
+		fmt.Fprintf(tw, "Built by:\thpcctl %s, %s level %d, %d KiB blocks\n", p.HpcctlVersion, p.Compression, p.Level, p.BlockSize>>10)
+	}
+	if c := d.Config; c != nil {
+		fmt.Fprintf(tw, "Runscript:\t%s\n", shellJoin(append(slices.Clone(c.Config.Entrypoint), c.Config.Cmd...)))
+		fmt.Fprintf(tw, "WorkingDir:\t%s\n", c.Config.WorkingDir)
+		fmt.Fprintf(tw, "User:\t%s\n", c.Config.User)
+		fmt.Fprintf(tw, "Environment:\t%s\n", strings.Join(c.Config.Env, "\n\t"))
+	}
+	if len(d.Labels) > 0 {
+		var lines []string
+		for _, k := range slices.Sorted(maps.Keys(d.Labels)) {
+			lines = append(lines, k+"="+d.Labels[k])
+		}
+		fmt.Fprintf(tw, "Labels:\t%s\n", strings.Join(lines, "\n\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Objects:")
+	return printObjects(w, d.Objects)
+}
+
+func printObjects(w io.Writer, objs []sif.Object) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tGROUP\tTYPE\tNAME\tOFFSET\tSIZE\tPARTITION")
+	for _, o := range objs {
+		part := ""
+		if o.PartType != "" {
+			part = fmt.Sprintf("%s %s %s", o.FSType, o.PartType, o.Arch)
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%s\n", o.ID, o.GroupID, o.Type, o.Name, o.Offset, o.Size, part)
+	}
+	return tw.Flush()
+}
+
+// shellJoin quotes words that need it, for display.
+func shellJoin(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		if w == "" || strings.ContainsAny(w, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+			w = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		q[i] = w
+	}
+	return strings.Join(q, " ")
+}
