@@ -1,0 +1,130 @@
+package sign
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	"github.com/sylabs/sif/v2/pkg/integrity"
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// dsseMediaType is the payload type of SIF metadata in DSSE envelopes (integrity's own constant
+// is unexported).
+const dsseMediaType = "application/vnd.sylabs.sif-metadata+json"
+
+// signatureFormat tells DSSE from clear-signed OpenPGP; "" means neither (damaged).
+func signatureFormat(od sif.Descriptor) string {
+	data, err := od.GetData()
+	if err != nil {
+		return ""
+	}
+	var env struct {
+		PayloadType string `json:"payloadType"`
+	}
+	if json.Unmarshal(data, &env) == nil && env.PayloadType == dsseMediaType {
+		return "dsse"
+	}
+	if b, _ := clearsign.Decode(data); b != nil {
+		return "pgp"
+	}
+	return ""
+}
+
+// checkSignatureFormats names the first signature object that is neither DSSE nor OpenPGP;
+// integrity would stop on it with an error that does not say which object it was.
+func checkSignatureFormats(sigs []sif.Descriptor) error {
+	for _, s := range sigs {
+		if signatureFormat(s) == "" {
+			return fmt.Errorf("signature object %d: %w: remove it and sign again ('hpcctl sign')", s.ID(), ErrBadSignature)
+		}
+	}
+	return nil
+}
+
+// describeResult turns one integrity result into a report entry.
+func describeResult(f *sif.FileImage, t *Trust, vr integrity.VerifyResult) SignatureReport {
+	sig := vr.Signature()
+	g, _ := sig.LinkedID()
+	sr := SignatureReport{ID: sig.ID(), Group: g, Format: signatureFormat(sig), Verified: vr.Error() == nil}
+	if _, fp, err := sig.SignatureMetadata(); err == nil && len(fp) > 0 {
+		sr.Fingerprint = strings.ToUpper(fmt.Sprintf("%x", fp))
+	}
+	if e := vr.Entity(); e != nil {
+		sr.Signer, sr.KeyType, sr.Fingerprint = pgpIdentity(e), PGP, pgpFingerprint(e)
+	}
+	var names []string
+	for _, pub := range vr.Keys() {
+		if k, ok := t.keyFor(pub); ok {
+			names = append(names, k.name)
+			sr.KeyType, sr.Fingerprint = k.typ, k.fingerprint
+		}
+	}
+	if len(names) > 0 {
+		sr.Signer = strings.Join(names, ", ")
+	}
+	ods := vr.Verified()
+	if err := vr.Error(); err != nil {
+		sr.Error = err.Error()
+		ods, _ = f.GetDescriptors(sif.WithGroupID(g))
+	}
+	for _, od := range ods {
+		sr.Objects = append(sr.Objects, objectRef(od))
+	}
+	return sr
+}
+
+func objectRef(od sif.Descriptor) ObjectRef {
+	typ := od.DataType().String()
+	if fs, pt, arch, err := od.PartitionMetadata(); err == nil {
+		typ = fmt.Sprintf("%s (%s/%s/%s)", typ, fs, pt, arch)
+	}
+	return ObjectRef{ID: od.ID(), Type: typ, Name: od.Name()}
+}
+
+// explain turns an integrity error into one line that says what failed and what to do.
+func explain(f *sif.FileImage, r *Report, err error) error {
+	var (
+		nf  *integrity.SignatureNotFoundError
+		oie *integrity.ObjectIntegrityError
+		die *integrity.DescriptorIntegrityError
+	)
+	by := ""
+	if n := len(r.Signatures); n > 0 {
+		s := r.Signatures[n-1]
+		by = fmt.Sprintf(" (signature object %d by %s)", s.ID, s.signerOrUnknown())
+	}
+	const todo = ": do not run it; get a fresh copy from its publisher"
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("%w: %s has no signature: sign it with 'hpcctl sign --key KEY'", ErrUnsigned, nf)
+	case errors.As(err, &oie):
+		return fmt.Errorf("%w: content of %s changed%s%s", ErrTampered, describeID(f, oie.ID), by, todo)
+	case errors.As(err, &die):
+		return fmt.Errorf("%w: metadata of %s changed%s%s", ErrTampered, describeID(f, die.ID), by, todo)
+	case errors.Is(err, integrity.ErrHeaderIntegrity):
+		return fmt.Errorf("%w: the SIF header changed%s%s", ErrTampered, by, todo)
+	}
+	return fmt.Errorf("%w%s", err, by)
+}
+
+func describeID(f *sif.FileImage, id uint32) string {
+	if id == 0 {
+		return "a data object"
+	}
+	od, err := f.GetDescriptor(sif.WithID(id))
+	if err != nil {
+		return fmt.Sprintf("object %d", id)
+	}
+	ref := objectRef(od)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "object %d (%s", ref.ID, ref.Type)
+	if ref.Name != "" {
+		fmt.Fprintf(&b, " %q", ref.Name)
+	}
+	b.WriteString(")")
+	return b.String()
+}
