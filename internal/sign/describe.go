@@ -39,7 +39,7 @@ func signatureFormat(od sif.Descriptor) string {
 func checkSignatureFormats(sigs []sif.Descriptor) error {
 	for _, s := range sigs {
 		if signatureFormat(s) == "" {
-			return fmt.Errorf("signature object %d: %w: remove it and sign again ('hpcctl sign')", s.ID(), ErrBadSignature)
+			return fmt.Errorf("signature object %d: %w", s.ID(), ErrBadSignature)
 		}
 	}
 	return nil
@@ -97,16 +97,15 @@ func explain(f *sif.FileImage, r *Report, err error) error {
 		s := r.Signatures[n-1]
 		by = fmt.Sprintf(" (signature object %d by %s)", s.ID, s.signerOrUnknown())
 	}
-	const todo = ": do not run it; get a fresh copy from its publisher"
 	switch {
 	case errors.As(err, &nf):
-		return fmt.Errorf("%w: %s has no signature: sign it with 'hpcctl sign --key KEY'", ErrUnsigned, nf)
+		return fmt.Errorf("%w: %s", ErrUnsigned, nf)
 	case errors.As(err, &oie):
-		return fmt.Errorf("%w: content of %s changed%s%s", ErrTampered, describeID(f, oie.ID), by, todo)
+		return fmt.Errorf("%w: content of %s changed%s", ErrTampered, describeID(f, oie.ID), by)
 	case errors.As(err, &die):
-		return fmt.Errorf("%w: metadata of %s changed%s%s", ErrTampered, describeID(f, die.ID), by, todo)
+		return fmt.Errorf("%w: metadata of %s changed%s", ErrTampered, describeID(f, die.ID), by)
 	case errors.Is(err, integrity.ErrHeaderIntegrity):
-		return fmt.Errorf("%w: the SIF header changed%s%s", ErrTampered, by, todo)
+		return fmt.Errorf("%w: the SIF header changed%s", ErrTampered, by)
 	}
 	return fmt.Errorf("%w%s", err, by)
 }

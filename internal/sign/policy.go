@@ -62,10 +62,21 @@ func (p Policy) CheckFile(ctx context.Context, f *os.File) error {
 		return fmt.Errorf("image %s %w: not a SIF image: %w", f.Name(), ErrPolicy, err)
 	}
 	defer func() { _ = img.UnloadContainer() }()
-	if _, err := VerifyImage(ctx, img, f.Name(), t, nil); err != nil {
-		return fmt.Errorf("%w (trusted keys: %s): %w", ErrPolicy, p.TrustedKeysDir, err)
+	if err := verify(ctx, img, t, nil, &Report{}); err != nil {
+		return fmt.Errorf("image %s %w: %w: %s", f.Name(), ErrPolicy, err, p.hint(err))
 	}
 	return nil
+}
+
+// hint says what a user refused by the policy can do.
+func (p Policy) hint(err error) string {
+	switch {
+	case errors.Is(err, ErrUnsigned):
+		return "this site runs only signed images; ask the image's publisher for a signed copy"
+	case errors.Is(err, ErrUntrusted), errors.Is(err, ErrNoTrust):
+		return fmt.Sprintf("this site runs only images signed by a key in %s; ask the site administrators", p.TrustedKeysDir)
+	}
+	return "do not run it; get a fresh copy from its publisher"
 }
 
 // checkPath refuses an image whose real path is outside every allowed directory.

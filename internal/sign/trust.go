@@ -230,7 +230,7 @@ func (t *Trust) verifiers() []signature.Verifier {
 		vs = append(vs, k.verifier)
 	}
 	if len(vs) == 0 {
-		vs = append(vs, rejectVerifier{})
+		vs = append(vs, newRejectVerifier())
 	}
 	return vs
 }

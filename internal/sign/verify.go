@@ -65,7 +65,7 @@ func VerifyImage(ctx context.Context, f *sif.FileImage, name string, t *Trust, g
 	r := &Report{Image: name, Signatures: []SignatureReport{}}
 	err := verify(ctx, f, t, groups, r)
 	if err != nil {
-		err = fmt.Errorf("verify %s: %w", name, err)
+		err = fmt.Errorf("verify %s: %w: %s", name, err, verifyHint(err))
 		r.Error = err.Error()
 		return r, err
 	}
@@ -75,11 +75,11 @@ func VerifyImage(ctx context.Context, f *sif.FileImage, name string, t *Trust, g
 
 func verify(ctx context.Context, f *sif.FileImage, t *Trust, groups []uint32, r *Report) error {
 	if t == nil || t.Empty() {
-		return fmt.Errorf("%w: pass --key, --certificate or --pgp-keyring, or import the signer's key with 'hpcctl key import'", ErrNoTrust)
+		return ErrNoTrust
 	}
 	sigs, _ := f.GetDescriptors(sif.WithDataType(sif.DataSignature))
 	if len(sigs) == 0 {
-		return fmt.Errorf("%w: sign it with 'hpcctl sign --key KEY', or get a signed copy from its publisher", ErrUnsigned)
+		return ErrUnsigned
 	}
 	if err := checkSignatureFormats(sigs); err != nil {
 		return err
@@ -135,7 +135,7 @@ func checkEveryGroupTrusted(f *sif.FileImage, r *Report, groups []uint32) error 
 			failed = append(failed, fmt.Sprintf("signature object %d by %s", s.ID, s.signerOrUnknown()))
 		}
 		if !ok {
-			return fmt.Errorf("object group %d: %w (%s): get the signer's public key and pass it with --key or --pgp-keyring", g, ErrUntrusted, strings.Join(failed, "; "))
+			return fmt.Errorf("object group %d: %w (%s)", g, ErrUntrusted, strings.Join(failed, "; "))
 		}
 	}
 	return nil
@@ -157,5 +157,18 @@ func (s SignatureReport) signerOrUnknown() string {
 	case s.Fingerprint != "":
 		return "unknown OpenPGP key " + s.Fingerprint
 	}
-	return "an unknown key"
+	return "an unknown key, or damaged"
+}
+
+// verifyHint says what to do about a failed verification.
+func verifyHint(err error) string {
+	switch {
+	case errors.Is(err, ErrNoTrust):
+		return "pass --key, --certificate or --pgp-keyring, or import the signer's key with 'hpcctl key import'"
+	case errors.Is(err, ErrUnsigned):
+		return "sign it with 'hpcctl sign --key KEY', or get a signed copy from its publisher"
+	case errors.Is(err, ErrUntrusted):
+		return "get the signer's public key and pass it with --key or --pgp-keyring"
+	}
+	return "do not run it; get a fresh copy from its publisher"
 }
