@@ -34,6 +34,30 @@ func signatureFormat(od sif.Descriptor) string {
 	return ""
 }
 
+// dsseKeyIDs returns the key IDs a DSSE envelope names (OpenSSH-style fingerprints when made by
+// sigstore, as hpcctl and Apptainer do); they are hints, not verified.
+func dsseKeyIDs(od sif.Descriptor) []string {
+	data, err := od.GetData()
+	if err != nil {
+		return nil
+	}
+	var env struct {
+		Signatures []struct {
+			KeyID string `json:"keyid"`
+		} `json:"signatures"`
+	}
+	if json.Unmarshal(data, &env) != nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range env.Signatures {
+		if s.KeyID != "" {
+			ids = append(ids, s.KeyID)
+		}
+	}
+	return ids
+}
+
 // checkSignatureFormats names the first signature object that is neither DSSE nor OpenPGP;
 // integrity would stop on it with an error that does not say which object it was.
 func checkSignatureFormats(sigs []sif.Descriptor) error {
@@ -52,6 +76,8 @@ func describeResult(f *sif.FileImage, t *Trust, vr integrity.VerifyResult) Signa
 	sr := SignatureReport{ID: sig.ID(), Group: g, Format: signatureFormat(sig), Verified: vr.Error() == nil}
 	if _, fp, err := sig.SignatureMetadata(); err == nil && len(fp) > 0 {
 		sr.Fingerprint = strings.ToUpper(fmt.Sprintf("%x", fp))
+	} else if ids := dsseKeyIDs(sig); len(ids) > 0 {
+		sr.Fingerprint = strings.Join(ids, ",")
 	}
 	if e := vr.Entity(); e != nil {
 		sr.Signer, sr.KeyType, sr.Fingerprint = pgpIdentity(e), PGP, pgpFingerprint(e)

@@ -9,14 +9,13 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
@@ -56,14 +55,15 @@ var (
 	ErrNeedPassphrase  = errors.New("private key is passphrase-protected and no passphrase is available")
 )
 
-// Fingerprint identifies a PEM public key: the hex SHA-256 of its PKIX DER encoding.
+// Fingerprint identifies a PEM public key as OpenSSH does ("SHA256:" and base64). It is also the
+// key ID that DSSE envelopes made with sigstore carry, so the signer of a signature can be named
+// even when its key is not at hand.
 func Fingerprint(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	fp, err := dsse.SHA256KeyID(pub)
 	if err != nil {
-		return "", fmt.Errorf("encode public key: %w", err)
+		return "", fmt.Errorf("fingerprint public key: %w", err)
 	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
+	return fp, nil
 }
 
 // pubKeyType names the type of a public key.

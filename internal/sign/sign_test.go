@@ -75,7 +75,7 @@ func TestMultipleSignatures(t *testing.T) {
 		})
 	}
 	r, _ := VerifyFile(t.Context(), img, trustFiles(t, a.PublicPath, b.PublicPath, c.PublicPath), nil)
-	if !strings.Contains(r.Signatures[0].Signer, a.PublicPath) || !strings.Contains(r.Signatures[0].Signer, b.PublicPath) {
+	if r.Signatures[0].Signer != "alice, bob" {
 		t.Errorf("DSSE signer %q, want both alice and bob", r.Signatures[0].Signer)
 	}
 }
@@ -122,9 +122,9 @@ func TestVerifyFailures(t *testing.T) {
 	}{
 		{"tampered partition", tamperPartition, []string{ki.PublicPath}, ErrTampered, "content of object 1 (FS (Squashfs/*System/amd64))"},
 		{"tampered descriptor", tamperName, []string{ki.PublicPath}, ErrTampered, "metadata of object 2"},
-		{"wrong key", nil, []string{other.PublicPath}, ErrUntrusted, "signature object 3 by an unknown key, or damaged"},
+		{"wrong key", nil, []string{other.PublicPath}, ErrUntrusted, "signature object 3 by unknown key " + ki.Fingerprint},
 		{"only PGP keys", nil, []string{pgpKey.PublicPath}, ErrUntrusted, "object group 1"},
-		{"corrupt signature value", corruptSigValue, []string{ki.PublicPath}, ErrUntrusted, "signature object 3 by an unknown key, or damaged"},
+		{"corrupt signature value", corruptSigValue, []string{ki.PublicPath}, ErrUntrusted, "signature object 3 by unknown key SHA256:"},
 		{"corrupt signature object", corruptSignature, []string{ki.PublicPath}, ErrBadSignature, "signature object 3"},
 	}
 	for _, tc := range tests {

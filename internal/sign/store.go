@@ -220,7 +220,7 @@ func (s *Store) Find(sel string) (KeyInfo, error) {
 		if k.Name == sel {
 			return k, nil
 		}
-		if len(sel) >= 8 && strings.HasPrefix(strings.ToLower(k.Fingerprint), strings.ToLower(sel)) {
+		if matchesFingerprint(k.Fingerprint, sel) {
 			found = append(found, k)
 		}
 	}
@@ -332,6 +332,13 @@ func checkPrivateMode(path string, st fs.FileInfo) error {
 	return nil
 }
 
+// matchesFingerprint reports whether sel is the start (8+ characters) of fp. OpenPGP hex
+// fingerprints match in any case; OpenSSH-style ones are base64, so case matters, and their
+// "SHA256:" prefix is optional.
 func matchesFingerprint(fp, sel string) bool {
+	if rest, ok := strings.CutPrefix(fp, "SHA256:"); ok {
+		sel = strings.TrimPrefix(sel, "SHA256:")
+		return len(sel) >= 8 && strings.HasPrefix(rest, sel)
+	}
 	return len(sel) >= 8 && strings.HasPrefix(strings.ToLower(fp), strings.ToLower(sel))
 }

@@ -145,7 +145,24 @@ func (t *Trust) addFile(path string, allowPrivate bool) error {
 	if err != nil {
 		return fmt.Errorf("key %s: %w", path, err)
 	}
-	return t.addPublic(path, pub)
+	return t.addPublic(keyLabel(path), pub)
+}
+
+// keyLabel names a trusted key by its file name without key extensions ("alice.pub" → "alice").
+func keyLabel(path string) string {
+	n := filepath.Base(path)
+	for {
+		ext := filepath.Ext(n)
+		switch ext {
+		case ".pub", ".pem", ".key", ".asc", ".gpg", ".pgp":
+			n = strings.TrimSuffix(n, ext)
+			continue
+		}
+		if n == "" {
+			return path
+		}
+		return n
+	}
 }
 
 func (t *Trust) addPublic(name string, pub crypto.PublicKey) error {

@@ -154,8 +154,10 @@ func (s SignatureReport) signerOrUnknown() string {
 	switch {
 	case s.Signer != "":
 		return s.Signer
-	case s.Fingerprint != "":
+	case s.Fingerprint != "" && s.Format == "pgp":
 		return "unknown OpenPGP key " + s.Fingerprint
+	case s.Fingerprint != "":
+		return "unknown key " + s.Fingerprint
 	}
 	return "an unknown key, or damaged"
 }
