@@ -92,6 +92,9 @@ func describeResult(f *sif.FileImage, t *Trust, vr integrity.VerifyResult) Signa
 	if len(names) > 0 {
 		sr.Signer = strings.Join(names, ", ")
 	}
+	if sr.Signer == "" && vr.Error() != nil && sr.Format == "dsse" {
+		claimTrustedKey(&sr, t, sig)
+	}
 	ods := vr.Verified()
 	if err := vr.Error(); err != nil {
 		sr.Error = err.Error()
@@ -152,4 +155,19 @@ func describeID(f *sif.FileImage, id uint32) string {
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// claimTrustedKey notes a DSSE signature whose key ID names a trusted key but which that key
+// does not verify: the signature was damaged or forged, which is worth saying instead of
+// "unknown key".
+func claimTrustedKey(sr *SignatureReport, t *Trust, sig sif.Descriptor) {
+	for _, id := range dsseKeyIDs(sig) {
+		for _, k := range t.keys {
+			if k.fingerprint == id {
+				sr.Signer, sr.KeyType, sr.Fingerprint = k.name, k.typ, k.fingerprint
+				sr.claimed = true
+				return
+			}
+		}
+	}
 }

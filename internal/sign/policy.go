@@ -63,7 +63,7 @@ func (p Policy) CheckFile(ctx context.Context, f *os.File) error {
 	}
 	defer func() { _ = img.UnloadContainer() }()
 	if err := verify(ctx, img, t, nil, &Report{}); err != nil {
-		return fmt.Errorf("image %s %w: %w: %s", f.Name(), ErrPolicy, err, p.hint(err))
+		return fmt.Errorf("image %s %w: %w%s", f.Name(), ErrPolicy, err, p.hint(err))
 	}
 	return nil
 }
@@ -72,11 +72,11 @@ func (p Policy) CheckFile(ctx context.Context, f *os.File) error {
 func (p Policy) hint(err error) string {
 	switch {
 	case errors.Is(err, ErrUnsigned):
-		return "this site runs only signed images; ask the image's publisher for a signed copy"
+		return ": this site runs only signed images; ask the image's publisher for a signed copy"
 	case errors.Is(err, ErrUntrusted), errors.Is(err, ErrNoTrust):
-		return fmt.Sprintf("this site runs only images signed by a key in %s; ask the site administrators", p.TrustedKeysDir)
+		return fmt.Sprintf(": this site runs only images signed by a key in %s; ask the site administrators", p.TrustedKeysDir)
 	}
-	return "do not run it; get a fresh copy from its publisher"
+	return verifyHint(err)
 }
 
 // checkPath refuses an image whose real path is outside every allowed directory.

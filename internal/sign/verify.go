@@ -40,6 +40,7 @@ type SignatureReport struct {
 	Verified    bool        `json:"verified"`
 	Error       string      `json:"error,omitempty"`
 	Objects     []ObjectRef `json:"objects"` // covered (when verified) or claimed objects
+	claimed     bool        // names a trusted key that does not verify it
 }
 
 // ObjectRef names a data object.
@@ -65,7 +66,7 @@ func VerifyImage(ctx context.Context, f *sif.FileImage, name string, t *Trust, g
 	r := &Report{Image: name, Signatures: []SignatureReport{}}
 	err := verify(ctx, f, t, groups, r)
 	if err != nil {
-		err = fmt.Errorf("verify %s: %w: %s", name, err, verifyHint(err))
+		err = fmt.Errorf("verify %s: %w%s", name, err, verifyHint(err))
 		r.Error = err.Error()
 		return r, err
 	}
@@ -132,6 +133,10 @@ func checkEveryGroupTrusted(f *sif.FileImage, r *Report, groups []uint32) error 
 				continue
 			}
 			ok = ok || s.Verified
+			if s.claimed {
+				failed = append(failed, fmt.Sprintf("signature object %d names key %s but does not verify with it: damaged or forged", s.ID, s.Signer))
+				continue
+			}
 			failed = append(failed, fmt.Sprintf("signature object %d by %s", s.ID, s.signerOrUnknown()))
 		}
 		if !ok {
@@ -166,11 +171,13 @@ func (s SignatureReport) signerOrUnknown() string {
 func verifyHint(err error) string {
 	switch {
 	case errors.Is(err, ErrNoTrust):
-		return "pass --key, --certificate or --pgp-keyring, or import the signer's key with 'hpcctl key import'"
+		return ": pass --key, --certificate or --pgp-keyring, or import the signer's key with 'hpcctl key import'"
 	case errors.Is(err, ErrUnsigned):
-		return "sign it with 'hpcctl sign --key KEY', or get a signed copy from its publisher"
+		return ": sign it with 'hpcctl sign --key KEY', or get a signed copy from its publisher"
 	case errors.Is(err, ErrUntrusted):
-		return "get the signer's public key and pass it with --key or --pgp-keyring"
+		return ": get the signer's public key and pass it with --key or --pgp-keyring"
+	case errors.Is(err, ErrTampered), errors.Is(err, ErrBadSignature):
+		return ": do not run it; get a fresh copy from its publisher"
 	}
-	return "do not run it; get a fresh copy from its publisher"
+	return ""
 }
