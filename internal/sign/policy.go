@@ -86,6 +86,9 @@ func (p Policy) checkPath(f *os.File) error {
 		return fmt.Errorf("image %s %w: cannot tell where it is: %w", f.Name(), ErrPolicy, err)
 	}
 	for _, dir := range p.AllowedPaths {
+		if !filepath.IsAbs(dir) {
+			continue // a relative allowed path would depend on the user's working directory
+		}
 		d, err := filepath.EvalSymlinks(dir)
 		if err != nil {
 			continue // a missing allowed directory allows nothing

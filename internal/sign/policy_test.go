@@ -28,6 +28,11 @@ func TestPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Chmod(filepath.Join(looseTrusted, "alice.pub"), 0o666)
+	looseDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(looseDir, "alice.pub"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(looseDir, 0o777)
 
 	unsigned := newImage(t, imageOpts{})
 	signed := newImage(t, imageOpts{})
@@ -49,10 +54,28 @@ func TestPolicy(t *testing.T) {
 		{"require signed, untrusted key", Policy{RequireSigned: true, TrustedKeysDir: otherTrusted}, signed, "no signature verifies with a trusted key"},
 		{"require signed, no key dir", Policy{RequireSigned: true}, signed, "no trusted keys directory"},
 		{"require signed, writable key", Policy{RequireSigned: true, TrustedKeysDir: looseTrusted}, signed, "writable by other users"},
+		{"require signed, writable key dir", Policy{RequireSigned: true, TrustedKeysDir: looseDir}, signed, "writable by other users"},
+		{"relative allowed path", Policy{AllowedPaths: []string{"."}}, signed, "outside the allowed image paths"},
 		{"allowed path", Policy{AllowedPaths: []string{filepath.Dir(signed)}}, signed, ""},
 		{"path not allowed", Policy{AllowedPaths: []string{trusted}}, signed, "outside the allowed image paths"},
 		{"symlink into allowed dir", Policy{AllowedPaths: []string{filepath.Dir(signed)}}, link, ""},
 		{"symlink from allowed dir", Policy{AllowedPaths: []string{filepath.Dir(link)}}, link, "outside the allowed image paths"},
+	}
+	if os.Geteuid() == 0 { // only root can give a file away
+		foreign := t.TempDir()
+		key := filepath.Join(foreign, "alice.pub")
+		if err := os.WriteFile(key, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(key, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name string
+			p    Policy
+			img  string
+			want string
+		}{"require signed, key owned by another user", Policy{RequireSigned: true, TrustedKeysDir: foreign}, signed, "owned by user 65534"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -81,6 +82,13 @@ func LoadTrust(o TrustOptions) (*Trust, error) {
 // addDir loads every key file in dir; files others may write are refused, since whoever can
 // write a trusted key can make any image pass.
 func (t *Trust) addDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("trusted keys: %w", err)
+	}
+	if err := checkTrustedMode(dir, st); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("trusted keys: %w", err)
@@ -101,8 +109,8 @@ func (t *Trust) addDir(dir string) error {
 		if !st.Mode().IsRegular() {
 			continue
 		}
-		if st.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("trusted key %s is writable by other users (mode %04o): run 'chmod go-w %s'", p, st.Mode().Perm(), p)
+		if err := checkTrustedMode(p, st); err != nil {
+			return err
 		}
 		if err := t.addFile(p, false); err != nil {
 			return err
@@ -264,4 +272,17 @@ func (t *Trust) keyFor(pub crypto.PublicKey) (trustedKey, bool) {
 		}
 	}
 	return trustedKey{}, false
+}
+
+// checkTrustedMode refuses a trusted key, or directory of them, that someone other than root or
+// the effective user owns or can write: whoever can change a trusted key can make any image pass.
+// Under a setuid starter the effective user is root, so only root-owned keys count there.
+func checkTrustedMode(path string, st os.FileInfo) error {
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("trusted key path %s is writable by other users (mode %04o): run 'chmod go-w %s'", path, st.Mode().Perm(), path)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("trusted key path %s is owned by user %d, not root: run 'chown root %s'", path, sys.Uid, path)
+	}
+	return nil
 }

@@ -55,7 +55,8 @@ type ObjectRef struct {
 func VerifyFile(ctx context.Context, path string, t *Trust, groups []uint32) (*Report, error) {
 	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
 	if err != nil {
-		return &Report{Image: path}, fmt.Errorf("verify %s: not a SIF image: %w", path, err)
+		err = fmt.Errorf("verify %s: not a SIF image: %w", path, err)
+		return &Report{Image: path, Signatures: []SignatureReport{}, Error: err.Error()}, err
 	}
 	defer func() { _ = f.UnloadContainer() }()
 	return VerifyImage(ctx, f, path, t, groups)
