@@ -127,6 +127,8 @@ func explain(f *sif.FileImage, r *Report, err error) error {
 		by = fmt.Sprintf(" (signature object %d by %s)", s.ID, s.signerOrUnknown())
 	}
 	switch {
+	case errors.As(err, &nf) && hasLegacySignature(f):
+		return fmt.Errorf("%w: %s; it has only legacy signatures (Singularity before 3.6), which do not protect metadata and are not accepted", ErrUnsigned, nf)
 	case errors.As(err, &nf):
 		return fmt.Errorf("%w: %s", ErrUnsigned, nf)
 	case errors.As(err, &oie):
@@ -170,4 +172,20 @@ func claimTrustedKey(sr *SignatureReport, t *Trust, sig sif.Descriptor) {
 			}
 		}
 	}
+}
+
+// hasLegacySignature reports whether f carries an old-style signature: a clear-signed "SIFHASH"
+// digest of object data only.
+func hasLegacySignature(f *sif.FileImage) bool {
+	sigs, _ := f.GetDescriptors(sif.WithDataType(sif.DataSignature))
+	for _, s := range sigs {
+		data, err := s.GetData()
+		if err != nil {
+			continue
+		}
+		if b, _ := clearsign.Decode(data); b != nil && bytes.HasPrefix(b.Plaintext, []byte("SIFHASH:\n")) {
+			return true
+		}
+	}
+	return false
 }
