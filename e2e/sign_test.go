@@ -19,7 +19,9 @@ func buildHpcctl(t *testing.T) string {
 	t.Helper()
 	goBin := testutil.NeedCommands(t, "go")[0]
 	bin := filepath.Join(t.TempDir(), "hpcctl")
-	cmd := exec.Command(goBin, "build", "-o", bin, "../cmd/hpcctl")
+	// The Makefile's TAGS: go.podman.io/image needs them to build without cgo.
+	tags := "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
+	cmd := exec.Command(goBin, "build", "-tags", tags, "-o", bin, "../cmd/hpcctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

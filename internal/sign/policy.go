@@ -20,7 +20,8 @@ type Policy struct {
 	// TrustedKeysDir, on every object group.
 	RequireSigned bool
 	// TrustedKeysDir holds the public keys (PEM *.pub/*.pem, OpenPGP *.asc/*.gpg/*.pgp) the site
-	// trusts. Key files others can write are refused.
+	// trusts; it is read only when RequireSigned is set. The directory and its keys must be owned
+	// by root (or the effective user) and writable by no one else, or every image is refused.
 	TrustedKeysDir string
 	// AllowedPaths, when set, refuses images outside these directories (after symlinks).
 	AllowedPaths []string
