@@ -31,8 +31,10 @@ const maxMetadataBlob = 4 << 20
 
 func openCache(root string) (*cache, error) {
 	c := &cache{root: root, layout: filepath.Join(root, "oci")}
-	if err := os.MkdirAll(c.layout, 0o700); err != nil {
-		return nil, fmt.Errorf("create image cache %s: %w: set $%s to a writable directory", c.layout, err, CacheDirEnv)
+	for _, d := range []string{c.layout, tempDir(root)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create image cache %s: %w: set $%s to a writable directory", d, err, CacheDirEnv)
+		}
 	}
 	return c, nil
 }
@@ -171,6 +173,9 @@ func (c *cache) load(tag string) (*Image, error) {
 	}
 	for _, l := range m.Layers {
 		if err := c.checkBlob(l); err != nil {
+			return nil, err
+		}
+		if l.MediaType, err = c.trueMediaType(l); err != nil {
 			return nil, err
 		}
 		img.Layers = append(img.Layers, c.layerBlob(l))

@@ -74,6 +74,7 @@ func (o SourceOptions) sourceContext(cacheDir string) *types.SystemContext {
 		VariantChoice:           o.Variant,
 		AuthFilePath:            o.authFile(),
 		BlobInfoCacheDir:        cacheDir,
+		BigFilesTemporaryDir:    tempDir(cacheDir),
 		DockerRegistryUserAgent: "hpcctl",
 	}
 	if o.Insecure {
@@ -90,6 +91,7 @@ func destContext(cacheDir string) *types.SystemContext {
 		// must not recompress, which would cost time and change layer digests.
 		OCIAcceptUncompressedLayers: true,
 		BlobInfoCacheDir:            cacheDir,
+		BigFilesTemporaryDir:        tempDir(cacheDir),
 	}
 }
 
@@ -103,4 +105,10 @@ func policyContext() (*signature.PolicyContext, error) {
 		return nil, fmt.Errorf("signature policy: %w", err)
 	}
 	return pc, nil
+}
+
+// tempDir is where containers/image unpacks archives and stages blobs: inside the cache, which has
+// room for images, rather than /var/tmp, which on cluster nodes is often small or shared.
+func tempDir(cacheDir string) string {
+	return filepath.Join(cacheDir, "tmp")
 }

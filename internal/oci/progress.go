@@ -66,12 +66,16 @@ func isTerminal(w io.Writer) bool {
 }
 
 // lineLogger logs each complete line written to it at debug level.
+// copy writes to it from its parallel layer copies, hence the mutex.
 type lineLogger struct {
 	log *slog.Logger
+	mu  sync.Mutex
 	buf []byte
 }
 
 func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	for {
 		i := bytes.IndexByte(l.buf, '\n')
