@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -81,6 +83,10 @@ func classify(err error, ref, transport, name string, opts SourceOptions) error 
 	case transport == TransportDocker && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return &Error{Kind: ErrUnreachable, Err: err, Msg: fmt.Sprintf(
 			"pull %s: registry %s speaks plain HTTP, not HTTPS: pass --insecure if you trust it", ref, host)}
+	case transport == TransportDocker && isTLSError(err):
+		return &Error{Kind: ErrUnreachable, Err: err, Msg: fmt.Sprintf(
+			"pull %s: registry %s has a TLS certificate this host does not trust (%s): add its CA under /etc/containers/certs.d/%s/, or pass --insecure if you trust it",
+			ref, host, rootCause(err), host)}
 	case transport == TransportDocker && isNetError(err):
 		msg := fmt.Sprintf("pull %s: cannot reach registry %s: %s: check the host name and port and that it is running",
 			ref, host, rootCause(err))
@@ -123,6 +129,14 @@ func isNotFound(err error) bool {
 		}
 	}
 	return strings.Contains(err.Error(), "manifest unknown")
+}
+
+func isTLSError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 func isNetError(err error) bool {
