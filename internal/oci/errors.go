@@ -98,8 +98,18 @@ func classify(err error, ref, transport, name string, opts SourceOptions) error 
 		return &Error{Kind: ErrCorrupt, Err: err, Msg: fmt.Sprintf(
 			"pull %s: cannot read the archive: %s: is it a complete %s file?", ref, oneLine(err), transport)}
 	}
-	return fmt.Errorf("pull %s: %s", ref, oneLine(err))
+	return &lineError{msg: fmt.Sprintf("pull %s: %s", ref, oneLine(err)), err: err}
 }
+
+// lineError flattens a multi-line message from containers/image to one line and keeps the cause
+// reachable (context.Canceled, for one).
+type lineError struct {
+	msg string
+	err error
+}
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return e.err }
 
 func isAuthError(err error) bool {
 	var unauth docker.ErrUnauthorizedForCredentials
