@@ -77,6 +77,9 @@ func classify(err error, ref, transport, name string, opts SourceOptions) error 
 		return &Error{Kind: ErrAuth, Err: err, Msg: fmt.Sprintf(
 			"pull %s: registry %s refused the credentials: check the entry for %s in %s (or pass --authfile)",
 			ref, host, host, authFileHint(opts))}
+	case errors.Is(err, ocilayout.ErrMoreThanOneImage) || strings.Contains(err.Error(), "expected 1 item, got"):
+		return &Error{Kind: ErrNotFound, Err: err, Msg: fmt.Sprintf(
+			"pull %s: the %s holds several images: name one with :TAG", ref, transport)}
 	case isNotFound(err):
 		return &Error{Kind: ErrNotFound, Err: err, Msg: fmt.Sprintf(
 			"pull %s: image not found: check the name and tag%s", ref, notFoundHint(transport))}

@@ -57,13 +57,44 @@ func (o SourceOptions) cacheDir() (string, error) {
 	return DefaultCacheDir()
 }
 
-// authFile is the explicit auth file, if any: the option first, then $REGISTRY_AUTH_FILE (which
-// containers/image leaves to its callers). Empty lets containers/image search its default places.
+// authFile is the auth file to use, or "" to let containers/image search its default places
+// (${XDG_RUNTIME_DIR}/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json).
+// The option comes first, then $REGISTRY_AUTH_FILE, which containers/image leaves to its callers.
 func (o SourceOptions) authFile() string {
 	if o.AuthFile != "" {
 		return o.AuthFile
 	}
-	return os.Getenv("REGISTRY_AUTH_FILE")
+	if f := os.Getenv("REGISTRY_AUTH_FILE"); f != "" {
+		return f
+	}
+	return authFileWithoutRuntimeDir()
+}
+
+// authFileWithoutRuntimeDir handles a batch job that inherited $XDG_RUNTIME_DIR from the login
+// node, where the directory does not exist on the compute node: containers/image then skips every
+// default auth file with a warning. Pick the first of the remaining defaults that exists instead.
+func authFileWithoutRuntimeDir() string {
+	rt := os.Getenv("XDG_RUNTIME_DIR")
+	if rt == "" {
+		return ""
+	}
+	if _, err := os.Stat(rt); err == nil {
+		return ""
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	candidates := []string{
+		filepath.Join(home, ".config", "containers", "auth.json"),
+		filepath.Join(home, ".docker", "config.json"),
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return candidates[0] // missing, so no credentials, but no warning either
 }
 
 // sourceContext is the SystemContext for reading the source image.

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 	"github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestPullSources(t *testing.T) {
@@ -261,11 +263,15 @@ func TestPullErrors(t *testing.T) {
 	if err := os.Truncate(truncated, 1536); err != nil {
 		t.Fatal(err)
 	}
+	twoTags := filepath.Join(dir, "twotags")
+	ocitest.WriteLayout(t, twoTags, "a", testImage("a"))
+	addTag(t, twoTags, "b")
 	tests := []struct {
 		ref  string
 		kind ErrorKind
 		want string
 	}{
+		{"oci:" + twoTags, ErrNotFound, "holds several images: name one with :TAG"},
 		{"oci:" + filepath.Join(dir, "layout") + ":nope", ErrNotFound, "image not found"},
 		{"oci:" + filepath.Join(dir, "missing"), ErrNotFound, "image not found"},
 		{"oci-archive:" + filepath.Join(dir, "missing.tar"), ErrNotFound, "image not found"},
@@ -283,5 +289,28 @@ func TestPullErrors(t *testing.T) {
 				t.Fatalf("Pull(%s) = %v, want a one-line %v error containing %q", tt.ref, err, tt.kind, tt.want)
 			}
 		})
+	}
+}
+
+// addTag gives the single image in an OCI layout a second tag, so that the layout holds two.
+func addTag(t *testing.T, layout, tag string) {
+	t.Helper()
+	path := filepath.Join(layout, "index.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index imgspecv1.Index
+	if err := json.Unmarshal(data, &index); err != nil {
+		t.Fatal(err)
+	}
+	d := index.Manifests[0]
+	d.Annotations = map[string]string{imgspecv1.AnnotationRefName: tag}
+	index.Manifests = append(index.Manifests, d)
+	if data, err = json.Marshal(index); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

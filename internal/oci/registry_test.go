@@ -286,6 +286,23 @@ func TestRegistryAuth(t *testing.T) {
 		t.Setenv("REGISTRY_AUTH_FILE", good)
 		pull(t, ref, SourceOptions{Insecure: true, CacheDir: t.TempDir()})
 	})
+	t.Run("docker config with a stale XDG_RUNTIME_DIR", func(t *testing.T) {
+		home := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(home, ".docker"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, ".docker", "config.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("HOME", home)
+		t.Setenv("REGISTRY_AUTH_FILE", "")
+		t.Setenv("XDG_RUNTIME_DIR", filepath.Join(home, "no-such-run-dir"))
+		pull(t, ref, SourceOptions{Insecure: true, CacheDir: t.TempDir()})
+	})
 	for name, authFile := range map[string]string{"wrong password": reg.authFile(t, "wrong"), "no credentials": emptyAuth(t)} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Pull(context.Background(), ref, SourceOptions{Insecure: true, AuthFile: authFile, CacheDir: t.TempDir()})
