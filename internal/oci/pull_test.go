@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpcctl/hpcctl/internal/testutil"
 	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 	"github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -312,5 +314,20 @@ func addTag(t *testing.T, layout, tag string) {
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The cache is a plain OCI image layout: other tools (here skopeo) can read what it holds.
+func TestCacheIsOCILayout(t *testing.T) {
+	skopeo := testutil.NeedCommands(t, "skopeo")[0]
+	src, cache := t.TempDir(), t.TempDir()
+	ocitest.WriteLayout(t, src, "", testImage("layout"))
+	img := pull(t, "oci:"+src, SourceOptions{CacheDir: cache})
+	out, err := exec.Command(skopeo, "inspect", "--raw", "oci:"+filepath.Join(cache, "oci")+":"+tagFor(img.Digest)).Output()
+	if err != nil {
+		t.Fatalf("skopeo inspect of the cache: %v", err)
+	}
+	if got := digest.FromBytes(out); got != img.CachedManifest {
+		t.Errorf("skopeo reads manifest %s from the cache, Pull reported %s", got, img.CachedManifest)
 	}
 }
