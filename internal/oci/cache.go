@@ -167,7 +167,7 @@ func (c *cache) load(tag string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{CachedManifest: desc.Digest, ConfigDigest: m.Config.Digest}
+	img := &Image{CachedManifest: desc.Digest, ConfigDigest: m.Config.Digest, ConfigJSON: rawConfig}
 	if err := json.Unmarshal(rawConfig, &img.Config); err != nil {
 		return nil, &Error{Kind: ErrCorrupt, Err: err, Msg: fmt.Sprintf("image config %s is not valid JSON: %v", m.Config.Digest, err)}
 	}

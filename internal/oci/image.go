@@ -21,6 +21,7 @@ type Image struct {
 	CachedManifest digest.Digest
 	ConfigDigest   digest.Digest
 	Config         imgspecv1.Image // parsed OCI image config
+	ConfigJSON     []byte          // the config blob as cached (digest verified), to embed verbatim
 	Layers         []LayerBlob     // bottom first
 	Stats          PullStats
 }

@@ -49,6 +49,9 @@ func TestPullSources(t *testing.T) {
 				t.Errorf("Digest = %s, want the source manifest %s", img.Digest, tt.wantDigest)
 			}
 			checkImage(t, img, tt.img)
+			if digest.FromBytes(img.ConfigJSON) != img.ConfigDigest {
+				t.Errorf("ConfigJSON does not match ConfigDigest %s", img.ConfigDigest)
+			}
 		})
 	}
 }
