@@ -33,7 +33,8 @@ func openCache(root string) (*cache, error) {
 	c := &cache{root: root, layout: filepath.Join(root, "oci")}
 	for _, d := range []string{c.layout, tempDir(root)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create image cache %s: %w: set $%s to a writable directory", d, err, CacheDirEnv)
+			return nil, &Error{Kind: ErrCache, Err: err, Msg: fmt.Sprintf(
+				"create image cache: %v: set $%s to a writable directory", err, CacheDirEnv)}
 		}
 	}
 	return c, nil

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/docker/distribution/registry/api/errcode"
 	v2 "github.com/docker/distribution/registry/api/v2"
@@ -27,6 +29,7 @@ const (
 	ErrAuth
 	ErrCorrupt
 	ErrPlatform
+	ErrCache
 )
 
 func (k ErrorKind) Error() string {
@@ -43,6 +46,8 @@ func (k ErrorKind) Error() string {
 		return "corrupt image data"
 	case ErrPlatform:
 		return "no image for the requested platform"
+	case ErrCache:
+		return "image cache unusable"
 	}
 	return "image error"
 }
@@ -73,6 +78,11 @@ func classify(err error, ref, transport, name string, opts SourceOptions) error 
 	}
 	host := registryHost(transport, name)
 	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		return &Error{Kind: ErrCache, Err: err, Msg: fmt.Sprintf(
+			"pull %s: no space left for the image cache (%s): free space, or set $%s to a larger file system", ref, rootCause(err), CacheDirEnv)}
+	case errors.Is(err, fs.ErrPermission):
+		return &lineError{err: err, msg: fmt.Sprintf("pull %s: permission denied: %s", ref, oneLine(err))}
 	case isAuthError(err):
 		return &Error{Kind: ErrAuth, Err: err, Msg: fmt.Sprintf(
 			"pull %s: registry %s refused the credentials: check the entry for %s in %s (or pass --authfile)",

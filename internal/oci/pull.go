@@ -39,8 +39,12 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 		return nil, classify(err, ref, transport, name, opts)
 	}
 	img, err := c.pull(ctx, src, sys, opts)
+	var copyErr *copyError
+	if errors.As(err, &copyErr) {
+		return nil, classify(copyErr.err, ref, transport, name, opts)
+	}
 	if err != nil {
-		return nil, classify(err, ref, transport, name, opts)
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	img.Ref, img.Digest, img.IndexDigest = ref, src.digest, src.index
 	warnPlatform(opts, img)
@@ -101,7 +105,7 @@ func (c *cache) copyIn(ctx context.Context, src resolved, tag string, sys *types
 	})
 	stats := progress.close()
 	if err != nil {
-		return stats, err
+		return stats, &copyError{err}
 	}
 	// A source that is already OCI is stored unchanged; make sure copy chose the instance we did.
 	if got := digest.FromBytes(out); got != src.digest && src.nativeOCI {
@@ -109,6 +113,13 @@ func (c *cache) copyIn(ctx context.Context, src resolved, tag string, sys *types
 	}
 	return stats, nil
 }
+
+// copyError marks a failure of containers/image's copy, which classify explains; other failures
+// in the cache are reported as they are.
+type copyError struct{ err error }
+
+func (e *copyError) Error() string { return e.err.Error() }
+func (e *copyError) Unwrap() error { return e.err }
 
 // resolved is a source pinned to one platform's manifest.
 type resolved struct {

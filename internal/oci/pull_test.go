@@ -334,3 +334,16 @@ func TestCacheIsOCILayout(t *testing.T) {
 		t.Errorf("skopeo reads manifest %s from the cache, Pull reported %s", got, img.CachedManifest)
 	}
 }
+
+func TestUnusableCacheDir(t *testing.T) {
+	src := t.TempDir()
+	ocitest.WriteLayout(t, src, "", testImage("u"))
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Pull(context.Background(), "oci:"+src, SourceOptions{CacheDir: filepath.Join(file, "cache")})
+	if !errors.Is(err, ErrCache) || !strings.Contains(err.Error(), CacheDirEnv) {
+		t.Fatalf("cache under a regular file: %v, want ErrCache suggesting $%s", err, CacheDirEnv)
+	}
+}
