@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/distribution/registry/api/errcode"
 	v2 "github.com/docker/distribution/registry/api/v2"
 	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
 	ociarchive "go.podman.io/image/v5/oci/archive"
 	ocilayout "go.podman.io/image/v5/oci/layout"
 )
@@ -78,6 +80,8 @@ func classify(err error, ref, transport, name string, opts SourceOptions) error 
 	}
 	host := registryHost(transport, name)
 	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &lineError{err: err, msg: fmt.Sprintf("pull %s: %s", ref, oneLine(err))}
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
 		return &Error{Kind: ErrCache, Err: err, Msg: fmt.Sprintf(
 			"pull %s: no space left for the image cache (%s): free space, or set $%s to a larger file system", ref, rootCause(err), CacheDirEnv)}
@@ -179,13 +183,18 @@ func notFoundHint(transport string) string {
 	return ""
 }
 
-// registryHost returns the registry part of a docker reference name, for messages.
+// registryHost returns the registry of a docker reference name (after the usual normalisation of
+// short names), for messages.
 func registryHost(transport, name string) string {
 	if transport != TransportDocker {
 		return ""
 	}
-	host, _, _ := strings.Cut(name, "/")
-	return host
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		host, _, _ := strings.Cut(name, "/")
+		return host
+	}
+	return reference.Domain(named)
 }
 
 func authFileHint(opts SourceOptions) string {

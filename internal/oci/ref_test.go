@@ -50,3 +50,18 @@ func TestImageReferenceMalformed(t *testing.T) {
 		t.Fatalf("imageReference of a malformed docker ref: %v", err)
 	}
 }
+
+func TestRegistryHost(t *testing.T) {
+	for name, want := range map[string]string{
+		"127.0.0.1:5000/test/img:1": "127.0.0.1:5000",
+		"localhost/img":             "localhost",
+	} {
+		if got := registryHost(TransportDocker, name); got != want {
+			t.Errorf("registryHost(%q) = %q, want %q", name, got, want)
+		}
+	}
+	// A short name gets the default registry, not its first path component.
+	if got := registryHost(TransportDocker, "library/img:1"); got == "" || got == "library" {
+		t.Errorf("registryHost of a short name = %q", got)
+	}
+}
