@@ -21,14 +21,14 @@ func TestFlatten(t *testing.T) {
 		err    string // substring of the expected error
 	}{
 		{
-			name:   "single layer of every type",
+			name: "single layer of every type",
 			layers: [][]F{{lt.Dir("d"), lt.Reg("d/f", "x"), lt.Symlink("d/s", "f"), {Name: "p", Type: tar.TypeFifo},
 				{Name: "blk", Type: tar.TypeBlock, Devmajor: 8, Devminor: 1}, lt.CharDev("null", 1, 3), {Name: "old", Type: tar.TypeRegA, Body: "a"}}},
 			want: map[string]string{"d": "dir 755", "d/f": `file 644 "x"`, "d/s": "symlink f", "p": "fifo",
 				"blk": "block device 8:1", "null": "character device 1:3", "old": `file 644 "a"`},
 		},
 		{
-			name:   "modes owners and root attributes",
+			name: "modes owners and root attributes",
 			layers: [][]F{{{Name: "./", Type: tar.TypeDir, Mode: 0o700}, {Name: "su", Mode: 0o4755, UID: 1000, GID: 100, Body: "s"},
 				{Name: "tmp", Type: tar.TypeDir, Mode: 0o1777}, {Name: "sg", Mode: 0o2711}}},
 			want: map[string]string{".": "dir 700", "su": `file 4755 "s" 1000:100`, "tmp": "dir 1777", "sg": `file 2711 ""`},
@@ -64,9 +64,9 @@ func TestFlatten(t *testing.T) {
 			want:   map[string]string{"dd": `file 644 "3"`},
 		},
 		{
-			name: "whiteout in the same layer does not hide that layer's file",
+			name:   "whiteout in the same layer does not hide that layer's file",
 			layers: [][]F{{lt.Reg("a", "low")}, {lt.Reg("a", "up"), lt.Whiteout("a")}},
-			want: map[string]string{"a": `file 644 "up"`},
+			want:   map[string]string{"a": `file 644 "up"`},
 		},
 		{
 			name:   "whiteout two layers down",

@@ -200,4 +200,3 @@ func (p *planner) update(ix *layerIndex, visible []bool) {
 		p.state[n] |= fOpaque
 	}
 }
-
