@@ -28,6 +28,9 @@ func emitLayer(ctx context.Context, l Layer, li, n int, ix *layerIndex, acts []a
 	defer b.Close()
 	tr := tar.NewReader(b)
 	for pos := 0; ; pos++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			if pos != len(ix.records) {

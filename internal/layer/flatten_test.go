@@ -226,7 +226,37 @@ func TestFlatten(t *testing.T) {
 		{
 			name:   "hardlink to a file its own layer whites out",
 			layers: [][]F{{lt.Reg("f", "")}, {lt.Whiteout("f"), lt.Hardlink("l", "f")}},
-			err:    `hardlink target "f" was removed earlier in this layer`,
+			err:    `entry "l": hardlink target "f" is removed by a whiteout or opaque marker in this layer`,
+		},
+		{
+			name:   "hardlink to a file its own layer replaced before the link",
+			layers: [][]F{{lt.Reg("d/f", "")}, {lt.Reg("d", "file"), lt.Dir("d"), lt.Hardlink("l", "d/f")}},
+			err:    `hardlink target "d/f" was removed earlier in this layer`,
+		},
+		{
+			name:   "hardlink to a directory its own layer implies",
+			layers: [][]F{{lt.Reg("d", "file")}, {lt.Reg("d/x", ""), lt.Hardlink("l", "d")}},
+			err:    `hardlink to "d", a directory this layer implies`,
+		},
+		{
+			name:   "hardlink to a lower directory implied by a middle layer",
+			layers: [][]F{{lt.Reg("d", "file")}, {lt.Reg("d/x", "")}, {lt.Hardlink("l", "d")}},
+			err:    `target "d" is a directory in layer 2/3 sha256:l1`,
+		},
+		{
+			name:   "hidden hardlink with a missing target is still an error",
+			layers: [][]F{{lt.Reg("f", "")}, {lt.Hardlink("l", "nope")}, {lt.Whiteout("l")}},
+			err:    `target "nope" exists in no lower layer`,
+		},
+		{
+			name:   "directory implied only by a whiteout exists",
+			layers: [][]F{{lt.Reg("x", "")}, {lt.Whiteout("d/gone")}},
+			want:   map[string]string{"x": `file 644 ""`, "d": "dir 755"},
+		},
+		{
+			name:   "directory implied by hidden entries still exists",
+			layers: [][]F{{lt.Reg("d/x", "")}, {lt.Whiteout("d/x")}},
+			want:   map[string]string{"d": "dir 755"},
 		},
 		{
 			name:   "hardlink to the root",

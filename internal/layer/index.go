@@ -15,10 +15,11 @@ type layerIndex struct {
 	records []record
 	// live maps a path to the record that defines it once the whole layer is applied (last wins).
 	live map[string]int
-	// goneAt maps a path to the first tar position that removes what lower layers have there and
-	// below: a whiteout (position -1, since whiteouts apply to lower layers regardless of order) or
-	// any non-directory entry (extracting it replaces whatever was there).
+	// goneAt maps a path to the first tar position of a non-directory entry there: extracting it
+	// replaced whatever the lower layers had at that path and below.
 	goneAt map[string]int
+	// whiteouts holds the paths whose whiteouts hide them and everything below in lower layers.
+	whiteouts map[string]bool
 	// opaque holds directories whose lower contents this layer hides.
 	opaque map[string]bool
 	// implicit holds the directories this layer implies as parents of its entries.
@@ -26,7 +27,9 @@ type layerIndex struct {
 	// hasDesc holds paths with at least one entry below them, so a file replacing a directory within
 	// the layer only scans the live map when there is something to remove.
 	hasDesc map[string]bool
-	bytes   int64
+	// markerDirs holds the directories that whiteout and opaque markers imply.
+	markerDirs map[string]bool
+	bytes      int64
 }
 
 // indexAll indexes every layer, opts.Parallel at a time, and stops at the first error.
@@ -97,11 +100,11 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 	}
 	defer b.Close()
 	ix := &layerIndex{
-		live: map[string]int{}, goneAt: map[string]int{}, opaque: map[string]bool{},
-		implicit: map[string]bool{}, hasDesc: map[string]bool{},
+		live: map[string]int{}, goneAt: map[string]int{}, whiteouts: map[string]bool{}, opaque: map[string]bool{},
+		implicit: map[string]bool{}, hasDesc: map[string]bool{}, markerDirs: map[string]bool{},
 	}
 	tr := tar.NewReader(b)
-	for {
+	for ctx.Err() == nil {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -123,6 +126,12 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 		if err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := ix.checkLowerLinks(); err != nil {
+		return nil, err
 	}
 	if err := b.drain(); err != nil {
 		return nil, fmt.Errorf("read past the tar end: %w", tarErr(err))
@@ -150,10 +159,12 @@ func (ix *layerIndex) add(r record) error {
 	}
 	switch r.kind {
 	case kWhiteout:
-		ix.goneAt[r.name] = -1
+		ix.whiteouts[r.name] = true
+		ix.markDirs(parents(r.name))
 	case kOpaque:
 		ix.opaque[r.name] = true
 		ix.implicit[r.name] = true
+		ix.markDirs(append(parents(r.name), r.name))
 	case kLink:
 		res, err := ix.resolveLink(r.target, pos)
 		if err != nil {
@@ -166,6 +177,12 @@ func (ix *layerIndex) add(r record) error {
 	}
 	ix.records = append(ix.records, r)
 	return nil
+}
+
+func (ix *layerIndex) markDirs(dirs []string) {
+	for _, d := range dirs {
+		ix.markerDirs[d] = true
+	}
 }
 
 // place makes r the live entry at its path: an implied parent directory replaces a non-directory,
@@ -210,21 +227,78 @@ func (ix *layerIndex) resolveLink(target string, pos int) (linkRes, error) {
 			return linkRes{}, fmt.Errorf("hardlink target %q was removed earlier in this layer", target)
 		}
 	}
-	for _, a := range parents(target) {
-		if ix.opaque[a] {
-			return linkRes{}, fmt.Errorf("hardlink target %q is hidden by an opaque directory in this layer", target)
-		}
+	if ix.hasDesc[target] {
+		return linkRes{}, fmt.Errorf("hardlink to %q, a directory this layer implies", target)
 	}
 	return linkRes{local: -1, lower: target}, nil
 }
 
+// checkLowerLinks runs once the whole layer is indexed, because whiteout and opaque markers act on
+// the lower layers wherever they stand in the tar: a hardlink to a lower path they remove, or to a
+// directory they imply, cannot be made.
+func (ix *layerIndex) checkLowerLinks() error {
+	for _, r := range ix.records {
+		if r.kind != kLink || r.res.local >= 0 {
+			continue
+		}
+		t := r.res.lower
+		if ix.markerDirs[t] {
+			return fmt.Errorf("entry %q: hardlink to %q, a directory this layer implies", r.name, t)
+		}
+		if ix.whiteouts[t] || ix.markedAbove(t) {
+			return fmt.Errorf("entry %q: hardlink target %q is removed by a whiteout or opaque marker in this layer", r.name, t)
+		}
+	}
+	return nil
+}
+
+// markedAbove reports a whiteout of an ancestor of p or an opaque ancestor.
+func (ix *layerIndex) markedAbove(p string) bool {
+	for _, a := range parents(p) {
+		if ix.whiteouts[a] || ix.opaque[a] {
+			return true
+		}
+	}
+	return false
+}
+
 // hides reports whether this layer removes, for the layers below, whatever they have at p.
 func (ix *layerIndex) hides(p string) bool {
+	if _, ok := ix.goneAt[p]; ok || ix.whiteouts[p] {
+		return true
+	}
+	for _, a := range parents(p) {
+		if _, ok := ix.goneAt[a]; ok || ix.whiteouts[a] || ix.opaque[a] {
+			return true
+		}
+	}
+	return false
+}
+
+// finalDirs returns the directories this layer leaves implied once applied: the parents of its
+// live entries, and the directories its markers imply unless one of its own non-directories
+// replaced them (markers act first, so any non-directory at or above them does).
+func (ix *layerIndex) finalDirs() map[string]bool {
+	dirs := map[string]bool{}
+	for p := range ix.live {
+		for _, a := range parents(p) {
+			dirs[a] = true
+		}
+	}
+	for d := range ix.markerDirs {
+		if !ix.replaced(d) {
+			dirs[d] = true
+		}
+	}
+	return dirs
+}
+
+func (ix *layerIndex) replaced(p string) bool {
 	if _, ok := ix.goneAt[p]; ok {
 		return true
 	}
 	for _, a := range parents(p) {
-		if _, ok := ix.goneAt[a]; ok || ix.opaque[a] {
+		if _, ok := ix.goneAt[a]; ok {
 			return true
 		}
 	}

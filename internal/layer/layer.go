@@ -95,6 +95,13 @@ func Flatten(ctx context.Context, layers []Layer, sink Sink, opts Options) (Stat
 			return st, err
 		}
 	}
+	for _, d := range p.dirs {
+		// Mode 0755 root:root with time 0, as containerd makes a missing parent directory.
+		if err := sink(squashfs.Entry{Path: d, Type: squashfs.TypeDir, Mode: 0o755}); err != nil {
+			return st, fmt.Errorf("directory %q: %w", d, err)
+		}
+		st.Entries++
+	}
 	return st, nil
 }
 

@@ -24,7 +24,10 @@ type action struct {
 
 // plan says, for every tar entry of every layer, what reaches the sink.
 type plan struct {
-	acts  [][]action
+	acts [][]action
+	// dirs are directories that exist only because a layer implied them (a whiteout inside, or
+	// entries below that upper layers hid) and that nothing emitted implies any more.
+	dirs  []string
 	stats Stats
 }
 
@@ -40,6 +43,9 @@ const (
 type linkRef struct {
 	layer, pos int
 	name       string
+	// show is false for a link the final image does not contain: its target is still checked,
+	// because extracting the layers in order would fail on it.
+	show bool
 }
 
 type planner struct {
@@ -48,6 +54,7 @@ type planner struct {
 	opts    Options
 	state   map[string]uint8
 	pending map[string][]linkRef // lower path → links that share whatever the lower layers have there
+	implied map[string]bool      // directories implied by a layer at a point where they were visible
 	plan
 }
 
@@ -58,6 +65,7 @@ func makePlan(layers []Layer, idx []*layerIndex, opts Options) (*plan, error) {
 		layers: layers, idx: idx, opts: opts,
 		state:   map[string]uint8{".": fImplicit},
 		pending: map[string][]linkRef{},
+		implied: map[string]bool{},
 	}
 	p.acts = make([][]action, len(idx))
 	for li := len(idx) - 1; li >= 0; li-- {
@@ -71,7 +79,44 @@ func makePlan(layers []Layer, idx []*layerIndex, opts Options) (*plan, error) {
 		return nil, fmt.Errorf("%s: hardlink %q: target %q exists in no lower layer",
 			layerName(layers[ref.layer], ref.layer, len(layers)), ref.name, t)
 	}
+	p.dirs = p.orphanDirs()
 	return &p.plan, nil
+}
+
+// orphanDirs lists, sorted, the implied directories that no emitted entry has and none lies below:
+// extracting the layers would create them, so the image must have them too.
+func (p *planner) orphanDirs() []string {
+	covered := map[string]bool{".": true}
+	for li, acts := range p.acts {
+		for pos, a := range acts {
+			name := p.idx[li].records[pos].name
+			switch a.op {
+			case opSkip:
+				continue
+			case opEmitAs:
+				name = a.name
+			}
+			covered[name] = true
+			for _, d := range parents(name) {
+				covered[d] = true
+			}
+		}
+	}
+	var cand []string
+	for d := range p.implied {
+		if !covered[d] && p.state[d]&fEmitted == 0 {
+			cand = append(cand, d)
+		}
+	}
+	// The deepest directories suffice: the sink implies their parents.
+	for _, d := range cand {
+		for _, a := range parents(d) {
+			covered[a] = true
+		}
+	}
+	out := slices.DeleteFunc(cand, func(d string) bool { return covered[d] })
+	slices.Sort(out)
+	return out
 }
 
 func (p *planner) layer(li int) error {
@@ -93,12 +138,15 @@ func (p *planner) layer(li int) error {
 		case r.kind == kWhiteout || r.kind == kOpaque:
 			p.stats.Whiteouts++
 		case !visible[i]:
+			if r.kind == kLink && r.res.local < 0 {
+				next[r.res.lower] = append(next[r.res.lower], linkRef{li, i, r.name, false})
+			}
 			p.stats.Hidden++
 			p.opts.Logger.Debug("hidden", "layer", p.layers[li].Digest, "path", r.name)
 		case r.kind == kLink && r.res.local >= 0:
-			groups[r.res.local] = append(groups[r.res.local], linkRef{li, i, r.name})
+			groups[r.res.local] = append(groups[r.res.local], linkRef{li, i, r.name, true})
 		case r.kind == kLink:
-			next[r.res.lower] = append(next[r.res.lower], linkRef{li, i, r.name})
+			next[r.res.lower] = append(next[r.res.lower], linkRef{li, i, r.name, true})
 		case r.device && p.opts.Devices == DevicesSkip:
 			p.stats.Skipped++
 		default:
@@ -143,6 +191,8 @@ func (p *planner) resolvePending(li int, groups map[int][]linkRef, next map[stri
 			groups[j] = append(groups[j], refs...)
 		case ix.hides(t):
 			return p.linkErr(refs[0], li, t, "was removed")
+		case ix.implicit[t]:
+			return p.linkErr(refs[0], li, t, "is a directory")
 		default:
 			continue
 		}
@@ -164,7 +214,10 @@ func (p *planner) linkErr(ref linkRef, li int, target, what string) error {
 func (p *planner) resolveGroups(li int, groups map[int][]linkRef, visible []bool) {
 	ix := p.idx[li]
 	for _, k := range slices.Sorted(maps.Keys(groups)) {
-		refs, root := groups[k], ix.records[k]
+		refs, root := shown(groups[k]), ix.records[k]
+		if len(refs) == 0 {
+			continue
+		}
 		if root.device && p.opts.Devices == DevicesSkip {
 			p.stats.Skipped += len(refs)
 			continue
@@ -185,6 +238,11 @@ func (p *planner) resolveGroups(li int, groups map[int][]linkRef, visible []bool
 
 // update folds layer li into the state the layers below it are planned against.
 func (p *planner) update(ix *layerIndex, visible []bool) {
+	for n := range ix.finalDirs() {
+		if !p.hidden(record{name: n, kind: kDir}) {
+			p.implied[n] = true
+		}
+	}
 	for n := range ix.implicit {
 		p.state[n] |= fImplicit
 	}
@@ -196,7 +254,14 @@ func (p *planner) update(ix *layerIndex, visible []bool) {
 	for n := range ix.goneAt {
 		p.state[n] |= fGone
 	}
+	for n := range ix.whiteouts {
+		p.state[n] |= fGone
+	}
 	for n := range ix.opaque {
 		p.state[n] |= fOpaque
 	}
+}
+
+func shown(refs []linkRef) []linkRef {
+	return slices.DeleteFunc(refs, func(r linkRef) bool { return !r.show })
 }
