@@ -329,3 +329,12 @@ func TestModTime(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyNUL checks the name rules below archive/tar, which itself refuses NUL in PAX paths.
+func TestClassifyNUL(t *testing.T) {
+	for _, name := range []string{"a\x00b", "../x", strings.Repeat("x", 256)} {
+		if _, err := classify(&tar.Header{Name: name, Typeflag: tar.TypeReg}); err == nil {
+			t.Errorf("classify(%q) accepted it", name)
+		}
+	}
+}

@@ -1,5 +1,3 @@
-// Package layer flattens the layers of an OCI image, top layer first, into one deterministic stream of
-// squashfs entries, applying whiteouts, opaque directories, hardlinks and path safety on the way.
 package layer
 
 import (
@@ -72,7 +70,7 @@ type Stats struct {
 // two things correct without unpacking anything to disk: within one layer the LAST entry of a
 // duplicated name wins, and a hardlink whose target is hidden by an upper layer becomes a copy of
 // the target's content, which streams past before the link in the same or a lower layer.
-// See doc.go for the full rules.
+// The package documentation states the rules.
 func Flatten(ctx context.Context, layers []Layer, sink Sink, opts Options) (Stats, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
