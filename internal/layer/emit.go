@@ -18,9 +18,15 @@ var xattrPrefixes = []string{"user.", "trusted.", "security."}
 
 const paxXattr = "SCHILY.xattr."
 
-// emitLayer is the second pass over one layer: it streams the entries the plan keeps into the sink.
-func emitLayer(ctx context.Context, l Layer, li, n int, ix *layerIndex, acts []action, sink Sink, opts Options, st *Stats) error {
-	name := layerName(l, li, n)
+// emitter is the second pass: it streams the entries the plan keeps into the sink.
+type emitter struct {
+	sink Sink
+	opts Options
+	st   *Stats
+}
+
+// layer streams one layer, whose index is ix and whose planned actions are acts.
+func (em emitter) layer(ctx context.Context, l Layer, name string, ix *layerIndex, acts []action) error {
 	b, err := openBlob(ctx, l)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -41,7 +47,7 @@ func emitLayer(ctx context.Context, l Layer, li, n int, ix *layerIndex, acts []a
 		if err != nil {
 			return fmt.Errorf("%s: read tar: %w", name, tarErr(err))
 		}
-		if err := emitEntry(hdr, tr, pos, ix, acts, sink, opts, st); err != nil {
+		if err := em.entry(hdr, tr, pos, ix, acts); err != nil {
 			return fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 		}
 	}
@@ -51,7 +57,7 @@ func emitLayer(ctx context.Context, l Layer, li, n int, ix *layerIndex, acts []a
 	return nil
 }
 
-func emitEntry(hdr *tar.Header, body io.Reader, pos int, ix *layerIndex, acts []action, sink Sink, opts Options, st *Stats) error {
+func (em emitter) entry(hdr *tar.Header, body io.Reader, pos int, ix *layerIndex, acts []action) error {
 	if pos >= len(ix.records) {
 		return errors.New("blob changed between reads (more entries than indexed)")
 	}
@@ -63,7 +69,7 @@ func emitEntry(hdr *tar.Header, body io.Reader, pos int, ix *layerIndex, acts []
 	if a.op == opSkip {
 		return nil
 	}
-	e, err := entryFrom(hdr, r.name, opts)
+	e, err := entryFrom(hdr, r.name, em.opts)
 	if err != nil {
 		return err
 	}
@@ -73,14 +79,14 @@ func emitEntry(hdr *tar.Header, body io.Reader, pos int, ix *layerIndex, acts []
 	case opLink:
 		e = squashfs.Entry{Path: r.name, Type: squashfs.TypeHardlink, Linkname: a.name,
 			Mode: e.Mode, UID: e.UID, GID: e.GID, ModTime: e.ModTime}
-		st.Hardlinks++
+		em.st.Hardlinks++
 	}
 	if e.Type == squashfs.TypeRegular {
 		e.Body = body
-		st.Bytes += e.Size
+		em.st.Bytes += e.Size
 	}
-	st.Entries++
-	return sink(e)
+	em.st.Entries++
+	return em.sink(e)
 }
 
 // entryFrom converts a tar header into an entry at path p, with ownership, mode bits (setuid,

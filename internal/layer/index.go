@@ -29,7 +29,6 @@ type layerIndex struct {
 	hasDesc map[string]bool
 	// markerDirs holds the directories that whiteout and opaque markers imply.
 	markerDirs map[string]bool
-	bytes      int64
 }
 
 // indexAll indexes every layer, opts.Parallel at a time, and stops at the first error.
@@ -38,8 +37,7 @@ func indexAll(ctx context.Context, layers []Layer, opts Options) ([]*layerIndex,
 	defer cancel()
 	idx := make([]*layerIndex, len(layers))
 	errs := make([]error, len(layers))
-	var budget byteBudget
-	budget.max = opts.MaxBytes
+	budget := byteBudget{maxBytes: opts.MaxBytes, maxEntries: opts.MaxEntries}
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	for li := range layers {
@@ -73,22 +71,24 @@ func indexAll(ctx context.Context, layers []Layer, opts Options) ([]*layerIndex,
 	return idx, nil
 }
 
-// byteBudget is the MaxBytes guard shared by the layers being indexed.
+// byteBudget is the MaxBytes and MaxEntries guard shared by the layers being indexed.
 type byteBudget struct {
-	mu    sync.Mutex
-	max   int64
-	total int64
+	mu                       sync.Mutex
+	maxBytes, maxEntries     int64
+	totalBytes, totalEntries int64
 }
 
+// take counts one entry of n bytes.
 func (b *byteBudget) take(n int64) error {
-	if b.max <= 0 {
-		return nil
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.total += n
-	if b.total > b.max {
-		return fmt.Errorf("image content exceeds the limit of %d bytes; raise the limit if the image is trusted", b.max)
+	b.totalBytes += n
+	b.totalEntries++
+	if b.maxBytes > 0 && b.totalBytes > b.maxBytes {
+		return fmt.Errorf("image content exceeds the limit of %d bytes; raise the limit if the image is trusted", b.maxBytes)
+	}
+	if b.maxEntries > 0 && b.totalEntries > b.maxEntries {
+		return fmt.Errorf("image has more than %d entries; raise the limit if the image is trusted", b.maxEntries)
 	}
 	return nil
 }
@@ -115,7 +115,6 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 		if err := budget.take(hdr.Size); err != nil {
 			return nil, err
 		}
-		ix.bytes += hdr.Size
 		r, err := classify(hdr)
 		if err == nil && r.device && opts.Devices == DevicesReject {
 			err = errors.New("device node in image; the device policy rejects devices")

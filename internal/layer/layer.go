@@ -47,6 +47,9 @@ type Options struct {
 	// MaxBytes bounds the total uncompressed size of all entries of all layers (a decompression bomb
 	// guard); 0 means no limit. It is checked while indexing, before any entry reaches the sink.
 	MaxBytes int64
+	// MaxEntries bounds the number of tar entries of all layers (the index keeps every name in
+	// memory); 0 means no limit.
+	MaxEntries int64
 	// Parallel is how many layers are indexed at once; 0 means GOMAXPROCS.
 	Parallel int
 }
@@ -88,8 +91,9 @@ func Flatten(ctx context.Context, layers []Layer, sink Sink, opts Options) (Stat
 	}
 	st := p.stats
 	st.Layers = len(layers)
+	em := emitter{sink: sink, opts: opts, st: &st}
 	for li := len(layers) - 1; li >= 0; li-- {
-		if err := emitLayer(ctx, layers[li], li, len(layers), idx[li], p.acts[li], sink, opts, &st); err != nil {
+		if err := em.layer(ctx, layers[li], layerName(layers[li], li, len(layers)), idx[li], p.acts[li]); err != nil {
 			return st, err
 		}
 	}

@@ -124,6 +124,16 @@ func TestMaxBytes(t *testing.T) {
 	}
 }
 
+func TestMaxEntries(t *testing.T) {
+	ls := stack([]F{lt.Reg("a", ""), lt.Reg("b", "")}, []F{lt.Reg("c", "")})
+	if _, _, err := flatten(t, ls, Options{MaxEntries: 3}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	if _, _, err := flatten(t, ls, Options{MaxEntries: 2}); err == nil || !strings.Contains(err.Error(), "more than 2 entries") {
+		t.Fatalf("over the limit: %v", err)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	t.Run("before start", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
