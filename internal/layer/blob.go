@@ -66,7 +66,7 @@ func openBlob(ctx context.Context, l Layer) (*blob, error) {
 		b.Reader, b.closers = zr, append(b.closers, zr.Close)
 	case bytes.HasPrefix(head, magicZstd):
 		// A frame may ask for any window size; 512 MiB admits "zstd --long=29" and no memory bomb.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<29))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(1<<29))
 		if err != nil {
 			b.Close()
 			return nil, fmt.Errorf("zstd: %w", err)
