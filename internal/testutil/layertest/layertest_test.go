@@ -4,17 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hpcctl/hpcctl/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func spec() []File {
@@ -72,41 +67,5 @@ func TestCompressors(t *testing.T) {
 	defer zd.Close()
 	if got, err := zd.DecodeAll(Zstd(b), nil); err != nil || !bytes.Equal(got, b) || !bytes.Equal(Zstd(b), Zstd(b)) {
 		t.Errorf("zstd round trip or determinism failed: %v", err)
-	}
-}
-
-func TestWriteLayout(t *testing.T) {
-	dir := t.TempDir()
-	cfg := v1.ImageConfig{Env: []string{"PATH=/usr/bin"}, Cmd: []string{"/bin/sh"}}
-	layers := [][]byte{Gzip(Tar([]File{Reg("a", "1")})), Zstd(Tar([]File{Reg("b", "2")})), Tar([]File{Reg("c", "3")})}
-	d1, err := WriteLayout(dir, "one", cfg, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, err := WriteLayout(dir, "two", cfg, layers[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := WriteLayout(t.TempDir(), "one", cfg, layers...)
-	if err != nil || again != d1 || d1 == d2 {
-		t.Fatalf("digests %s %s %s, err %v: want the first two equal", d1, again, d2, err)
-	}
-	idx, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if err != nil || !strings.Contains(string(idx), `"one"`) || !strings.Contains(string(idx), `"two"`) {
-		t.Fatalf("index.json %s, %v", idx, err)
-	}
-	skopeo := testutil.NeedCommands(t, "skopeo")[0]
-	out, err := exec.Command(skopeo, "inspect", "--raw", "oci:"+dir+":one").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), v1.MediaTypeImageLayerZstd) {
-		t.Fatalf("skopeo inspect: %v: %s", err, out)
-	}
-	out, err = exec.Command(skopeo, "inspect", "--config", "oci:"+dir+":one").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "PATH=/usr/bin") {
-		t.Fatalf("skopeo inspect --config: %v: %s", err, out)
-	}
-	// A copy reads every blob and checks its digest.
-	out, err = exec.Command(skopeo, "copy", "oci:"+dir+":one", "dir:"+t.TempDir()).CombinedOutput()
-	if err != nil {
-		t.Fatalf("skopeo copy: %v: %s", err, out)
 	}
 }

@@ -136,6 +136,15 @@ func (s *store) addImage(img Image, w *Written) imgspecv1.Descriptor {
 // directly, several become a multi-platform image index.
 func WriteLayout(t testing.TB, dir, tag string, imgs ...Image) Written {
 	t.Helper()
+	w, err := Layout(dir, tag, imgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Layout is WriteLayout for programs (fixture generators, examples): it returns errors.
+func Layout(dir, tag string, imgs ...Image) (Written, error) {
 	var s store
 	var w Written
 	top := layoutTop(&s, &w, imgs)
@@ -156,13 +165,13 @@ func WriteLayout(t testing.TB, dir, tag string, imgs ...Image) Written {
 	for name, data := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			return w, err
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
+			return w, err
 		}
 	}
-	return w
+	return w, nil
 }
 
 func layoutTop(s *store, w *Written, imgs []Image) imgspecv1.Descriptor {
@@ -184,12 +193,29 @@ func layoutTop(s *store, w *Written, imgs []Image) imgspecv1.Descriptor {
 // WriteOCIArchive writes the layout WriteLayout would make as a tar file at path.
 func WriteOCIArchive(t testing.TB, path, tag string, imgs ...Image) Written {
 	t.Helper()
-	dir := t.TempDir()
-	w := WriteLayout(t, dir, tag, imgs...)
-	if err := os.WriteFile(path, TarDir(t, dir), 0o644); err != nil {
+	w, err := OCIArchive(path, tag, imgs...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// OCIArchive is WriteOCIArchive for programs: it returns errors.
+func OCIArchive(path, tag string, imgs ...Image) (Written, error) {
+	dir, err := os.MkdirTemp("", "ocitest-")
+	if err != nil {
+		return Written{}, err
+	}
+	defer os.RemoveAll(dir)
+	w, err := Layout(dir, tag, imgs...)
+	if err != nil {
+		return w, err
+	}
+	tarball, err := tarDir(dir)
+	if err != nil {
+		return w, err
+	}
+	return w, os.WriteFile(path, tarball, 0o644)
 }
 
 // dockerManifestEntry is one image in a docker save archive's manifest.json.
@@ -235,6 +261,14 @@ func WriteDockerArchive(t testing.TB, path, repoTag string, img Image) Written {
 // TarDir returns a deterministic tar of the regular files and directories under dir.
 func TarDir(t testing.TB, dir string) []byte {
 	t.Helper()
+	b, err := tarDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tarDir(dir string) ([]byte, error) {
 	files := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -249,9 +283,9 @@ func TarDir(t testing.TB, dir string) []byte {
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return TarFiles(files)
+	return TarFiles(files), nil
 }
 
 // TarFiles returns a deterministic tar holding the given regular files (name → content), sorted by
