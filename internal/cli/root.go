@@ -73,6 +73,9 @@ func subcommands(g *globals) []*cobra.Command {
 		newInspectCmd(g),
 		newSIFCmd(g),
 		newVersionCmd(g),
+		newKeyCmd(g),
+		newSignCmd(g),
+		newVerifyCmd(g),
 	}
 }
 
