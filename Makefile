@@ -24,7 +24,7 @@ clean:
 	rm -rf bin _out
 
 # ---- test infrastructure: prerequisites, fixtures, services, end-to-end tests (all as root) ----
-.PHONY: deps fixtures services-start services-stop test-unit e2e test-all
+.PHONY: deps fixtures services-start services-stop test-unit test-unit-user e2e test-all
 
 # Packages with unit tests: everything but the end-to-end tests themselves.
 UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/...
@@ -45,6 +45,10 @@ services-stop:
 
 test-unit:
 	$(TEST_ENV) && $(GO) test -tags "$(TAGS)" $(UNIT_PKGS)
+
+# The unit tests again as the unprivileged test user (tests that need root skip there).
+test-unit-user:
+	GO="$(GO)" TAGS="$(TAGS)" scripts/unit-as-user.sh $(UNIT_PKGS)
 
 # HPCCTL_TEST_STRICT=1 turns a missing capability into a failure, and noskip fails the run if any
 # end-to-end test skipped anyway: CI provides every capability.

@@ -15,11 +15,13 @@ timings=()
 # phase runs one step and records its duration; a failing step stops the run (set -e) after the
 # EXIT trap has stopped the services and printed the timings so far.
 phase() {
-	local name=$1 start=$SECONDS
+	local name=$1 start=$SECONDS rc=0
 	shift
 	log "---- $name"
-	"$@"
-	timings+=("$name $((SECONDS - start)) s")
+	# set -e does not act inside a function called with ||: pass the status on explicitly.
+	"$@" || rc=$?
+	timings+=("$name $((SECONDS - start)) s$([ "$rc" = 0 ] || echo ", FAILED")")
+	return "$rc"
 }
 
 finish() {
@@ -36,8 +38,9 @@ trap finish EXIT
 phase deps "$MAKE" --no-print-directory deps
 phase fixtures "$MAKE" --no-print-directory fixtures
 phase services "$MAKE" --no-print-directory services-start
-# Unit and end-to-end tests both run even when the first fails, so one run shows every failure.
+# Every test phase runs even when an earlier one fails, so one run shows every failure.
 status=0
 phase unit-tests "$MAKE" --no-print-directory test-unit || status=1
+phase unit-tests-as-user "$MAKE" --no-print-directory test-unit-user || status=1
 phase e2e "$MAKE" --no-print-directory e2e || status=1
 exit "$status"
