@@ -2,6 +2,12 @@
 # Makes the cached test fixtures under $HPCCTL_TEST_CACHE (default /var/cache/hpcctl-test) and prints
 # the environment the tests read, as shell exports on stdout (logs go to stderr):
 #
+#   debian-rootfs/     Debian bookworm minbase + python3 (debootstrap)  HPCCTL_TEST_DEBIAN_ROOTFS
+#   debian-oci/, .tar  that tree as a 3-layer OCI layout / oci-archive    HPCCTL_TEST_DEBIAN_OCI(_ARCHIVE)
+#   busybox-oci/, .tar busybox-static with its applet links               HPCCTL_TEST_BUSYBOX_OCI(_ARCHIVE)
+#
+# Each image is tagged "latest" (oci:DIR:latest, oci-archive:FILE:latest).
+#
 #   scripts/fixtures.sh [make]   make what is missing, then print the exports
 #   scripts/fixtures.sh env      print the exports of the fixtures that are complete, make nothing
 #
@@ -13,9 +19,27 @@ cd "$(dirname "$0")/.."
 
 CACHE=${HPCCTL_TEST_CACHE:-/var/cache/hpcctl-test}
 SUITE=bookworm
+# OCI_VERSION is written into the OCI images' stamp files: change it when e2e/cmd/mkfixtures
+# changes what it makes, and every machine remakes them.
+OCI_VERSION=1
 
 log() { printf 'fixtures: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# scratch is the temporary directory being filled; cleanup removes it if the script stops early.
+scratch=""
+cleanup() {
+	[ -n "$scratch" ] || return 0
+	# debootstrap mounts /proc inside its target and leaves it mounted when it fails: unmount
+	# before removing, and never cross into another file system.
+	local m
+	for m in $(awk -v d="$scratch" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+		umount -l "$m" || true
+	done
+	rm -rf --one-file-system "$scratch" "$scratch.log"
+	scratch=""
+}
+trap cleanup EXIT
 
 # apt_mirror prints the Debian mirror this machine's apt uses for $SUITE: the network here reaches
 # only that mirror, so it is read at run time, never written down.
@@ -62,34 +86,61 @@ make_debian_rootfs() {
 		return
 	fi
 	command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/install-test-deps.sh"
-	local mirror tmp
+	local mirror
 	mirror=$(apt_mirror)
-	tmp=$(mktemp -d "$CACHE/.debian-rootfs.XXXXXX")
+	scratch=$(mktemp -d "$CACHE/.debian-rootfs.XXXXXX")
 	log "debian-rootfs: debootstrap --variant=minbase --include=python3 $SUITE from the apt mirror (a few minutes)"
-	if ! debootstrap --variant=minbase --include=python3 "$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1; then
-		tail -n 30 "$tmp.log" >&2
-		rm -rf "$tmp" "$tmp.log"
+	if ! debootstrap --variant=minbase --include=python3 "$SUITE" "$scratch" "$mirror" >"$scratch.log" 2>&1; then
+		tail -n 30 "$scratch.log" >&2
 		die "debootstrap failed (log above)"
 	fi
-	rm -f "$tmp.log"
-	chmod 0755 "$tmp"
-	rm -rf "$dir"
-	mv "$tmp" "$dir"
+	# The OCI images are made from this tree: remake them too.
+	rm -f "$scratch.log" "$stamp" "$CACHE/debian-oci.done"
+	chmod 0755 "$scratch"
+	rm -rf --one-file-system "$dir"
+	mv "$scratch" "$dir"
+	scratch=""
 	date -u +%FT%TZ >"$stamp"
+}
+
+# make_oci_images makes $CACHE/{debian,busybox}-oci (OCI layouts) and .tar (oci-archives) with
+# e2e/cmd/mkfixtures, from the Debian tree and the host's static busybox.
+make_oci_images() {
+	if [ "$(cat "$CACHE/debian-oci.done" 2>/dev/null)" = "$OCI_VERSION" ] &&
+		[ "$(cat "$CACHE/busybox-oci.done" 2>/dev/null)" = "$OCI_VERSION" ]; then
+		log "debian-oci, busybox-oci: reusing"
+		return
+	fi
+	[ -x /bin/busybox ] || die "/bin/busybox missing: run scripts/install-test-deps.sh (busybox-static)"
+	command -v go >/dev/null 2>&1 || export PATH=/usr/local/go/bin:$PATH
+	scratch=$(mktemp -d "$CACHE/.oci.XXXXXX")
+	log "debian-oci, busybox-oci: making OCI images with e2e/cmd/mkfixtures"
+	CGO_ENABLED=0 go run ./e2e/cmd/mkfixtures -debian-rootfs "$CACHE/debian-rootfs" -busybox /bin/busybox -out "$scratch"
+	chmod -R a+rX "$scratch"
+	local img
+	for img in debian-oci busybox-oci; do
+		rm -f "$CACHE/$img.done"
+		rm -rf "$CACHE/$img" "$CACHE/$img.tar"
+		mv "$scratch/$img" "$CACHE/$img"
+		mv "$scratch/$img.tar" "$CACHE/$img.tar"
+		echo "$OCI_VERSION" >"$CACHE/$img.done"
+	done
+	rm -rf "$scratch"
+	scratch=""
 }
 
 print_env() {
 	if [ -e "$CACHE/debian-rootfs.done" ]; then
 		echo "export HPCCTL_TEST_DEBIAN_ROOTFS=$CACHE/debian-rootfs"
 	fi
-	local img
-	for img in debian-oci busybox-oci; do
-		if [ -e "$CACHE/$img.done" ]; then
-			local var=HPCCTL_TEST_${img%-oci}
-			var=${var^^}_OCI
-			echo "export $var=$CACHE/$img"
-		fi
-	done
+	if [ "$(cat "$CACHE/debian-oci.done" 2>/dev/null)" = "$OCI_VERSION" ]; then
+		echo "export HPCCTL_TEST_DEBIAN_OCI=$CACHE/debian-oci"
+		echo "export HPCCTL_TEST_DEBIAN_OCI_ARCHIVE=$CACHE/debian-oci.tar"
+	fi
+	if [ "$(cat "$CACHE/busybox-oci.done" 2>/dev/null)" = "$OCI_VERSION" ]; then
+		echo "export HPCCTL_TEST_BUSYBOX_OCI=$CACHE/busybox-oci"
+		echo "export HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE=$CACHE/busybox-oci.tar"
+	fi
 }
 
 make_all() {
@@ -97,6 +148,7 @@ make_all() {
 	mkdir -p "$CACHE"
 	chmod 0755 "$CACHE"
 	make_debian_rootfs
+	make_oci_images
 }
 
 case ${1:-make} in
