@@ -70,6 +70,9 @@ func newRootCmd(g *globals) *cobra.Command {
 func subcommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(g),
+		newKeyCmd(g),
+		newSignCmd(g),
+		newVerifyCmd(g),
 	}
 }
 
