@@ -21,7 +21,7 @@ CACHE=${HPCCTL_TEST_CACHE:-/var/cache/hpcctl-test}
 SUITE=bookworm
 # OCI_VERSION is written into the OCI images' stamp files: change it when e2e/cmd/mkfixtures
 # changes what it makes, and every machine remakes them.
-OCI_VERSION=1
+OCI_VERSION=2
 
 log() { printf 'fixtures: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -9,30 +9,30 @@ import (
 	"sort"
 	"strings"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 )
 
-// busyboxImage adds one layer: the static busybox, a symlink per applet, and the few files a
+// busyboxImage makes one layer: the static busybox, a symlink per applet, and the few files a
 // shell needs.
-func busyboxImage(l *layout, busybox string) (imageConfig, error) {
+func busyboxImage(busybox string) (ocitest.Image, error) {
 	body, err := os.ReadFile(busybox)
 	if err != nil {
-		return imageConfig{}, fmt.Errorf("read busybox (install busybox-static): %w", err)
+		return ocitest.Image{}, fmt.Errorf("read busybox (install busybox-static): %w", err)
 	}
 	out, err := exec.Command(busybox, "--list-full").Output()
 	if err != nil {
-		return imageConfig{}, fmt.Errorf("%s --list-full: %w", busybox, err)
+		return ocitest.Image{}, fmt.Errorf("%s --list-full: %w", busybox, err)
 	}
 	entries := busyboxEntries(string(body), strings.Fields(string(out)))
-	if err := l.addLayer(gzipped, func(tw *tar.Writer) error { return writeSynthetic(tw, entries) }); err != nil {
-		return imageConfig{}, err
+	layer, err := tarOf(func(tw *tar.Writer) error { return writeSynthetic(tw, entries) })
+	if err != nil {
+		return ocitest.Image{}, err
 	}
-	return imageConfig{
-		Config: v1.ImageConfig{
-			Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
-			Cmd: []string{"/bin/sh"},
-		},
-		History: []v1.History{{Created: &epoch, CreatedBy: "mkfixtures: busybox-static with its applet links"}},
+	return ocitest.Image{
+		Layers: [][]byte{layer},
+		Gzip:   true,
+		Env:    []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cmd:    []string{"/bin/sh"},
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -10,25 +11,25 @@ import (
 	"regexp"
 	"strings"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 )
 
 // pythonPackage matches the Debian packages whose files make the python3 layer.
 var pythonPackage = regexp.MustCompile(`^(lib)?python3`)
 
-// debianImage adds three layers: the base system, python3 (as Debian installed it), and a top
+// debianImage makes three layers: the base system, python3 (as Debian installed it), and a top
 // layer of awkward cases the flattener and the squashfs writer must get right.
-func debianImage(l *layout, rootfs string) (imageConfig, error) {
+func debianImage(rootfs string) (ocitest.Image, error) {
 	if _, err := os.Stat(filepath.Join(rootfs, "usr/bin/python3")); err != nil {
-		return imageConfig{}, fmt.Errorf("%s is not a Debian tree with python3 (make it with scripts/fixtures.sh): %w", rootfs, err)
+		return ocitest.Image{}, fmt.Errorf("%s is not a Debian tree with python3 (make it with scripts/fixtures.sh): %w", rootfs, err)
 	}
 	entries, err := walkTree(rootfs)
 	if err != nil {
-		return imageConfig{}, err
+		return ocitest.Image{}, err
 	}
 	owners, err := dpkgOwners(rootfs)
 	if err != nil {
-		return imageConfig{}, err
+		return ocitest.Image{}, err
 	}
 	var base, python []treeEntry
 	for _, e := range entries {
@@ -38,21 +39,41 @@ func debianImage(l *layout, rootfs string) (imageConfig, error) {
 			base = append(base, e)
 		}
 	}
+	// One writer for both layers, so that a hardlink in the python layer can name a base file.
 	w := newTreeWriter(rootfs)
-	for _, layer := range []struct {
-		entries []treeEntry
-		c       compression
-	}{{base, gzipped}, {python, gzipped}} {
-		if err := l.addLayer(layer.c, func(tw *tar.Writer) error { return writeEntries(tw, w, layer.entries) }); err != nil {
-			return imageConfig{}, err
-		}
+	baseTar, err := tarOf(func(tw *tar.Writer) error { return writeEntries(tw, w, base) })
+	if err != nil {
+		return ocitest.Image{}, err
 	}
-	// The top layer is stored uncompressed, so both media types get exercised; not zstd, which
-	// umoci 0.4 (a reference the tests compare against) cannot unpack.
-	if err := l.addLayer(uncompressed, func(tw *tar.Writer) error { return writeSynthetic(tw, debianTopLayer()) }); err != nil {
-		return imageConfig{}, err
+	pythonTar, err := tarOf(func(tw *tar.Writer) error { return writeEntries(tw, w, python) })
+	if err != nil {
+		return ocitest.Image{}, err
 	}
-	return debianConfig(), nil
+	topTar, err := tarOf(func(tw *tar.Writer) error { return writeSynthetic(tw, debianTopLayer()) })
+	if err != nil {
+		return ocitest.Image{}, err
+	}
+	return ocitest.Image{
+		Layers:     [][]byte{baseTar, pythonTar, topTar},
+		Gzip:       true,
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"},
+		Cmd:        []string{"python3"},
+		WorkingDir: "/",
+		Labels:     map[string]string{"org.opencontainers.image.title": "hpcctl test fixture: Debian bookworm minbase with python3"},
+	}, nil
+}
+
+// tarOf returns the tar that write makes.
+func tarOf(write func(*tar.Writer) error) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := write(tw); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func writeEntries(tw *tar.Writer, w *treeWriter, entries []treeEntry) error {
@@ -62,22 +83,6 @@ func writeEntries(tw *tar.Writer, w *treeWriter, entries []treeEntry) error {
 		}
 	}
 	return nil
-}
-
-func debianConfig() imageConfig {
-	return imageConfig{
-		Config: v1.ImageConfig{
-			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"},
-			Cmd:        []string{"python3"},
-			WorkingDir: "/",
-			Labels:     map[string]string{"org.opencontainers.image.title": "hpcctl test fixture: Debian bookworm minbase with python3"},
-		},
-		History: []v1.History{
-			{Created: &epoch, CreatedBy: "debootstrap --variant=minbase --include=python3 bookworm (all but python3)"},
-			{Created: &epoch, CreatedBy: "python3 and its libraries, as debootstrap installed them"},
-			{Created: &epoch, CreatedBy: "mkfixtures: whiteouts, an opaque directory, links, odd modes, xattrs"},
-		},
-	}
 }
 
 // owners records, for each path dpkg knows, whether python packages and other packages own it.
@@ -134,7 +139,8 @@ func (o owners) python(e treeEntry) bool {
 	return v.py
 }
 
-// synthetic is one made-up layer entry.
+// synthetic is one made-up layer entry. (layertest.File cannot say "mode 0000": its zero Mode
+// means the default.)
 type synthetic struct {
 	hdr  tar.Header
 	body string
@@ -217,7 +223,7 @@ const fixtureReadme = `hpcctl test fixture, top layer (made by e2e/cmd/mkfixture
 func writeSynthetic(tw *tar.Writer, entries []synthetic) error {
 	for _, s := range entries {
 		hdr := s.hdr
-		hdr.ModTime = epoch
+		hdr.ModTime = ocitest.Epoch
 		if hdr.Typeflag == tar.TypeReg {
 			hdr.Size = int64(len(s.body))
 		}

@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 )
 
 // tag names the one image in each layout and archive.
@@ -39,31 +41,28 @@ func run(args []string, stderr io.Writer) error {
 	if *rootfs == "" || *out == "" || fs.NArg() > 0 {
 		return errors.New("give -debian-rootfs DIR and -out DIR (see -h)")
 	}
-	if err := writeImage(*out, "debian-oci", func(l *layout) (imageConfig, error) {
-		return debianImage(l, *rootfs)
-	}); err != nil {
+	debian, err := debianImage(*rootfs)
+	if err != nil {
 		return fmt.Errorf("debian image: %w", err)
 	}
-	if err := writeImage(*out, "busybox-oci", func(l *layout) (imageConfig, error) {
-		return busyboxImage(l, *busybox)
-	}); err != nil {
+	if err := writeImage(*out, "debian-oci", debian); err != nil {
+		return fmt.Errorf("debian image: %w", err)
+	}
+	bb, err := busyboxImage(*busybox)
+	if err != nil {
+		return fmt.Errorf("busybox image: %w", err)
+	}
+	if err := writeImage(*out, "busybox-oci", bb); err != nil {
 		return fmt.Errorf("busybox image: %w", err)
 	}
 	return nil
 }
 
-// writeImage makes OUT/NAME as an OCI layout with the layers fill adds, then OUT/NAME.tar.
-func writeImage(out, name string, fill func(*layout) (imageConfig, error)) error {
+// writeImage makes OUT/NAME as an OCI layout (ocitest's writer, shared with the unit tests), then
+// OUT/NAME.tar, an oci-archive of that layout.
+func writeImage(out, name string, img ocitest.Image) error {
 	dir := filepath.Join(out, name)
-	l, err := newLayout(dir)
-	if err != nil {
-		return err
-	}
-	cfg, err := fill(l)
-	if err != nil {
-		return err
-	}
-	if err := l.finish(cfg, tag); err != nil {
+	if _, err := ocitest.Layout(dir, tag, img); err != nil {
 		return err
 	}
 	return archiveDir(dir, filepath.Join(out, name+".tar"))
