@@ -57,3 +57,18 @@ echo not-cancelled
 		t.Errorf("the batch script did not get SIGTERM before it was killed; output:\n%s", res.Output)
 	}
 }
+
+// TestSlurmStepAsUser runs hpcctl as a job step (srun inside the batch script), the way a
+// scientist will run `srun hpcctl exec ...`.
+func TestSlurmStepAsUser(t *testing.T) {
+	needSlurm(t)
+	u := needUser(t)
+	script := fmt.Sprintf("#!/bin/sh\nsrun --ntasks=1 %s version\n", bins.hpcctl)
+	res := runInSlurm(t, u, script)
+	if res.State != "COMPLETED" || res.ExitCode != 0 {
+		t.Errorf("state %s exit %d:%d, want COMPLETED 0:0; output:\n%s", res.State, res.ExitCode, res.Signal, res.Output)
+	}
+	if want := "hpcctl " + testVersion + " ("; !strings.HasPrefix(res.Output, want) {
+		t.Errorf("the step printed %q, want %q...", res.Output, want)
+	}
+}
