@@ -33,7 +33,7 @@ cleanup() {
 	# debootstrap mounts /proc inside its target and leaves it mounted when it fails: unmount
 	# before removing, and never cross into another file system.
 	local m
-	for m in $(awk -v d="$scratch" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+	awk -v d="$scratch" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
 		umount -l "$m" || true
 	done
 	rm -rf --one-file-system "$scratch" "$scratch.log"
@@ -120,7 +120,7 @@ make_oci_images() {
 	local img
 	for img in debian-oci busybox-oci; do
 		rm -f "$CACHE/$img.done"
-		rm -rf "$CACHE/$img" "$CACHE/$img.tar"
+		rm -rf "${CACHE:?}/$img" "$CACHE/$img.tar"
 		mv "$scratch/$img" "$CACHE/$img"
 		mv "$scratch/$img.tar" "$CACHE/$img.tar"
 		echo "$OCI_VERSION" >"$CACHE/$img.done"

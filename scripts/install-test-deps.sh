@@ -34,6 +34,7 @@ install_packages() {
 		log "Debian packages: all installed"
 		return
 	fi
+	# shellcheck disable=SC2086 # one word per package
 	log "Debian packages to install:" $missing
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q

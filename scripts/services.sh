@@ -209,8 +209,9 @@ try_slurm() {
 }
 
 start_slurm() {
-	command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null ||
+	if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null; then
 		die "Slurm missing: run scripts/install-test-deps.sh"
+	fi
 	# proctrack/cgroup is what sites run (scancel then signals only a step's top process); fall
 	# back to linuxproc where cgroups cannot be used.
 	local p

@@ -24,6 +24,7 @@ phase() {
 	return "$rc"
 }
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 finish() {
 	local status=$?
 	scripts/services.sh stop || status=1
