@@ -56,13 +56,28 @@ stop_pidfile() {
 
 registry_up() { curl -fsS -o /dev/null "http://127.0.0.1:$REG_PORT/v2/" 2>/dev/null; }
 
+port_taken() { ss -Htln "sport = :$1" | grep -q .; }
+
+# pick_registry_port keeps $REG_PORT when it is free, else takes the next free one up to +20 (a
+# distribution's own docker-registry service may hold 5000): the tests read the address from
+# HPCCTL_TEST_REGISTRY, never assume it.
+pick_registry_port() {
+	local p
+	for ((p = REG_PORT; p <= REG_PORT + 20; p++)); do
+		if ! port_taken "$p"; then
+			REG_PORT=$p
+			return
+		fi
+	done
+	die "no free loopback port in $REG_PORT..$((REG_PORT + 20)) for the registry: set HPCCTL_TEST_REGISTRY_PORT"
+}
+
 start_registry() {
 	command -v docker-registry >/dev/null || die "docker-registry missing: run scripts/install-test-deps.sh"
-	if registry_up; then
-		die "something already answers on 127.0.0.1:$REG_PORT that this script did not start: stop it or set HPCCTL_TEST_REGISTRY_PORT"
-	fi
+	pick_registry_port
 	rm -rf "$REG_DIR"
 	mkdir -p "$REG_DIR/storage"
+	echo "$REG_PORT" >"$REG_DIR/port"
 	cat >"$REG_DIR/config.yml" <<-YML
 		version: 0.1
 		log:
@@ -236,7 +251,7 @@ stop_slurm() {
 
 print_env() {
 	if alive "$REG_DIR/registry.pid" docker-registry; then
-		echo "export HPCCTL_TEST_REGISTRY=127.0.0.1:$REG_PORT"
+		echo "export HPCCTL_TEST_REGISTRY=127.0.0.1:$(cat "$REG_DIR/port")"
 	fi
 	if alive "$SLURM_DIR/slurmctld.pid" slurmctld && alive "$SLURM_DIR/slurmd.pid" slurmd; then
 		echo "export HPCCTL_TEST_SLURM=1"
