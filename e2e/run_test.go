@@ -49,7 +49,15 @@ func runAsUser(t testing.TB, u testUser, args ...string) result {
 	return runCmd(t, userCmd(t, u, workDir(t, u), args...))
 }
 
-// userCmd makes the command that runs args as u in dir.
+// runAsUserEnv is runAsUser with extra NAME=value variables, set last so they win: a host
+// environment that should (or should not) leak into a container.
+func runAsUserEnv(t testing.TB, u testUser, env []string, args ...string) result {
+	t.Helper()
+	return runCmd(t, userCmd(t, u, workDir(t, u), append(append([]string{}, env...), args...)...))
+}
+
+// userCmd makes the command that runs args as u in dir. Leading NAME=value words in args are
+// environment variables (env(1) reads them).
 func userCmd(t testing.TB, u testUser, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	needRoot(t)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,19 @@ func TestVersionAsRoot(t *testing.T) {
 func TestVersionAsUser(t *testing.T) {
 	u := needUser(t)
 	checkVersion(t, runAsUser(t, u, bins.hpcctl, "version"))
+}
+
+// TestUserEnvironment checks the harness itself: commands run as the user see the user's own
+// identity and home, the variables a test adds, and none of root's.
+func TestUserEnvironment(t *testing.T) {
+	u := needUser(t)
+	t.Setenv("HPCCTL_E2E_ROOT_ONLY", "leak")
+	r := runAsUserEnv(t, u, []string{"HPCCTL_E2E_ADDED=yes"}, "sh", "-c", `echo "$(id -u) $HOME $USER ${HPCCTL_E2E_ADDED:-} ${HPCCTL_E2E_ROOT_ONLY:-none}"`)
+	r.mustSucceed(t, "sh as the user")
+	want := fmt.Sprintf("%d %s %s yes none\n", u.UID, u.Home, u.Name)
+	if r.Stdout != want {
+		t.Errorf("as the user: %q, want %q", r.Stdout, want)
+	}
 }
 
 // TestUsageErrors checks that a bad command line exits 2 with one line on stderr that names the
