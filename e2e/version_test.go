@@ -51,6 +51,9 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown global flag", []string{"--no-such-flag"}, "--no-such-flag"},
 		{"unknown command flag", []string{"version", "--no-such-flag"}, "--no-such-flag"},
 		{"unknown shorthand", []string{"version", "-Z"}, "-Z"},
+		{"unknown command", []string{"frobnicate"}, "frobnicate"},
+		{"unknown subcommand", []string{"key", "frobnicate"}, "frobnicate"},
+		{"extra argument", []string{"version", "extra"}, "extra"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,8 @@ func newRootCmd(g *globals) *cobra.Command {
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			g.logger = newLogger(g)
 		},
+		// Without a RunE cobra answers an unknown verb with the help text and status 0.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
@@ -63,7 +65,31 @@ func newRootCmd(g *globals) *cobra.Command {
 	pf.BoolVarP(&g.debug, "debug", "d", false, "print debugging detail")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
 	root.AddCommand(subcommands(g)...)
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes every argument error a usage error (exit status 2, a pointer to --help),
+// including cobra's own "unknown command", which it reports as a plain error.
+func markUsageErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
+	check := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		var err error
+		switch {
+		case check != nil:
+			err = check(cmd, args)
+		case cmd.HasSubCommands() && len(args) > 0:
+			err = fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		var ue usageError
+		if err != nil && !errors.As(err, &ue) {
+			err = usageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+		}
+		return err
+	}
 }
 
 // subcommands lists every verb; each lives in its own file.
