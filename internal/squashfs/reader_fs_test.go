@@ -43,7 +43,9 @@ func fsTreeLinks(t *testing.T, broken bool) (src string, r *Reader) {
 	return src, openImage(t, mksquashfs(t, src, "-b", "4K"))
 }
 
-func itoa(i int) string { return string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676)) }
+func itoa(i int) string {
+	return string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+}
 
 func TestFSConformance(t *testing.T) {
 	// fstest opens every symlink, so the tree has no broken ones.
