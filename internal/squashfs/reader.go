@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Reader reads a squashfs 4.0 image through an io.ReaderAt.
@@ -27,6 +28,9 @@ type Reader struct {
 	xattrCount uint32
 
 	root *Inode
+
+	// zeros returns a shared, read-only block of zeros: what a sparse block reads as.
+	zeros func() []byte
 }
 
 // Cache sizes: 64 metadata blocks is 512 KiB; 8 data blocks is at most 8 MiB with 1 MiB blocks,
@@ -56,6 +60,8 @@ func Open(ra io.ReaderAt, size int64) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	bs := int(r.sb.BlockSize)
+	r.zeros = sync.OnceValue(func() []byte { return make([]byte, bs) })
 	if r.dec, err = newDecompressor(r.sb.Compression, opts, int(r.sb.BlockSize)); err != nil {
 		return nil, err
 	}
@@ -264,10 +270,16 @@ func (c *metaCursor) skip(n uint64) error {
 	return nil
 }
 
-// where is the cursor position for messages.
-func (c *metaCursor) where() string {
-	return fmt.Sprintf("0x%x+%d", c.pos, c.off)
+// where is the cursor position for messages, formatted only if an error needs it.
+func (c *metaCursor) where() mark { return mark{c.pos, c.off} }
+
+// mark is a position in a table: a metadata block and an offset in it.
+type mark struct {
+	pos uint64
+	off int
 }
+
+func (m mark) String() string { return fmt.Sprintf("0x%x+%d", m.pos, m.off) }
 
 // readIDTable loads the uid/gid table eagerly: at most 65536 ids.
 func (r *Reader) readIDTable() error {

@@ -58,7 +58,7 @@ func (r *Reader) fileBlock(in *Inode, i int64) ([]byte, error) {
 	if i < int64(len(in.blocks)) {
 		w := in.blocks[i]
 		if w&^dataUncompressed == 0 {
-			return make([]byte, want), nil
+			return r.zeros()[:want], nil
 		}
 		return r.dataBlock("data block", in.blockPos[i], w, want)
 	}

@@ -66,10 +66,11 @@ func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, prev str
 				return nil, fmt.Errorf("directory table: entry %q at %s: not after %q (names must be sorted and unique)", d.name, c.where(), prev)
 			}
 			prev = d.name
-			if stop != nil && stop(d.name) {
-				return append(out, d), nil
+			if stop == nil {
+				out = append(out, d)
+			} else if stop(d.name) {
+				return []dirent{d}, nil
 			}
-			out = append(out, d)
 		}
 	}
 	return out, nil
@@ -92,11 +93,11 @@ func readDirent(c *metaCursor, left, start uint64, base uint32) (dirent, uint64,
 	if size > maxNameLen+1 || size > left-direntSize {
 		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: name of %d bytes", at, size)
 	}
-	name, err := c.bytes(size)
-	if err != nil {
+	var nb [maxNameLen + 1]byte
+	if err := c.read(nb[:size]); err != nil {
 		return dirent{}, 0, err
 	}
-	d := dirent{name: string(name), kind: kind, ref: inodeRef(start, off), ino: uint32(int64(base) + int64(delta))}
+	d := dirent{name: string(nb[:size]), kind: kind, ref: inodeRef(start, off), ino: uint32(int64(base) + int64(delta))}
 	if !validName(d.name) {
 		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: invalid name %q", at, d.name)
 	}
@@ -108,7 +109,7 @@ func readDirent(c *metaCursor, left, start uint64, base uint32) (dirent, uint64,
 
 // validName rejects names that would let a listing step outside its directory.
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+	return name != "" && name != "." && name != ".." && strings.IndexByte(name, '/') < 0 && strings.IndexByte(name, 0) < 0
 }
 
 // lookup finds name in directory inode in, using the directory index to skip to the right

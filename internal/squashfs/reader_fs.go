@@ -26,7 +26,7 @@ const maxSymlinkHops = 40
 // one when follow is set; links resolve as if the image root were "/" (absolute targets and
 // ".." stop at the root), so no lookup leaves the image.
 func (r *Reader) resolve(op, name string, follow bool) (*Inode, error) {
-	if !fs.ValidPath(name) {
+	if !validPath(name) {
 		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	in, err := r.walkPath(name, follow)
@@ -77,6 +77,28 @@ func (r *Reader) walkPath(name string, follow bool) (*Inode, error) {
 		stack = append(stack, in)
 	}
 	return stack[len(stack)-1], nil
+}
+
+// validPath applies fs.ValidPath's rules except that names need not be UTF-8: Linux file names
+// are bytes, and an image with Latin-1 names must still be readable by path.
+func validPath(name string) bool {
+	if name == "." {
+		return true
+	}
+	for {
+		i := strings.IndexByte(name, '/')
+		elem := name
+		if i >= 0 {
+			elem = name[:i]
+		}
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+		if i < 0 {
+			return true
+		}
+		name = name[i+1:]
+	}
 }
 
 func splitPath(p string) []string {

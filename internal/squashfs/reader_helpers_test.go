@@ -302,3 +302,62 @@ func unsquashfsListing(t testing.TB, img string) []string {
 	}
 	return lines
 }
+
+// readAll opens data as an image and reads everything in it: every inode, listing, file
+// (files over 4 MiB only at both ends, so that a fuzzed sparse size stays cheap), link and
+// xattr, plus lookups by path. It returns the first error.
+func readAll(data []byte) error {
+	r, err := Open(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return err
+	}
+	return readReader(r)
+}
+
+func readReader(r *Reader) error {
+	return r.Walk(func(p string, in *Inode) error {
+		if _, err := r.InodeXattrs(in); err != nil {
+			return err
+		}
+		if _, err := r.Lstat(p); err != nil {
+			return err
+		}
+		if r.sb.Flags&flagExportable != 0 {
+			if _, err := r.InodeByNumber(in.InodeNumber); err != nil {
+				return err
+			}
+		}
+		switch in.Type {
+		case TypeRegular:
+			return readContent(r, p, in)
+		case TypeSymlink:
+			_, _ = r.Stat(p) // may dangle or loop; must not panic
+		case TypeDir:
+			if _, err := r.ReadDir(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func readContent(r *Reader, p string, in *Inode) error {
+	f, err := r.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if in.Size <= 4<<20 {
+		_, err := io.Copy(io.Discard, f)
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for _, off := range []int64{0, in.Size - int64(len(buf))} {
+		if _, err := f.(io.ReaderAt).ReadAt(buf, off); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+func readFileBytes(p string) ([]byte, error) { return os.ReadFile(p) }
