@@ -12,6 +12,7 @@ import (
 //
 // A Reader is safe for concurrent use by multiple goroutines, provided the io.ReaderAt is (an
 // *os.File is): its state after Open is read-only except for the block caches, which lock.
+// Paths follow fs.ValidPath except that they need not be UTF-8, since Linux names are bytes.
 // Every structure read from the image is bounds-checked; a damaged or hostile image yields an
 // error naming the table and offset, never a panic, a hang or an allocation larger than a few
 // blocks.

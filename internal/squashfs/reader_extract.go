@@ -109,11 +109,8 @@ func (x *extractor) dir(fd int, rel string, in *Inode) error {
 
 // entry creates one name in directory fd.
 func (x *extractor) entry(dirfd int, rel, name string, in *Inode) error {
-	if in.Type != TypeDir {
-		if src, ok := x.links[in.InodeNumber]; ok && src.ref == in.ref {
-			return x.hardlink(dirfd, rel, name, src.rel)
-		}
-		x.links[in.InodeNumber] = linkSource{ref: in.ref, rel: rel}
+	if src, ok := x.links[in.InodeNumber]; ok && src.ref == in.ref && in.Type != TypeDir {
+		return x.hardlink(dirfd, rel, name, src.rel)
 	}
 	switch in.Type {
 	case TypeDir:
@@ -127,18 +124,28 @@ func (x *extractor) entry(dirfd int, rel, name string, in *Inode) error {
 		defer unix.Close(fd)
 		return x.dir(fd, rel, in)
 	case TypeRegular:
-		return x.regular(dirfd, rel, name, in)
+		if err := x.regular(dirfd, rel, name, in); err != nil {
+			return err
+		}
 	case TypeSymlink:
 		if err := unix.Symlinkat(in.Linkname, dirfd, name); err != nil {
 			return fmt.Errorf("%s: symlink: %w", rel, err)
+		}
+		if err := x.atMeta(dirfd, rel, name, in); err != nil {
+			return err
 		}
 	default:
 		created, err := x.mknod(dirfd, rel, name, in)
 		if err != nil || !created {
 			return err
 		}
+		if err := x.atMeta(dirfd, rel, name, in); err != nil {
+			return err
+		}
 	}
-	return x.atMeta(dirfd, rel, name, in)
+	// Later names for the same inode become hardlinks to this one.
+	x.links[in.InodeNumber] = linkSource{ref: in.ref, rel: rel}
+	return nil
 }
 
 func (x *extractor) mknod(dirfd int, rel, name string, in *Inode) (bool, error) {

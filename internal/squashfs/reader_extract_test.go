@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,5 +118,49 @@ func TestExtractCleansUp(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dst); len(ents) != 0 {
 		t.Errorf("Extract left %d entries behind after an error", len(ents))
+	}
+}
+
+// TestHostileNames patches names in an uncompressed directory table into "..", "a/b" and a
+// duplicate: the reader refuses the listing, and Extract writes nothing.
+func TestHostileNames(t *testing.T) {
+	src := t.TempDir()
+	for _, name := range []string{"Q7", "Q8", "W7-W7"} {
+		mustWrite(t, filepath.Join(src, name), []byte(name), 0o644)
+	}
+	img, err := readFileBytes(mksquashfs(t, src, "-noI", "-noD", "-noF", "-noX"))
+	must(t, err)
+	var sb Superblock
+	must(t, sb.UnmarshalBinary(img))
+	dirs := img[sb.DirectoryTableStart:sb.FragmentTableStart]
+	for _, c := range []struct{ from, to, want string }{
+		{"Q8", "..", "invalid name"},
+		{"W7-W7", "W7/W7", "invalid name"},
+		{"Q8", "Q7", "not after"},
+		{"Q7", "Q9", "not after"},
+	} {
+		b := slices.Clone(img)
+		i := bytes.Index(dirs, []byte(c.from))
+		if i < 0 {
+			t.Fatalf("name %q not in the directory table", c.from)
+		}
+		copy(b[int(sb.DirectoryTableStart)+i:], c.to)
+		r, err := Open(bytes.NewReader(b), int64(len(b)))
+		must(t, err)
+		if _, err := r.ReadDir("."); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s -> %s: ReadDir: %v, want %q", c.from, c.to, err, c.want)
+		}
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "dst")
+		must(t, os.Mkdir(dst, 0o755))
+		if err := Extract(r, dst, ExtractOptions{}); err == nil {
+			t.Errorf("%s -> %s: Extract: no error", c.from, c.to)
+		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Errorf("%s -> %s: Extract wrote next to its destination: %v", c.from, c.to, ents)
+		}
+		if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+			t.Errorf("%s -> %s: Extract left %d entries", c.from, c.to, len(ents))
+		}
 	}
 }
