@@ -20,11 +20,10 @@ func BenchmarkReadTree(b *testing.B) {
 			if in.Type != TypeRegular {
 				return nil
 			}
-			f, err := r.Open(p)
+			f, err := r.FileReader(in)
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			n, err := io.Copy(io.Discard, f)
 			total += n
 			return err

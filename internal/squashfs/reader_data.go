@@ -121,3 +121,19 @@ func (r *Reader) readFileAt(in *Inode, p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// FileReader returns the content of regular file in (from Walk or FileInfo.Sys) without a
+// path lookup. The SectionReader's ReadAt is safe for concurrent use.
+func (r *Reader) FileReader(in *Inode) (*io.SectionReader, error) {
+	if in.Type != TypeRegular {
+		return nil, fmt.Errorf("inode %d: is a %s, not a regular file", in.InodeNumber, in.Type)
+	}
+	return io.NewSectionReader(inodeReaderAt{r, in}, 0, in.Size), nil
+}
+
+type inodeReaderAt struct {
+	r  *Reader
+	in *Inode
+}
+
+func (ia inodeReaderAt) ReadAt(p []byte, off int64) (int, error) { return ia.r.readFileAt(ia.in, p, off) }

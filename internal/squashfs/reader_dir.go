@@ -1,11 +1,11 @@
 package squashfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 )
 
 // dirent is one decoded directory entry.
@@ -24,13 +24,14 @@ const (
 
 // readDir decodes the whole listing of directory inode in.
 func (r *Reader) readDir(in *Inode) ([]dirent, error) {
-	return r.scanDir(in, in.dirBlock, in.dirOffset, in.dirLen, "", nil)
+	return r.scanDir(in, in.dirBlock, in.dirOffset, in.dirLen, nil)
 }
 
 // scanDir decodes len bytes of listing starting at (block, off) of the directory table. When
-// stop is set it returns as soon as stop says the wanted entry cannot come later.
-// prev is the name before the listing part read, for the order check.
-func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, prev string, stop func(string) bool) ([]dirent, error) {
+// stop is set it returns as soon as stop says the wanted entry cannot come later (names are
+// sorted), with that entry only. Names are compared in place and turned into strings only
+// when kept, so a lookup allocates little.
+func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, stop func(name []byte) bool) ([]dirent, error) {
 	if n == 0 {
 		return nil, nil
 	}
@@ -39,8 +40,10 @@ func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, prev str
 		return nil, fmt.Errorf("directory of inode %d: %w", in.InodeNumber, err)
 	}
 	var out []dirent
+	var bufs [2][maxNameLen + 1]byte
+	var prev []byte
 	left := uint64(n)
-	for left > 0 {
+	for i := 0; left > 0; {
 		at := c.where()
 		if left < dirHeaderSize {
 			return nil, fmt.Errorf("directory table: header at %s: %d bytes left in the listing: %w", at, left, ErrTruncated)
@@ -57,18 +60,22 @@ func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, prev str
 			return nil, fmt.Errorf("directory table: header at %s: %d entries (at most %d)", at, count, maxDirHeaderEntries)
 		}
 		for range count {
-			d, used, err := readDirent(c, left, start, base)
+			name := bufs[i%2][:]
+			i++
+			d, used, err := readDirent(c, left, start, base, &name)
 			if err != nil {
 				return nil, err
 			}
 			left -= used
-			if d.name <= prev {
-				return nil, fmt.Errorf("directory table: entry %q at %s: not after %q (names must be sorted and unique)", d.name, c.where(), prev)
+			if prev != nil && string(name) <= string(prev) {
+				return nil, fmt.Errorf("directory table: entry %q at %s: not after %q (names must be sorted and unique)", name, c.where(), prev)
 			}
-			prev = d.name
+			prev = name
 			if stop == nil {
+				d.name = string(name)
 				out = append(out, d)
-			} else if stop(d.name) {
+			} else if stop(name) {
+				d.name = string(name)
 				return []dirent{d}, nil
 			}
 		}
@@ -76,8 +83,9 @@ func (r *Reader) scanDir(in *Inode, block uint32, off uint16, n uint32, prev str
 	return out, nil
 }
 
-// readDirent decodes one entry that must fit in the left bytes of the listing.
-func readDirent(c *metaCursor, left, start uint64, base uint32) (dirent, uint64, error) {
+// readDirent decodes one entry that must fit in the left bytes of the listing. The name is
+// read into *name (which has room for the longest) and *name is cut to its length.
+func readDirent(c *metaCursor, left, start uint64, base uint32, name *[]byte) (dirent, uint64, error) {
 	at := c.where()
 	if left < direntSize {
 		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: %d bytes left in the listing: %w", at, left, ErrTruncated)
@@ -93,29 +101,29 @@ func readDirent(c *metaCursor, left, start uint64, base uint32) (dirent, uint64,
 	if size > maxNameLen+1 || size > left-direntSize {
 		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: name of %d bytes", at, size)
 	}
-	var nb [maxNameLen + 1]byte
-	if err := c.read(nb[:size]); err != nil {
+	*name = (*name)[:size]
+	if err := c.read(*name); err != nil {
 		return dirent{}, 0, err
 	}
-	d := dirent{name: string(nb[:size]), kind: kind, ref: inodeRef(start, off), ino: uint32(int64(base) + int64(delta))}
-	if !validName(d.name) {
-		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: invalid name %q", at, d.name)
+	if !validName(*name) {
+		return dirent{}, 0, fmt.Errorf("directory table: entry at %s: invalid name %q", at, *name)
 	}
 	if kind < inodeBasicDir || kind > inodeBasicSocket {
-		return dirent{}, 0, fmt.Errorf("directory table: entry %q at %s: bad type %d", d.name, at, kind)
+		return dirent{}, 0, fmt.Errorf("directory table: entry %q at %s: bad type %d", *name, at, kind)
 	}
-	return d, direntSize + size, nil
+	return dirent{kind: kind, ref: inodeRef(start, off), ino: uint32(int64(base) + int64(delta))}, direntSize + size, nil
 }
 
 // validName rejects names that would let a listing step outside its directory.
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && strings.IndexByte(name, '/') < 0 && strings.IndexByte(name, 0) < 0
+func validName(name []byte) bool {
+	s := string(name) // no copy: the compiler elides it in comparisons
+	return s != "" && s != "." && s != ".." && bytes.IndexByte(name, '/') < 0 && bytes.IndexByte(name, 0) < 0
 }
 
 // lookup finds name in directory inode in, using the directory index to skip to the right
 // metadata block of a large listing.
 func (r *Reader) lookup(in *Inode, name string) (dirent, error) {
-	block, off, n, prev := in.dirBlock, in.dirOffset, in.dirLen, ""
+	block, off, n := in.dirBlock, in.dirOffset, in.dirLen
 	// The last index entry whose first name is <= name is where name must be, if anywhere.
 	i := sort.Search(len(in.dirIndex), func(i int) bool { return in.dirIndex[i].name > name }) - 1
 	if i >= 0 {
@@ -125,7 +133,7 @@ func (r *Reader) lookup(in *Inode, name string) (dirent, error) {
 		}
 		block, off, n = e.start, uint16((uint32(in.dirOffset)+e.index)%metadataBlockSize), in.dirLen-e.index
 	}
-	ents, err := r.scanDir(in, block, off, n, prev, func(s string) bool { return s >= name })
+	ents, err := r.scanDir(in, block, off, n, func(s []byte) bool { return string(s) >= name })
 	if err != nil {
 		return dirent{}, err
 	}

@@ -329,6 +329,9 @@ func readReader(r *Reader) error {
 		}
 		switch in.Type {
 		case TypeRegular:
+			if _, err := r.FileReader(in); err != nil {
+				return err
+			}
 			return readContent(r, p, in)
 		case TypeSymlink:
 			_, _ = r.Stat(p) // may dangle or loop; must not panic

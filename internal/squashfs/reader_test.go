@@ -46,6 +46,9 @@ func TestDifferential(t *testing.T) {
 		{"no-sparse-no-dups-no-exports", DefaultBlockSize, []string{"-no-sparse", "-no-duplicates", "-no-exports"}, compareOptions{}},
 		{"all-root-no-xattrs", DefaultBlockSize, []string{"-all-root", "-no-xattrs"}, compareOptions{allRoot: true, noXattrs: true}},
 	}
+	if testing.Short() {
+		cases = cases[:4]
+	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			src := t.TempDir()
