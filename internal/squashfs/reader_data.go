@@ -136,4 +136,6 @@ type inodeReaderAt struct {
 	in *Inode
 }
 
-func (ia inodeReaderAt) ReadAt(p []byte, off int64) (int, error) { return ia.r.readFileAt(ia.in, p, off) }
+func (ia inodeReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	return ia.r.readFileAt(ia.in, p, off)
+}
