@@ -259,18 +259,6 @@ func (c *metaCursor) bytes(n uint64) ([]byte, error) {
 	return out, nil
 }
 
-func (c *metaCursor) skip(n uint64) error {
-	var buf [256]byte
-	for n > 0 {
-		k := min(n, uint64(len(buf)))
-		if err := c.read(buf[:k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
-}
-
 // where is the cursor position for messages, formatted only if an error needs it.
 func (c *metaCursor) where() mark { return mark{c.pos, c.off} }
 

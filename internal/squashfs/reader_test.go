@@ -169,6 +169,12 @@ func compareContent(t *testing.T, r *Reader, full, p string, in *Inode) {
 	if got := sha(t, f); got != want {
 		t.Errorf("%s: content sha256 %s, want %s", p, got, want)
 	}
+	sr, err := r.FileReader(in)
+	if err != nil {
+		t.Errorf("%s: FileReader: %v", p, err)
+	} else if got := sha(t, sr); got != want {
+		t.Errorf("%s: FileReader content sha256 %s, want %s", p, got, want)
+	}
 	if len(data) > 10 {
 		// A read across a block boundary through ReaderAt.
 		off := int64(len(data) / 2)
