@@ -70,6 +70,10 @@ func newRootCmd(g *globals) *cobra.Command {
 func subcommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(g),
+		newExecCmd(g),
+		newRunCmd(g),
+		newShellCmd(g),
+		newTestCmd(g),
 	}
 }
 
