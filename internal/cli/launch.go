@@ -83,6 +83,11 @@ func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, arg
 		lo.Squashfuse, _ = exec.LookPath("squashfuse_ll")
 	}
 	status, err := launcher.Run(s, lo)
+	var se *launcher.StartError
+	if errors.As(err, &se) && se.Status != 1 {
+		fmt.Fprintf(g.stderr, "hpcctl: %v\n", se)
+		return ExitStatus{Code: se.Status}
+	}
 	if err != nil {
 		return err
 	}

@@ -171,10 +171,11 @@ func fallbackDir(home string) string {
 	return home
 }
 
-// covered reports whether a bind of a host directory onto the same path already shows p.
+// covered reports whether p lies under an earlier mount's destination: either that bind already
+// shows it (a bind of a directory onto the same path), or a mount point for it could not be made.
 func covered(p string, mounts []spec.Mount) bool {
 	for _, m := range mounts {
-		if m.Kind == spec.KindBind && m.Source == m.Destination && within(p, m.Source) {
+		if m.Kind == spec.KindBind && within(p, m.Destination) {
 			return true
 		}
 	}

@@ -83,6 +83,16 @@ func openImage(r spec.RootFS) (*os.File, error) {
 	return f, nil
 }
 
+// StartError is a container that could not start; Status is what hpcctl exits with (127 for a
+// program that is not found, 126 for one that cannot run, as a shell does; 1 otherwise).
+type StartError struct {
+	Status int
+	Err    error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
 // container is a started child stage.
 type container struct {
 	cmd  *exec.Cmd
@@ -188,7 +198,7 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (*mount.Squashf
 		}
 		switch m.Kind {
 		case child.MsgError:
-			return fuse, errors.New(m.Text)
+			return fuse, &StartError{Status: m.Status, Err: errors.New(m.Text)}
 		case child.MsgFUSE:
 			fuse, err = mount.StartSquashfuse(o.Squashfuse, img, s.RootFS.Offset, m.File, o.Logger)
 			// Our copy must go: the server's must be the last, so that its death ends the connection.

@@ -39,6 +39,8 @@ func errnoText(err error) string {
 	return err.Error()
 }
 
+var errNotFound = errors.New("command not found in the container")
+
 // lookPath finds name in the container's PATH (from env, not hpcctl's own), like execvp.
 func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
@@ -67,7 +69,7 @@ func lookPath(name string, env []string) (string, error) {
 	if firstErr != nil {
 		return "", firstErr
 	}
-	return "", fmt.Errorf("%s: command not found in the container (PATH=%s)", name, p)
+	return "", fmt.Errorf("%s: %w (PATH=%s)", name, errNotFound, p)
 }
 
 func checkExec(p string) error {

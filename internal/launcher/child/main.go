@@ -30,11 +30,37 @@ func Main() int {
 	if errors.As(err, &ie) {
 		return ie.status
 	}
-	msg := append([]byte{MsgError}, err.Error()...)
+	msg := append([]byte{MsgError, byte(statusOf(err))}, err.Error()...)
 	if _, serr := unix.Write(SocketFD, msg); serr != nil {
 		fmt.Fprintf(os.Stderr, "hpcctl: %v\n", err)
 	}
 	return 1
+}
+
+// programError is a failure to start the program itself, with the shell's status for it.
+type programError struct {
+	status int
+	err    error
+}
+
+func (e programError) Error() string { return e.err.Error() }
+func (e programError) Unwrap() error { return e.err }
+
+// statusOf returns the status the parent exits with: 127 when the program is not found and 126
+// when it cannot be executed, as a shell does; 1 when the container could not be set up.
+func statusOf(err error) int {
+	var pe programError
+	if errors.As(err, &pe) {
+		return pe.status
+	}
+	return 1
+}
+
+func commandStatus(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, errNotFound) {
+		return 127
+	}
+	return 126
 }
 
 func readSpec() (*spec.Spec, error) {
@@ -65,7 +91,7 @@ func run(s *spec.Spec) error {
 	}
 	prog, err := lookPath(s.Args[0], s.Env)
 	if err != nil {
-		return err
+		return programError{commandStatus(err), err}
 	}
 	if err := dropPrivileges(s); err != nil {
 		return err
@@ -79,5 +105,5 @@ func run(s *spec.Spec) error {
 		return fmt.Errorf("close descriptors: %w", err)
 	}
 	err = unix.Exec(prog, s.Args, s.Env)
-	return fmt.Errorf("run %s in the container: %w", s.Args[0], err)
+	return programError{commandStatus(err), fmt.Errorf("run %s in the container: %w", s.Args[0], err)}
 }

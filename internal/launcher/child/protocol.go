@@ -29,7 +29,8 @@ const (
 const (
 	// MsgFUSE carries the /dev/fuse descriptor (SCM_RIGHTS) for the parent to hand to squashfuse_ll.
 	MsgFUSE byte = 'F'
-	// MsgError carries the one-line reason the container could not start.
+	// MsgError carries the exit status (one byte) and the one-line reason the container could not
+	// start.
 	MsgError byte = 'E'
 )
 
@@ -40,9 +41,10 @@ func SendFD(sock int, kind byte, fd int) error {
 
 // Message is one packet received from the child.
 type Message struct {
-	Kind byte
-	Text string
-	File *os.File // MsgFUSE only
+	Kind   byte
+	Text   string
+	Status int      // MsgError only
+	File   *os.File // MsgFUSE only
 }
 
 // Receive reads one message; io.EOF-like end (nil, nil) means the child exec'd or exited.
@@ -61,6 +63,9 @@ func Receive(sock int) (*Message, error) {
 			return nil, nil
 		}
 		m := &Message{Kind: buf[0], Text: string(buf[1:n])}
+		if m.Kind == MsgError && n > 1 {
+			m.Status, m.Text = int(buf[1]), string(buf[2:n])
+		}
 		if oobn > 0 {
 			fd, err := parseRights(oob[:oobn])
 			if err != nil {
