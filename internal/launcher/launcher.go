@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -59,7 +58,9 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	fuse, startErr := c.serve(s, img, o)
 	status, waitErr := c.wait(sigs, o)
 	if fuse != nil {
-		if err := fuse.Stop(time.Second); err != nil {
+		// The program has exited: the server goes now rather than when the kernel tears the
+		// mount namespace down, which a process left in the background could delay for ever.
+		if err := fuse.Stop(0); err != nil {
 			o.Logger.Warn("squashfuse_ll", "err", err)
 		}
 	}

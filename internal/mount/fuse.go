@@ -65,21 +65,23 @@ func StartSquashfuse(binary string, image *os.File, offset int64, fuse *os.File,
 // Done is closed when the server has exited.
 func (s *Squashfuse) Done() <-chan struct{} { return s.done }
 
-// Stop waits up to grace for the server to leave by itself (the kernel ends the connection when the
-// container's mount namespace goes away), then kills it. A process the program left running in the
-// background may still hold the mount; it sees errors from then on, as nothing may outlive hpcctl.
+// Stop ends the server once the container is over: at once when grace is 0, otherwise after it
+// had grace to leave by itself (the kernel ends the connection when the container's mount
+// namespace goes away). A process the program left running in the background may still use the
+// image; it sees errors from then on, as nothing may outlive hpcctl.
 func (s *Squashfuse) Stop(grace time.Duration) error {
-	select {
-	case <-s.done:
-	case <-time.After(grace):
-		s.log.Debug("squashfuse_ll still running after the container ended; stopping it", "pid", s.cmd.Process.Pid)
-		s.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may just have exited
+	if grace > 0 {
 		select {
 		case <-s.done:
 		case <-time.After(grace):
-			s.cmd.Process.Kill() //nolint:errcheck // same
-			<-s.done
 		}
+	}
+	select {
+	case <-s.done:
+	default:
+		s.log.Debug("stopping squashfuse_ll", "pid", s.cmd.Process.Pid)
+		s.cmd.Process.Kill() //nolint:errcheck // it may just have exited
+		<-s.done
 	}
 	var ee *exec.ExitError
 	if s.err != nil && !errors.As(s.err, &ee) {
