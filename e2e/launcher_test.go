@@ -300,3 +300,53 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 	t.Logf("exit %d, output %q", c.ProcessState.ExitCode(), out.String())
 	e.nothingLeft(t, before, e.bb)
 }
+
+// TestLauncherSupplementaryGroups checks the Apptainer-compatible behaviour in a user namespace that
+// maps one GID: setgroups is denied, so the user keeps their supplementary groups for access to
+// host files, and they show as the overflow group (65534) inside; /etc/group names them.
+func TestLauncherSupplementaryGroups(t *testing.T) {
+	e := ltSetup(t)
+	ltNeedUser(t)
+	const group = "hpcextra"
+	if _, err := exec.Command("getent", "group", group).Output(); err != nil {
+		if out, err := exec.Command("groupadd", group).CombinedOutput(); err != nil {
+			t.Fatalf("groupadd: %v: %s", err, out)
+		}
+	}
+	if out, err := exec.Command("usermod", "-aG", group, ltUser).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v: %s", err, out)
+	}
+	out, err := exec.Command("getent", "group", group).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := strings.Split(strings.TrimSpace(string(out)), ":")[2]
+	dir := e.workdir(t)
+	secret := filepath.Join(dir, "group-only")
+	if err := os.Mkdir(secret, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secret, "f"), []byte("group-data\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := strconv.Atoi(gid)
+	for _, p := range []string{secret, filepath.Join(secret, "f")} {
+		if err := os.Chown(p, 0, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.run(t, asUser, dir, nil, "", "exec", e.bb, "sh", "-c", "id -G; cat "+secret+"/f; grep '^"+group+":' /etc/group")
+	lines := strings.Split(r.stdout, "\n")
+	if r.code != 0 || len(lines) < 3 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(" "+lines[0]+" ", " 65534 ") {
+		t.Errorf("id -G = %q, want the supplementary group as 65534", lines[0])
+	}
+	if lines[1] != "group-data" {
+		t.Errorf("group-readable host file: %q, want it readable through the kept supplementary group", lines[1])
+	}
+	if lines[2] != group+":x:"+gid+":"+ltUser {
+		t.Errorf("/etc/group line %q", lines[2])
+	}
+}

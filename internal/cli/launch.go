@@ -127,43 +127,104 @@ func resolveImage(g *globals, o *launchOptions, image string) (isolation.Image, 
 	return img, si.Config, none, err
 }
 
-// hostFacts describes the launching user from the system's user database.
+// hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and
+// /etc/group; clusters keep their users in LDAP or SSSD, so getent (which goes through NSS) and
+// then $USER and $HOME are asked before giving up.
 func hostFacts() (isolation.Host, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
-		return isolation.Host{}, fmt.Errorf("current directory: %w", err)
+		return isolation.Host{}, fmt.Errorf("current directory: %w (cd to a directory that exists)", err)
 	}
 	h := isolation.Host{UID: os.Getuid(), GID: os.Getgid(), Env: os.Environ(), Cwd: cwd}
-	u, err := user.LookupId(strconv.Itoa(h.UID))
+	h.User, err = lookupUser(h.UID)
 	if err != nil {
-		return h, fmt.Errorf("look up your user ID %d: %w (hpcctl needs a passwd entry for you)", h.UID, err)
+		return h, err
 	}
-	h.User = isolation.User{Name: u.Username, Gecos: u.Name, Home: u.HomeDir, Shell: loginShell(u.Username)}
 	gids, err := os.Getgroups()
 	if err != nil {
 		return h, fmt.Errorf("list your groups: %w", err)
 	}
+	names := lookupGroups(append([]int{h.GID}, gids...))
 	for _, gid := range append([]int{h.GID}, gids...) {
-		if gr, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
-			h.Groups = append(h.Groups, isolation.Group{Name: gr.Name, GID: gid})
+		if name := names[gid]; name != "" {
+			h.Groups = append(h.Groups, isolation.Group{Name: name, GID: gid})
 		}
 	}
 	return h, nil
 }
 
-// loginShell reads the user's shell from /etc/passwd (os/user does not expose it).
-func loginShell(name string) string {
-	b, err := os.ReadFile("/etc/passwd")
+func lookupUser(uid int) (isolation.User, error) {
+	id := strconv.Itoa(uid)
+	if f := getent("passwd", id); len(f) == 7 {
+		return isolation.User{Name: f[0], Gecos: f[4], Home: f[5], Shell: f[6]}, nil
+	}
+	if u, err := user.LookupId(id); err == nil {
+		return isolation.User{Name: u.Username, Gecos: u.Name, Home: u.HomeDir}, nil
+	}
+	name, home := os.Getenv("USER"), os.Getenv("HOME")
+	if name == "" || home == "" {
+		return isolation.User{}, fmt.Errorf("cannot find a user database entry for your user ID %d, and $USER or $HOME is empty: set them", uid)
+	}
+	return isolation.User{Name: name, Home: home}, nil
+}
+
+// lookupGroups names the groups: from /etc/group, then with one getent(1) for the rest.
+func lookupGroups(gids []int) map[int]string {
+	names := map[int]string{}
+	var missing []string
+	for _, gid := range gids {
+		if f := fileEntry("/etc/group", strconv.Itoa(gid)); f != nil {
+			names[gid] = f[0]
+		} else {
+			missing = append(missing, strconv.Itoa(gid))
+		}
+	}
+	if len(missing) == 0 {
+		return names
+	}
+	out, _ := exec.Command("getent", append([]string{"group"}, missing...)...).Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, ":")
+		if gid, err := strconv.Atoi(getField(f, 2)); err == nil {
+			names[gid] = f[0]
+		}
+	}
+	return names
+}
+
+func getField(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
+}
+
+// getent returns the fields of the entry for key in an NSS database. /etc files are read directly
+// (the common case, and no process to start); other sources go through getent(1).
+func getent(db, key string) []string {
+	if f := fileEntry("/etc/"+db, key); f != nil {
+		return f
+	}
+	out, err := exec.Command("getent", db, key).Output()
 	if err != nil {
-		return ""
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]), ":")
+}
+
+// fileEntry finds the line of a passwd or group file whose ID (third field) is key.
+func fileEntry(file, key string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Split(line, ":")
-		if len(f) == 7 && f[0] == name {
-			return f[6]
+		if len(f) >= 3 && f[2] == key {
+			return f
 		}
 	}
-	return ""
+	return nil
 }
 
 func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, error) {
