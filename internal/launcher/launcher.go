@@ -55,8 +55,11 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
 	fuse, startErr := c.serve(s, img, o)
+	o.Logger.Debug("container setup finished", "err", startErr)
 	status, waitErr := c.wait(sigs, o)
+	o.Logger.Debug("program exited", "status", status)
 	if fuse != nil {
 		// The program has exited: the server goes now rather than when the kernel tears the
 		// mount namespace down, which a process left in the background could delay for ever.

@@ -16,8 +16,12 @@ import (
 // program's status (128+N when a signal N killed it). When it exits, the kernel kills what is left
 // in the namespace.
 func runInit(prog string, s *spec.Spec) error {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs)
+	// SIGCHLD has a channel of its own: one pending SIGCHLD stands for any number of exits, and a
+	// burst of other signals must not push it out (os/signal drops what does not fit).
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, forwardedSignals...)
 	proc, err := os.StartProcess(prog, s.Args, &os.ProcAttr{
 		Env:   s.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
@@ -27,20 +31,23 @@ func runInit(prog string, s *spec.Spec) error {
 	}
 	// The program runs: let the parent see the socket close.
 	unix.Close(SocketFD)
-	for sig := range sigs {
-		switch sig {
-		case unix.SIGCHLD:
+	for {
+		select {
+		case <-chld:
 			if st, done := reap(proc.Pid); done {
 				return initExit{st}
 			}
-		case unix.SIGURG, unix.SIGPIPE:
-			// SIGURG is the Go runtime's own preemption signal; SIGPIPE concerns this process only.
-		default:
+		case sig := <-sigs:
 			proc.Signal(sig) //nolint:errcheck // it may have just exited
 		}
 	}
-	return nil
 }
+
+// forwardedSignals are passed on to the program by the container's init: everything a user or a
+// batch system sends to stop, suspend, resume or notify a job.
+var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
+	unix.SIGUSR2, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH, unix.SIGALRM,
+	unix.SIGXCPU, unix.SIGPWR}
 
 // initExit is how runInit reports the program's status to Main.
 type initExit struct{ status int }
