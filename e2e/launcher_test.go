@@ -151,6 +151,12 @@ func TestLauncherBinds(t *testing.T) {
 			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "/does/not/exist") {
 				t.Errorf("missing bind source: exit %d, stderr %q; want 1 and one line naming it", r.code, r.stderr)
 			}
+			if as == asUser {
+				r = e.run(t, as, "/", nil, "", "exec", "-B", "/root:/x", e.bb, "true")
+				if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "cannot read") {
+					t.Errorf("unreadable bind source: exit %d, stderr %q; want 1 and one line", r.code, r.stderr)
+				}
+			}
 			r = e.run(t, as, "/", nil, "", "exec", "-B", "/a:/b:bogus", e.bb, "true")
 			if r.code != 2 || !strings.Contains(r.stderr, "bogus") {
 				t.Errorf("bad bind option: exit %d, stderr %q; want 2", r.code, r.stderr)

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/hpcctl/hpcctl/internal/isolation"
@@ -268,6 +269,9 @@ func checkBindSources(ms []spec.Mount) error {
 				err = pe.Err
 			}
 			return fmt.Errorf("bind source %s: %v (create it or fix the --bind/--home option)", m.Source, err)
+		}
+		if err := unix.Access(m.Source, unix.R_OK); err != nil {
+			return fmt.Errorf("bind source %s: you cannot read it: %v", m.Source, err)
 		}
 	}
 	return nil
