@@ -35,6 +35,7 @@ type ltEnv struct {
 	bin    string
 	bb     string // busybox SIF with an OCI config
 	bbTree string // the busybox tree, as a sandbox directory
+	bbSqfs string // the busybox tree as a bare squashfs file
 	app    string // busybox SIF without config, with /.singularity.d like Apptainer's
 	token  string // marks the environment of every hpcctl started here, to find its processes
 }
@@ -71,7 +72,7 @@ func ltBuild() (*ltEnv, error) {
 	tok := make([]byte, 8)
 	rand.Read(tok) //nolint:errcheck // never fails
 	e := &ltEnv{dir: dir, bin: filepath.Join(dir, "hpcctl"), bb: filepath.Join(dir, "bb.sif"),
-		bbTree: filepath.Join(dir, "bbtree"), app: filepath.Join(dir, "app.sif"), token: hex.EncodeToString(tok)}
+		bbTree: filepath.Join(dir, "bbtree"), bbSqfs: filepath.Join(dir, "bb.sqfs"), app: filepath.Join(dir, "app.sif"), token: hex.EncodeToString(tok)}
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(self))
 	cmd := exec.Command("go", "build", "-tags", ltTags, "-o", e.bin, "./cmd/hpcctl")
@@ -89,6 +90,9 @@ func ltBuild() (*ltEnv, error) {
 	cfg := &v1.ImageConfig{Env: []string{"PATH=/bin", "FROM_IMAGE=yes"}, Cmd: []string{"/bin/sh", "-c", "echo run-cmd $0 \"$@\""}}
 	if err := siftest.Make(e.bb, e.bbTree, cfg); err != nil {
 		return nil, err
+	}
+	if out, err := exec.Command("mksquashfs", e.bbTree, e.bbSqfs, "-quiet", "-no-progress", "-noappend").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("mksquashfs: %v: %s", err, out)
 	}
 	appTree := filepath.Join(dir, "apptree")
 	if err := siftest.BusyboxTree(appTree, busybox); err != nil {

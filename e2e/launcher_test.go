@@ -251,6 +251,7 @@ func TestLauncherVerbsAndImages(t *testing.T) {
 			{"apptainer exec env", []string{"exec", e.app, "sh", "-c", "echo $FROM_APPTAINER_ENV"}, "", "yes\n", 0},
 			{"apptainer test", []string{"test", e.app}, "", "test-script-ran\n", 4},
 			{"sandbox", []string{"exec", e.bbTree, "cat", "/etc/group"}, "", "", 0},
+			{"bare squashfs", []string{"exec", e.bbSqfs, "sh", "-c", "echo $HPCCTL_NAME"}, "", "bb.sqfs\n", 0},
 			{"unsquash", []string{"exec", "--unsquash", e.bb, "sh", "-c", "echo $FROM_IMAGE"}, "", "yes\n", 0},
 		}
 		for _, tt := range tests {
@@ -262,7 +263,7 @@ func TestLauncherVerbsAndImages(t *testing.T) {
 			})
 		}
 	}
-	e.nothingLeft(t, before, e.bb, e.app)
+	e.nothingLeft(t, before, e.bb, e.app, e.bbSqfs)
 }
 
 // TestLauncherFUSEServerDies checks that the container sees errors, not a hang, when squashfuse_ll

@@ -3,9 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -98,34 +100,56 @@ func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, arg
 	return nil
 }
 
-// resolveImage reads a SIF image or takes a sandbox directory and picks the mount backend.
+// resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
+// mount backend.
 func resolveImage(g *globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
 	none := func() {}
-	st, err := os.Stat(image)
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+	}
+	st, err := os.Stat(abs)
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
 	if st.IsDir() {
-		return isolation.Image{Path: image, Backend: spec.BackendDir}, nil, none, nil
+		return isolation.Image{Path: abs, Backend: spec.BackendDir}, nil, none, nil
 	}
-	si, err := sif.Open(image)
-	if err != nil {
-		return isolation.Image{}, nil, none, err
+	img := isolation.Image{Path: abs, Size: st.Size()}
+	var cfg *v1.ImageConfig
+	if !isSquashfs(abs) {
+		si, err := sif.Open(abs)
+		if err != nil {
+			return img, nil, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
+		}
+		img.Offset, img.Size, cfg = si.Offset, si.Size, si.Config
 	}
-	img := isolation.Image{Path: image, Offset: si.Offset, Size: si.Size}
-	if si.Config != nil {
-		img.Env = si.Config.Env
+	if cfg != nil {
+		img.Env = cfg.Env
 	}
 	if o.unsquash {
-		dir, cleanup, err := launcher.Unsquash(si.Path, si.Offset, g.logger)
+		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, g.logger)
 		if err != nil {
 			return img, nil, none, err
 		}
 		img.Backend, img.Path = spec.BackendDir, dir
-		return img, si.Config, cleanup, nil
+		return img, cfg, cleanup, nil
 	}
 	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), launcher.Probe())
-	return img, si.Config, none, err
+	return img, cfg, none, err
+}
+
+// isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
+// also runs).
+func isSquashfs(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	return err == nil && string(magic) == "hsqs"
 }
 
 // hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and
