@@ -26,10 +26,8 @@ type Environment struct {
 // Probe looks at this machine.
 func Probe() Environment {
 	e := Environment{Root: os.Geteuid() == 0}
-	if !e.Root {
-		e.Squashfuse, _ = exec.LookPath("squashfuse_ll")
-		e.FUSEError = unix.Access("/dev/fuse", unix.R_OK|unix.W_OK)
-	}
+	e.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+	e.FUSEError = unix.Access("/dev/fuse", unix.R_OK|unix.W_OK)
 	return e
 }
 
@@ -51,10 +49,7 @@ func ChooseBackend(want Choice, e Environment) (spec.Backend, error) {
 		}
 		return spec.BackendLoop, nil
 	case spec.BackendSquashfuse:
-		if e.Root {
-			// Root runs without a user namespace, where hpcctl's FUSE mount works the same way.
-			return spec.BackendSquashfuse, nil
-		}
+		// Root runs without a user namespace, where hpcctl's FUSE mount works the same way.
 		return squashfuse(e)
 	}
 	return "", fmt.Errorf("unknown mount backend %q: want loop or squashfuse", want)
@@ -62,10 +57,10 @@ func ChooseBackend(want Choice, e Environment) (spec.Backend, error) {
 
 func squashfuse(e Environment) (spec.Backend, error) {
 	if e.Squashfuse == "" {
-		return "", fmt.Errorf("%w as a plain user: squashfuse_ll is not installed (install the squashfuse package), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend)
+		return "", fmt.Errorf("%w: squashfuse_ll is not installed (install the squashfuse package), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend)
 	}
 	if e.FUSEError != nil {
-		return "", fmt.Errorf("%w as a plain user: /dev/fuse: %v (install fuse3 and make /dev/fuse mode 0666), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend, e.FUSEError)
+		return "", fmt.Errorf("%w: /dev/fuse: %v (install fuse3 and make /dev/fuse mode 0666), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend, e.FUSEError)
 	}
 	return spec.BackendSquashfuse, nil
 }

@@ -19,7 +19,8 @@ func TestChooseBackend(t *testing.T) {
 	}{
 		{"root gets the kernel", "", Environment{Root: true}, spec.BackendLoop, ""},
 		{"user gets squashfuse", "", user, spec.BackendSquashfuse, ""},
-		{"root may ask for squashfuse", "squashfuse", Environment{Root: true}, spec.BackendSquashfuse, ""},
+		{"root may ask for squashfuse", "squashfuse", Environment{Root: true, Squashfuse: "/x"}, spec.BackendSquashfuse, ""},
+		{"root asking for squashfuse needs it", "squashfuse", Environment{Root: true}, "", "install the squashfuse package"},
 		{"user cannot have loop", "loop", user, "", "needs root"},
 		{"no squashfuse", "", Environment{}, "", "install the squashfuse package"},
 		{"no fuse device", "", Environment{Squashfuse: "/x", FUSEError: errors.New("permission denied")}, "", "/dev/fuse"},
