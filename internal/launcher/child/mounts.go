@@ -3,7 +3,6 @@ package child
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -108,5 +107,3 @@ func applyMount(root int, m spec.Mount, src source) error {
 func isDirMount(m spec.Mount, src source) bool {
 	return m.Kind != spec.KindBind || src.dir
 }
-
-var _ = os.Getpid

@@ -54,27 +54,13 @@ func setupRoot(s *spec.Spec) error {
 		defer unix.Close(image)
 	}
 	l := newLayout()
-	if err := mount.Mount("tmpfs", stagingDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		return err
-	}
-	// Unbindable: a recursive bind of a host directory holding the staging directory (the default
-	// bind of /tmp) would otherwise copy the staging tree, the container root included, into the
-	// container; the kernel prunes unbindable mounts from recursive binds.
-	if err := mount.Mount("", stagingDir, "", unix.MS_UNBINDABLE, ""); err != nil {
-		return err
-	}
-	if err := mkdirs(l.lower, l.rw, l.root); err != nil {
-		return err
-	}
-	// The overlay's upper layer gets a tmpfs of its own: overlayfs clones the upper mount and the
-	// kernel refuses to clone an unbindable one.
-	if err := mount.Mount("tmpfs", l.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-		return err
-	}
-	if err := mkdirs(l.upper, l.work); err != nil {
+	if err := stage(l); err != nil {
 		return err
 	}
 	if err := mountImage(s, image, l.lower); err != nil {
+		return err
+	}
+	if err := stageUpper(l); err != nil {
 		return err
 	}
 	if err := prepareUpper(s, l, sources); err != nil {
@@ -97,6 +83,30 @@ func setupRoot(s *spec.Spec) error {
 		}
 	}
 	return pivot(l.root)
+}
+
+// stage mounts the staging tmpfs and makes its directories.
+func stage(l layout) error {
+	if err := mount.Mount("tmpfs", stagingDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return err
+	}
+	// Unbindable: a recursive bind of a host directory holding the staging directory (the default
+	// bind of /tmp) would otherwise copy the staging tree, the container root included, into the
+	// container; the kernel prunes unbindable mounts from recursive binds.
+	if err := mount.Mount("", stagingDir, "", unix.MS_UNBINDABLE, ""); err != nil {
+		return err
+	}
+	return mkdirs(l.lower, l.rw, l.root)
+}
+
+// stageUpper gives the overlay's upper layer a tmpfs of its own: overlayfs clones the upper mount,
+// and the kernel refuses to clone an unbindable one. It runs after the image is mounted, so that
+// squashfuse_ll starts meanwhile.
+func stageUpper(l layout) error {
+	if err := mount.Mount("tmpfs", l.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return err
+	}
+	return mkdirs(l.upper, l.work)
 }
 
 func mkdirs(dirs ...string) error {

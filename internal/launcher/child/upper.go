@@ -25,6 +25,11 @@ func prepareUpper(s *spec.Spec, l layout, ss sources) error {
 	}
 	defer unix.Close(lower)
 	u := upperWriter{lower: lower, lowerDir: l.lower, upperDir: l.upper}
+	// The upper directory is the merged root: give it the image's mode.
+	var st unix.Stat_t
+	if err := unix.Fstat(lower, &st); err == nil {
+		unix.Chmod(l.upper, st.Mode&0o7777) //nolint:errcheck // cosmetic
+	}
 	for i, m := range s.Mounts {
 		if m.Kind == spec.KindBind && ss[i].fd < 0 {
 			continue
