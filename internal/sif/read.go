@@ -70,19 +70,3 @@ func readConfig(fi *sif.FileImage) (*v1.ImageConfig, error) {
 	}
 	return &img.Config, nil
 }
-
-// IsSIF reports whether the file at path starts like a SIF image, so that callers can tell a SIF
-// from a sandbox directory or another file with a helpful message.
-func IsSIF(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	// The header starts with a 32-byte launch script field followed by the magic "SIF_MAGIC".
-	buf := make([]byte, 41)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		return false, nil
-	}
-	return string(buf[32:41]) == "SIF_MAGIC", nil
-}
