@@ -357,3 +357,26 @@ func TestLauncherSupplementaryGroups(t *testing.T) {
 		t.Errorf("/etc/group line %q", lines[2])
 	}
 }
+
+func TestLauncherUsageErrors(t *testing.T) {
+	e := ltSetup(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec"}, "missing IMAGE and COMMAND"},
+		{[]string{"exec", e.bb}, "missing COMMAND"},
+		{[]string{"run"}, "missing IMAGE"},
+		{[]string{"exec", "-B", "/a:/b:xx", e.bb, "true"}, "neither ro nor rw"},
+		{[]string{"exec", "--backend", "nbd", e.bb, "true"}, "unknown mount backend"},
+		{[]string{"exec", "/no/such.sif", "true"}, "/no/such.sif"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
+			r := e.run(t, asRoot, "/", nil, "", tt.args...)
+			if r.code == 0 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "hpcctl: ") || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want one line naming %q", r.code, r.stdout, r.stderr, tt.want)
+			}
+		})
+	}
+}

@@ -13,7 +13,7 @@ func newExecCmd(g *globals) *cobra.Command {
 		Short: "Run a command in a container",
 		Long: `Run COMMAND from IMAGE (a SIF file or a sandbox directory) as you, with your home, the current
 directory, /tmp and the host's network, as if it ran natively. The exit status is the command's.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: minArgs("IMAGE", "COMMAND"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return launch(g, isolation.VerbExec, &o, args[0], args[1:])
 		},

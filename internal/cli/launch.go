@@ -55,6 +55,17 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.writable, "writable-tmpfs", false, "let the program write to the container root (changes vanish at exit)")
 }
 
+// minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
+// missing ones.
+func minArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return usageError{fmt.Errorf("%s: missing %s (see '%s --help')", cmd.CommandPath(), strings.Join(names[len(args):], " and "), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
 func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
 	img, cfg, cleanup, err := resolveImage(g, o, image)

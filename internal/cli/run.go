@@ -13,7 +13,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run an image's default program",
 		Long: `Run the image's entrypoint and command (ARGS replace the command), or the runscript of an image
 made by Apptainer or SingularityCE.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return launch(g, isolation.VerbRun, &o, args[0], args[1:])
 		},

@@ -12,7 +12,7 @@ func newShellCmd(g *globals) *cobra.Command {
 		Use:   "shell [flags] IMAGE [SHELL-ARGS...]",
 		Short: "Start an interactive shell in a container",
 		Long:  `Start /bin/bash, or /bin/sh when the image has no bash, on your terminal inside IMAGE.`,
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return launch(g, isolation.VerbShell, &o, args[0], args[1:])
 		},

@@ -12,7 +12,7 @@ func newTestCmd(g *globals) *cobra.Command {
 		Use:   "test [flags] IMAGE [ARGS...]",
 		Short: "Run an image's test script",
 		Long:  `Run the test script the image defines (/.singularity.d/test); an image without one passes.`,
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return launch(g, isolation.VerbTest, &o, args[0], args[1:])
 		},
