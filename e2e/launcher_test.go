@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
 )
 
 var ltWho = []ltAs{asRoot, asUser}
@@ -379,4 +382,56 @@ func TestLauncherUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLauncherBackends looks from the host at a running container: as root the partition is on a
+// read-only, autoclear loop device at the partition's offset and size; as a plain user
+// squashfuse_ll serves it at that offset.
+func TestLauncherBackends(t *testing.T) {
+	e := ltSetup(t)
+	before := ltTake(t)
+	img, err := sifPartition(e.bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range ltWho {
+		t.Run(string(as), func(t *testing.T) {
+			dir := e.workdir(t)
+			c := e.cmd(t, as, dir, nil, "exec", e.bb, "sh", "-c", "echo > ready; while [ ! -e go ]; do sleep 0.05; done")
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck
+				c.Wait()                                           //nolint:errcheck
+			}()
+			if !ltWaitFile(filepath.Join(dir, "ready"), 30*time.Second) {
+				c.Process.Kill() //nolint:errcheck
+				t.Fatal("the program did not start")
+			}
+			if as == asRoot {
+				out, err := exec.Command("losetup", "--list", "--noheadings", "--raw", "-O", "OFFSET,SIZELIMIT,RO,AUTOCLEAR", "-j", e.bb).Output()
+				want := fmt.Sprintf("%d %d 1 1", img.offset, img.size)
+				if err != nil || strings.TrimSpace(string(out)) != want {
+					t.Errorf("loop device: %q, %v; want %q (offset, size, read-only, autoclear)", out, err, want)
+				}
+				return
+			}
+			procs := strings.Join(e.processes(t), "\n")
+			if !strings.Contains(procs, fmt.Sprintf("squashfuse_ll -f -o ro,offset=%d ", img.offset)) {
+				t.Errorf("no squashfuse_ll at offset %d among:\n%s", img.offset, procs)
+			}
+		})
+	}
+	e.nothingLeft(t, before, e.bb)
+}
+
+type partition struct{ offset, size int64 }
+
+func sifPartition(path string) (partition, error) {
+	img, err := hsif.Open(path)
+	if err != nil {
+		return partition{}, err
+	}
+	return partition{img.Offset, img.Size}, nil
 }
