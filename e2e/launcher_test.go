@@ -12,6 +12,7 @@ import (
 	"time"
 
 	hsif "github.com/hpcctl/hpcctl/internal/sif"
+	"github.com/hpcctl/hpcctl/internal/testutil"
 )
 
 var ltWho = []ltAs{asRoot, asUser}
@@ -434,4 +435,23 @@ func sifPartition(path string) (partition, error) {
 		return partition{}, err
 	}
 	return partition{img.Offset, img.Size}, nil
+}
+
+// TestLauncherKeepsIgnoredSignals: under nohup the program must have SIGHUP ignored, as natively.
+func TestLauncherKeepsIgnoredSignals(t *testing.T) {
+	e := ltSetup(t)
+	testutil.NeedCommands(t, "nohup")
+	c := exec.Command("nohup", e.bin, "exec", e.bb, "grep", "SigIgn", "/proc/self/status")
+	c.Dir = e.workdir(t)
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	mask, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(out), "SigIgn:")), 16, 64)
+	if err != nil {
+		t.Fatalf("parse %q: %v", out, err)
+	}
+	if mask&(1<<(syscall.SIGHUP-1)) == 0 {
+		t.Errorf("SIGHUP not ignored in the program under nohup (SigIgn %016x)", mask)
+	}
 }

@@ -49,7 +49,7 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	}
 	defer img.Close()
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
 	c, err := start(s, img)
 	if err != nil {

@@ -21,7 +21,7 @@ func runInit(prog string, s *spec.Spec) error {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, unix.SIGCHLD)
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, forwardedSignals...)
+	signal.Notify(sigs, NotIgnored(forwardedSignals)...)
 	proc, err := os.StartProcess(prog, s.Args, &os.ProcAttr{
 		Env:   s.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
@@ -48,6 +48,19 @@ func runInit(prog string, s *spec.Spec) error {
 var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
 	unix.SIGUSR2, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH, unix.SIGALRM,
 	unix.SIGXCPU, unix.SIGPWR}
+
+// NotIgnored drops the signals this process was started with ignored. Catching one would undo the
+// ignoring for the program too (execve resets caught signals to their default, but keeps ignored
+// ones ignored): under nohup, SIGHUP must stay ignored, as it would be for the program run natively.
+func NotIgnored(sigs []os.Signal) []os.Signal {
+	var out []os.Signal
+	for _, s := range sigs {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // initExit is how runInit reports the program's status to Main.
 type initExit struct{ status int }
