@@ -61,20 +61,33 @@ func ltSetup(t *testing.T) *ltEnv {
 	return ltState
 }
 
+// ltBuild makes the shared directory under e2e/testdata/cache (ignored by git), so that nothing is
+// left in /tmp and the Debian image, slow to make, is reused while its fixture is unchanged.
 func ltBuild() (*ltEnv, error) {
-	dir, err := os.MkdirTemp("", "e2e-launcher-")
-	if err != nil {
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(self))
+	dir := filepath.Join(root, "e2e", "testdata", "cache", "launcher")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
+	// The plain user must reach the binary and the images.
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o005); err != nil {
+				return nil, err
+			}
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "work-*"))
+	for _, w := range append(old, filepath.Join(dir, "bbtree"), filepath.Join(dir, "apptree")) {
+		if err := os.RemoveAll(w); err != nil {
+			return nil, err
+		}
 	}
 	tok := make([]byte, 8)
 	rand.Read(tok) //nolint:errcheck // never fails
 	e := &ltEnv{dir: dir, bin: filepath.Join(dir, "hpcctl"), bb: filepath.Join(dir, "bb.sif"),
 		bbTree: filepath.Join(dir, "bbtree"), bbSqfs: filepath.Join(dir, "bb.sqfs"), app: filepath.Join(dir, "app.sif"), token: hex.EncodeToString(tok)}
-	_, self, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(self))
 	cmd := exec.Command("go", "build", "-tags", ltTags, "-o", e.bin, "./cmd/hpcctl")
 	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -120,8 +133,24 @@ func ltDebian(t *testing.T, e *ltEnv) (sifPath, tree string) {
 	t.Helper()
 	tree = testutil.NeedEnvDir(t, "HPCCTL_TEST_DEBIAN_ROOTFS")
 	debOnce.Do(func() {
-		debSIF = filepath.Join(e.dir, "debian.sif")
-		debErr = siftest.Make(debSIF, tree, &v1.ImageConfig{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}})
+		st, err := os.Stat(filepath.Join(tree, "usr/bin/python3"))
+		if err != nil {
+			debErr = err
+			return
+		}
+		// Named after the fixture's python3, so that a remade fixture makes a new image.
+		debSIF = filepath.Join(e.dir, fmt.Sprintf("debian-%d.sif", st.ModTime().UnixNano()))
+		if _, err := os.Stat(debSIF); err == nil {
+			return
+		}
+		old, _ := filepath.Glob(filepath.Join(e.dir, "debian-*.sif"))
+		for _, o := range old {
+			os.Remove(o) //nolint:errcheck // stale cache
+		}
+		debErr = siftest.Make(debSIF+".tmp", tree, &v1.ImageConfig{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}})
+		if debErr == nil {
+			debErr = os.Rename(debSIF+".tmp", debSIF)
+		}
 	})
 	if debErr != nil {
 		t.Fatal(debErr)
@@ -211,6 +240,7 @@ func (e *ltEnv) workdir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(d) }) //nolint:errcheck // best effort; the next run clears the rest
 	if err := os.Chmod(d, 0o777); err != nil {
 		t.Fatal(err)
 	}
