@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench clean
+.PHONY: all build test vet bench bench-exec clean
 
 all: build
 
@@ -19,6 +19,13 @@ test:
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
+
+bench: bench-exec
+
+# Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
+# work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
+bench-exec: build
+	$(GO) run -tags "$(TAGS)" ./tools/execbench -hpcctl bin/hpcctl -n 50
 
 clean:
 	rm -rf bin _out

@@ -96,6 +96,10 @@ func markUsageErrors(c *cobra.Command) {
 func subcommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(g),
+		newExecCmd(g),
+		newRunCmd(g),
+		newShellCmd(g),
+		newTestCmd(g),
 		newKeyCmd(g),
 		newSignCmd(g),
 		newVerifyCmd(g),
