@@ -14,5 +14,5 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == child.Stage {
 		os.Exit(child.Main())
 	}
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, cli.LaunchVerbs, cli.CompanionVerbs))
 }

@@ -6,7 +6,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/isolation"
 )
 
-func newExecCmd(g *globals) *cobra.Command {
+func newExecCmd(g *Globals) *cobra.Command {
 	var o launchOptions
 	cmd := &cobra.Command{
 		Use:   "exec [flags] IMAGE COMMAND [ARGS...]",

@@ -60,14 +60,14 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 func minArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < len(names) {
-			return usageError{fmt.Errorf("%s: missing %s (see '%s --help')", cmd.CommandPath(), strings.Join(names[len(args):], " and "), cmd.CommandPath())}
+			return UsageError{fmt.Errorf("%s: missing %s (see '%s --help')", cmd.CommandPath(), strings.Join(names[len(args):], " and "), cmd.CommandPath())}
 		}
 		return nil
 	}
 }
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
-func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
+func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
 	img, cfg, cleanup, err := resolveImage(g, o, image)
 	if err != nil {
 		return err
@@ -92,14 +92,14 @@ func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err := checkBindSources(s.Mounts); err != nil {
 		return err
 	}
-	lo := launcher.Options{Logger: g.logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
+	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
 	if img.Backend == spec.BackendSquashfuse {
 		lo.Squashfuse, _ = exec.LookPath("squashfuse_ll")
 	}
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
-		fmt.Fprintf(g.stderr, "hpcctl: %v\n", se)
+		fmt.Fprintf(g.Stderr, "hpcctl: %v\n", se)
 		return ExitStatus{Code: se.Status}
 	}
 	if err != nil {
@@ -113,7 +113,7 @@ func launch(g *globals, verb isolation.Verb, o *launchOptions, image string, arg
 
 // resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
 // mount backend.
-func resolveImage(g *globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
+func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
@@ -139,7 +139,7 @@ func resolveImage(g *globals, o *launchOptions, image string) (isolation.Image, 
 		img.Env = cfg.Env
 	}
 	if o.unsquash {
-		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, g.logger)
+		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, g.Logger)
 		if err != nil {
 			return img, nil, none, err
 		}
@@ -270,7 +270,7 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	}
 	binds, err := isolation.ParseBinds(specs, h.Cwd)
 	if err != nil {
-		return isolation.Options{}, usageError{err}
+		return isolation.Options{}, UsageError{err}
 	}
 	var env []string
 	for _, name := range o.envFiles {

@@ -6,7 +6,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/isolation"
 )
 
-func newRunCmd(g *globals) *cobra.Command {
+func newRunCmd(g *Globals) *cobra.Command {
 	var o launchOptions
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [ARGS...]",

@@ -6,7 +6,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/isolation"
 )
 
-func newShellCmd(g *globals) *cobra.Command {
+func newShellCmd(g *Globals) *cobra.Command {
 	var o launchOptions
 	cmd := &cobra.Command{
 		Use:   "shell [flags] IMAGE [SHELL-ARGS...]",

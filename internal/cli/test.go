@@ -6,7 +6,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/isolation"
 )
 
-func newTestCmd(g *globals) *cobra.Command {
+func newTestCmd(g *Globals) *cobra.Command {
 	var o launchOptions
 	cmd := &cobra.Command{
 		Use:   "test [flags] IMAGE [ARGS...]",
