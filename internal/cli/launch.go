@@ -139,7 +139,7 @@ func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, 
 		img.Env = cfg.Env
 	}
 	if o.unsquash {
-		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, g.Logger)
+		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, img.Size, g.Logger)
 		if err != nil {
 			return img, nil, none, err
 		}

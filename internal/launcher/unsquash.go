@@ -1,21 +1,28 @@
 package launcher
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
-// Unsquash extracts the squashfs at offset in image into a new private temporary directory, for
-// machines where the image cannot be mounted, and returns it with the function that removes it.
-//
-// It runs unsquashfs until hpcctl's own squashfs reader (internal/squashfs) can extract.
-func Unsquash(image string, offset int64, log *slog.Logger) (string, func(), error) {
+// Unsquash extracts the squashfs at offset..offset+size of image into a private temporary
+// directory with hpcctl's own reader, for machines that can mount neither with the kernel nor
+// with FUSE. It returns the root and a cleanup that removes it.
+func Unsquash(image string, offset, size int64, log *slog.Logger) (string, func(), error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return "", nil, fmt.Errorf("--unsquash: %w", err)
+	}
+	defer f.Close()
+	r, err := squashfs.Open(io.NewSectionReader(f, offset, size), size)
+	if err != nil {
+		return "", nil, fmt.Errorf("--unsquash: %s: %w", image, err)
+	}
 	tmp, err := os.MkdirTemp("", "hpcctl-unsquash-")
 	if err != nil {
 		return "", nil, fmt.Errorf("--unsquash: %w", err)
@@ -33,20 +40,15 @@ func Unsquash(image string, offset int64, log *slog.Logger) (string, func(), err
 		}
 	}
 	root := filepath.Join(tmp, "root")
-	args := []string{"-no-progress", "-quiet", "-d", root, "-o", strconv.FormatInt(offset, 10), image}
-	if os.Geteuid() != 0 {
-		// A plain user can create neither device nodes nor files owned by others; skip what fails.
-		args = append([]string{"-ignore-errors", "-no-xattrs"}, args...)
+	if err := os.Mkdir(root, 0o755); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("--unsquash: %w", err)
 	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("unsquashfs", args...)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		if _, serr := os.Stat(filepath.Join(root, "bin")); os.Geteuid() == 0 || serr != nil {
-			cleanup()
-			return "", nil, fmt.Errorf("--unsquash: unsquashfs %s: %w: %s", image, err, strings.TrimSpace(stderr.String()))
-		}
-		log.Info("unsquashfs reported errors for files a plain user cannot create", "stderr", stderr.String())
+	// Set-id bits are kept so the image's programs see the modes the image says: extracted by a
+	// plain user the files are that user's own, so the bits grant nothing.
+	if err := squashfs.Extract(r, root, squashfs.ExtractOptions{KeepSetuid: true, Xattrs: os.Geteuid() == 0, Logger: log}); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("--unsquash: extract %s: %w", image, err)
 	}
 	return root, cleanup, nil
 }
