@@ -10,24 +10,7 @@ import (
 	"testing"
 
 	"github.com/sylabs/sif/v2/pkg/sif"
-
-	"github.com/hpcctl/hpcctl/internal/testutil"
 )
-
-// buildHpcctl compiles the command once per test into a temporary directory.
-func buildHpcctl(t *testing.T) string {
-	t.Helper()
-	goBin := testutil.NeedCommands(t, "go")[0]
-	bin := filepath.Join(t.TempDir(), "hpcctl")
-	// The Makefile's TAGS: go.podman.io/image needs them to build without cgo.
-	tags := "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
-	cmd := exec.Command(goBin, "build", "-tags", tags, "-o", bin, "../cmd/hpcctl")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 type hpcctl struct {
 	bin string
@@ -69,7 +52,7 @@ func writeImage(t *testing.T) string {
 }
 
 func TestSignVerifyBinary(t *testing.T) {
-	h := hpcctl{bin: buildHpcctl(t), env: []string{
+	h := hpcctl{bin: bins.hpcctl, env: []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir(),
 		"HPCCTL_KEY_PASSPHRASE=e2e passphrase", "SOURCE_DATE_EPOCH=1700000000",
 	}}

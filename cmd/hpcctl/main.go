@@ -5,8 +5,14 @@ import (
 	"os"
 
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/launcher/child"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// The container's setup stage is this same binary re-executed; route it before the CLI is
+	// built, because every job pays for this path.
+	if len(os.Args) > 1 && os.Args[1] == child.Stage {
+		os.Exit(child.Main())
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, cli.LaunchVerbs, cli.CompanionVerbs))
 }

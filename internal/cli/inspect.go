@@ -14,23 +14,23 @@ import (
 	"github.com/hpcctl/hpcctl/internal/sif"
 )
 
-func newInspectCmd(g *globals) *cobra.Command {
+func newInspectCmd(g *Globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "inspect [--json] IMAGE.sif",
 		Short: "Show an image's labels, environment, runscript, source and partitions",
-		Args:  exactArgs(1, "one IMAGE.sif"),
+		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := sif.Describe(args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
+				enc := json.NewEncoder(g.Stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(d)
 			}
-			return printDescription(g.stdout, args[0], d)
+			return printDescription(g.Stdout, args[0], d)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")

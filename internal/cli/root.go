@@ -10,38 +10,47 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hpcctl/hpcctl/internal/launcher/child"
 )
 
 // Version is hpcctl's version, set at link time by the Makefile (-X).
 var Version = "dev"
 
-// globals are the options every command shares, filled from persistent flags.
-type globals struct {
-	verbose bool
-	debug   bool
-	quiet   bool
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
-	// logger is made once flags are parsed; libraries take it and are quiet without -v.
-	logger *slog.Logger
+// Globals are the options every command shares, filled from persistent flags.
+type Globals struct {
+	Verbose bool
+	Debug   bool
+	Quiet   bool
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	// Logger is made once flags are parsed; libraries take it and are quiet without -v.
+	Logger *slog.Logger
 }
 
-// Main runs the command line and returns the process exit status.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := newRootCmd(g)
+// Verbs makes a set of commands sharing g.
+type Verbs func(g *Globals) []*cobra.Command
+
+// Main runs the command line made of the verb sets and returns the process exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Verbs) int {
+	g := &Globals{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	root := newRootCmd(g, verbs)
 	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Signals ignored at start (nohup, background jobs) stay ignored: catching them here would
+	// undo that for the program in the container too.
+	sigs := child.NotIgnored([]os.Signal{os.Interrupt, syscall.SIGTERM})
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	defer stop()
 	err := root.ExecuteContext(ctx)
 	return exitCode(err, stderr)
 }
 
-func newRootCmd(g *globals) *cobra.Command {
+func newRootCmd(g *Globals, verbs []Verbs) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hpcctl",
 		Short:         "Build signed single-file container images and run them on HPC clusters",
@@ -49,54 +58,105 @@ func newRootCmd(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			g.logger = newLogger(g)
+			g.Logger = newLogger(g)
 		},
+		// Without a RunE cobra answers an unknown verb with the help text and status 0.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.SetIn(g.stdin)
-	root.SetOut(g.stdout)
-	root.SetErr(g.stderr)
+	root.SetIn(g.Stdin)
+	root.SetOut(g.Stdout)
+	root.SetErr(g.Stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+		return UsageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
 	})
 	pf := root.PersistentFlags()
-	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print what hpcctl does")
-	pf.BoolVarP(&g.debug, "debug", "d", false, "print debugging detail")
-	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
-	root.AddCommand(subcommands(g)...)
+	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "print what hpcctl does")
+	pf.BoolVarP(&g.Debug, "debug", "d", false, "print debugging detail")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print errors only")
+	for _, v := range verbs {
+		root.AddCommand(v(g)...)
+	}
+	markUsageErrors(root)
 	return root
 }
 
-// subcommands lists every verb; each lives in its own file.
-func subcommands(g *globals) []*cobra.Command {
+// markUsageErrors makes every argument error a usage error (exit status 2, a pointer to --help),
+// including cobra's own "unknown command", which it reports as a plain error.
+func markUsageErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
+	check := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		var err error
+		switch {
+		case check != nil:
+			err = check(cmd, args)
+		case cmd.HasSubCommands() && len(args) > 0:
+			err = fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		var ue UsageError
+		if err != nil && !errors.As(err, &ue) {
+			err = UsageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+		}
+		return err
+	}
+}
+
+// LaunchVerbs are the commands of the launch path, which every job pays to start: they live in
+// the hpcctl binary, kept free of the image and signing libraries (whose package initialisation
+// alone doubled the start-up time of a job).
+func LaunchVerbs(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
-		newBuildCmd(g),
+		newExecCmd(g),
+		newRunCmd(g),
+		newShellCmd(g),
+		newTestCmd(g),
 		newInspectCmd(g),
 		newSIFCmd(g),
-		newVersionCmd(g),
-		newKeyCmd(g),
-		newSignCmd(g),
-		newVerifyCmd(g),
 	}
 }
 
-func newLogger(g *globals) *slog.Logger {
+// CommonVerbs are in both binaries.
+func CommonVerbs(g *Globals) []*cobra.Command {
+	return []*cobra.Command{newVersionCmd(g)}
+}
+
+func newLogger(g *Globals) *slog.Logger {
 	level := slog.LevelWarn
 	switch {
-	case g.debug:
+	case g.Debug:
 		level = slog.LevelDebug
-	case g.verbose:
+	case g.Verbose:
 		level = slog.LevelInfo
-	case g.quiet:
+	case g.Quiet:
 		level = slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// usageError marks a bad command line: exit status 2, as for most Unix tools.
-type usageError struct{ err error }
+// UsageError marks a bad command line: exit status 2, as for most Unix tools.
+type UsageError struct{ Err error }
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// ExactArgs is cobra.ExactArgs with a usage error (exit status 2) that names what is missing.
+func ExactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == n {
+			return nil
+		}
+		name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		if n == 0 {
+			return Usage(fmt.Errorf("%s takes no arguments, got %q (see '%s --help')", name, args, cmd.CommandPath()))
+		}
+		return Usage(fmt.Errorf("%s needs %s, got %d arguments (see '%s --help')", name, what, len(args), cmd.CommandPath()))
+	}
+}
+
+// Usage marks err as a usage error.
+func Usage(err error) error { return UsageError{Err: err} }
 
 // ExitStatus carries a status to return without printing anything (the program in a container
 // exited with it, or a check failed and has already said why).
@@ -114,7 +174,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return st.Code
 	}
 	fmt.Fprintf(stderr, "hpcctl: %v\n", err)
-	var ue usageError
+	var ue UsageError
 	if errors.As(err, &ue) {
 		return 2
 	}

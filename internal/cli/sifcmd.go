@@ -12,7 +12,7 @@ import (
 )
 
 // newSIFCmd groups low-level SIF introspection for debugging.
-func newSIFCmd(g *globals) *cobra.Command {
+func newSIFCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sif",
 		Short: "Low-level SIF introspection (list, dump)",
@@ -20,22 +20,22 @@ func newSIFCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list IMAGE.sif",
 		Short: "List the data objects of a SIF",
-		Args:  exactArgs(1, "one IMAGE.sif"),
+		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := sif.Describe(args[0])
 			if err != nil {
 				return err
 			}
-			return printObjects(g.stdout, d.Objects)
+			return printObjects(g.Stdout, d.Objects)
 		},
 	}, &cobra.Command{
 		Use:   "dump IMAGE.sif ID",
 		Short: "Write the data of one object to standard output",
-		Args:  exactArgs(2, "an IMAGE.sif and an object ID (see 'hpcctl sif list')"),
+		Args:  ExactArgs(2, "an IMAGE.sif and an object ID (see 'hpcctl sif list')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[1], 10, 32)
 			if err != nil {
-				return usageError{fmt.Errorf("object ID %q is not a number (see 'hpcctl sif list')", args[1])}
+				return UsageError{Err: fmt.Errorf("object ID %q is not a number (see 'hpcctl sif list')", args[1])}
 			}
 			return dumpObject(g, args[0], uint32(id))
 		},
@@ -43,7 +43,7 @@ func newSIFCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func dumpObject(g *globals, path string, id uint32) error {
+func dumpObject(g *Globals, path string, id uint32) error {
 	f, err := gosif.LoadContainerFromPath(path, gosif.OptLoadWithFlag(0))
 	if err != nil {
 		return fmt.Errorf("%s is not a readable SIF image: %w", path, err)
@@ -53,7 +53,7 @@ func dumpObject(g *globals, path string, id uint32) error {
 	if err != nil {
 		return fmt.Errorf("%s has no object %d (see 'hpcctl sif list %s')", path, id, path)
 	}
-	if _, err := io.Copy(g.stdout, d.GetReader()); err != nil {
+	if _, err := io.Copy(g.Stdout, d.GetReader()); err != nil {
 		return fmt.Errorf("dump object %d of %s: %w", id, path, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	_ "crypto/sha256" // go-digest panics unless the program links sha256 in: a tool may not
 	"encoding/json"
 	"os"
 	"path/filepath"

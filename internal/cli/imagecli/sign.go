@@ -1,8 +1,9 @@
-package cli
+package imagecli
 
 import (
 	"errors"
 	"fmt"
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"strconv"
 	"time"
@@ -21,18 +22,18 @@ type signOptions struct {
 	keyDir   keyOptions
 }
 
-func newSignCmd(g *globals) *cobra.Command {
+func newSignCmd(g *cli.Globals) *cobra.Command {
 	o := &signOptions{}
 	cmd := &cobra.Command{
 		Use:   "sign (--key KEY | --pgp) IMAGE.sif",
-		Short: "Sign a SIF image (DSSE with PEM keys, or OpenPGP); Apptainer and SingularityCE verify it",
+		Short: cli.ImageShort("sign"),
 		Long: `Sign adds a signature object covering every object group of the image (the system
 partition's group among them). --key takes a private key file or the name of a key made with
 'hpcctl key newpair'; several --key flags share one signature. --pgp signs with your OpenPGP key.
 Signing is deterministic with ed25519 keys (the time comes from SOURCE_DATE_EPOCH or the image),
 so reproducible builds stay reproducible; ECDSA and OpenPGP signatures differ each time.
 A passphrase-protected key is unlocked from the terminal or $HPCCTL_KEY_PASSPHRASE.`,
-		Args: argsExactly(1, "an IMAGE.sif"),
+		Args: cli.ExactArgs(1, "an IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSign(cmd, g, o, args[0])
 		},
@@ -47,9 +48,9 @@ A passphrase-protected key is unlocked from the terminal or $HPCCTL_KEY_PASSPHRA
 	return cmd
 }
 
-func runSign(cmd *cobra.Command, g *globals, o *signOptions, image string) error {
+func runSign(cmd *cobra.Command, g *cli.Globals, o *signOptions, image string) error {
 	if len(o.keys) == 0 && !o.pgp {
-		return usageError{errors.New("sign needs --key KEY or --pgp (see 'hpcctl sign --help')")}
+		return cli.Usage(errors.New("sign needs --key KEY or --pgp (see 'hpcctl sign --help')"))
 	}
 	opts, err := signOptionsFromEnv(o)
 	if err != nil {
@@ -63,7 +64,7 @@ func runSign(cmd *cobra.Command, g *globals, o *signOptions, image string) error
 		return err
 	}
 	for _, k := range keys {
-		fmt.Fprintf(g.stdout, "Signed %s with %s key %s (%s)\n", image, k.Type, k.Name, k.Fingerprint)
+		fmt.Fprintf(g.Stdout, "Signed %s with %s key %s (%s)\n", image, k.Type, k.Name, k.Fingerprint)
 	}
 	return nil
 }
@@ -84,7 +85,7 @@ func signOptionsFromEnv(o *signOptions) (sign.SignOptions, error) {
 	return opts, nil
 }
 
-func loadSigningKeys(g *globals, o *signOptions) ([]*sign.SigningKey, error) {
+func loadSigningKeys(g *cli.Globals, o *signOptions) ([]*sign.SigningKey, error) {
 	var keys []*sign.SigningKey
 	var store *sign.Store
 	openStore := func() (*sign.Store, error) {
@@ -112,24 +113,24 @@ func loadSigningKeys(g *globals, o *signOptions) ([]*sign.SigningKey, error) {
 	return keys, nil
 }
 
-func loadOneKey(g *globals, k string, openStore func() (*sign.Store, error)) (*sign.SigningKey, error) {
+func loadOneKey(g *cli.Globals, k string, openStore func() (*sign.Store, error)) (*sign.SigningKey, error) {
 	if _, err := os.Stat(k); err == nil {
-		return sign.LoadSigningKey(k, "", g.passphrase(k))
+		return sign.LoadSigningKey(k, "", passphrase(g, k))
 	}
 	s, err := openStore()
 	if err != nil {
 		return nil, err
 	}
-	return s.SigningKey(k, g.passphrase("key "+k))
+	return s.SigningKey(k, passphrase(g, "key "+k))
 }
 
-func loadPGPKey(g *globals, o *signOptions, openStore func() (*sign.Store, error)) (*sign.SigningKey, error) {
+func loadPGPKey(g *cli.Globals, o *signOptions, openStore func() (*sign.Store, error)) (*sign.SigningKey, error) {
 	if o.keyring != "" {
-		return sign.LoadSigningKey(o.keyring, o.pgpKey, g.passphrase("OpenPGP key in "+o.keyring))
+		return sign.LoadSigningKey(o.keyring, o.pgpKey, passphrase(g, "OpenPGP key in "+o.keyring))
 	}
 	s, err := openStore()
 	if err != nil {
 		return nil, err
 	}
-	return s.DefaultPGPKey(o.pgpKey, g.passphrase("OpenPGP key"))
+	return s.DefaultPGPKey(o.pgpKey, passphrase(g, "OpenPGP key"))
 }

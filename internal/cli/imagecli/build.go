@@ -1,4 +1,4 @@
-package cli
+package imagecli
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hpcctl/hpcctl/internal/build"
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
@@ -25,11 +26,11 @@ type buildOptions struct {
 	labels      []string
 }
 
-func newBuildCmd(g *globals) *cobra.Command {
+func newBuildCmd(g *cli.Globals) *cobra.Command {
 	o := &buildOptions{}
 	cmd := &cobra.Command{
 		Use:   "build [flags] IMAGE.sif SOURCE",
-		Short: "Build a SIF image from an OCI image or a directory",
+		Short: cli.ImageShort("build"),
 		Long: `Build a read-only, single-file SIF image.
 
 SOURCE is one of:
@@ -45,7 +46,7 @@ bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
 		Example: `  hpcctl build python.sif docker://127.0.0.1:5000/python:3.12 --insecure
   hpcctl build tool.sif oci-archive:tool.tar
   SOURCE_DATE_EPOCH=1700000000 hpcctl build rootfs.sif ./rootfs`,
-		Args: exactArgs(2, "an output IMAGE.sif and a SOURCE"),
+		Args: cli.ExactArgs(2, "an output IMAGE.sif and a SOURCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, o, args[0], args[1])
 		},
@@ -65,7 +66,7 @@ bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
 	return cmd
 }
 
-func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, output, source string) error {
+func runBuild(cmd *cobra.Command, g *cli.Globals, o *buildOptions, output, source string) error {
 	opts, err := o.toBuildOptions(g, output, source)
 	if err != nil {
 		return err
@@ -74,24 +75,24 @@ func runBuild(cmd *cobra.Command, g *globals, o *buildOptions, output, source st
 	if err != nil {
 		return err
 	}
-	if !g.quiet {
-		fmt.Fprintf(g.stdout, "built %s (%.1f MB, %d files", res.Output, float64(res.Size)/1e6, res.Squashfs.Inodes)
+	if !g.Quiet {
+		fmt.Fprintf(g.Stdout, "built %s (%.1f MB, %d files", res.Output, float64(res.Size)/1e6, res.Squashfs.Inodes)
 		if res.SourceDigest != "" {
-			fmt.Fprintf(g.stdout, ", source %s", res.SourceDigest)
+			fmt.Fprintf(g.Stdout, ", source %s", res.SourceDigest)
 		}
-		fmt.Fprintln(g.stdout, ")")
+		fmt.Fprintln(g.Stdout, ")")
 	}
 	return nil
 }
 
-func (o *buildOptions) toBuildOptions(g *globals, output, source string) (build.Options, error) {
+func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (build.Options, error) {
 	comp, err := squashfs.ParseCompression(o.compression)
 	if err != nil {
-		return build.Options{}, usageError{err}
+		return build.Options{}, cli.Usage(err)
 	}
 	bs, err := parseSize(o.blockSize)
 	if err != nil {
-		return build.Options{}, usageError{fmt.Errorf("--block-size: %w", err)}
+		return build.Options{}, cli.Usage(fmt.Errorf("--block-size: %w", err))
 	}
 	labels, err := parseKeyValues(o.labels, "--label")
 	if err != nil {
@@ -106,7 +107,7 @@ func (o *buildOptions) toBuildOptions(g *globals, output, source string) (build.
 		Compression: comp, Level: o.level, BlockSize: uint32(bs),
 		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
 		CacheDir: os.Getenv("HPCCTL_CACHEDIR"), SourceDateEpoch: sde, Labels: labels,
-		Version: Version, Logger: g.logger, Progress: g.stderr,
+		Version: cli.Version, Logger: g.Logger, Progress: g.Stderr,
 	}, nil
 }
 
@@ -135,19 +136,9 @@ func parseKeyValues(list []string, flag string) (map[string]string, error) {
 	for _, kv := range list {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usageError{fmt.Errorf("%s %q: use KEY=VALUE", flag, kv)}
+			return nil, cli.Usage(fmt.Errorf("%s %q: use KEY=VALUE", flag, kv))
 		}
 		m[k] = v
 	}
 	return m, nil
-}
-
-// exactArgs is cobra.ExactArgs with a message that says what is expected.
-func exactArgs(n int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageError{fmt.Errorf("%s needs %s (see '%s --help')", cmd.CommandPath(), what, cmd.CommandPath())}
-		}
-		return nil
-	}
 }

@@ -1,8 +1,9 @@
-package cli
+package imagecli
 
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,7 @@ import (
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(args, strings.NewReader(""), &out, &errb)
+	code = cli.Main(args, strings.NewReader(""), &out, &errb, cli.CommonVerbs, Verbs)
 	return code, out.String(), errb.String()
 }
 

@@ -1,7 +1,8 @@
-package cli
+package imagecli
 
 import (
 	"fmt"
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -18,16 +19,16 @@ type verifyOptions struct {
 	keyDir                   keyOptions
 }
 
-func newVerifyCmd(g *globals) *cobra.Command {
+func newVerifyCmd(g *cli.Globals) *cobra.Command {
 	o := &verifyOptions{}
 	cmd := &cobra.Command{
 		Use:   "verify [--key PUB | --certificate CERT | --pgp-keyring FILE] IMAGE.sif",
-		Short: "Verify an image's signatures: who signed it, what they cover, whether it changed since",
+		Short: cli.ImageShort("verify"),
 		Long: `Verify checks every object group of the image against the keys given (by default, every
 public key in your key directory). It fails (exit status 1) on an unsigned image, on a signature
 no given key verifies, on an image modified after signing, and on a damaged signature object.
 Images signed by Apptainer or SingularityCE verify the same way.`,
-		Args: argsExactly(1, "an IMAGE.sif"),
+		Args: cli.ExactArgs(1, "an IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, g, o, args[0])
 		},
@@ -44,7 +45,7 @@ Images signed by Apptainer or SingularityCE verify the same way.`,
 	return cmd
 }
 
-func runVerify(cmd *cobra.Command, g *globals, o *verifyOptions, image string) error {
+func runVerify(cmd *cobra.Command, g *cli.Globals, o *verifyOptions, image string) error {
 	if _, err := os.Stat(image); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -75,7 +76,7 @@ func runVerify(cmd *cobra.Command, g *globals, o *verifyOptions, image string) e
 func trustOptions(o *verifyOptions) (sign.TrustOptions, error) {
 	t := sign.TrustOptions{PGPKeyrings: o.pgpKeyrings, Certificate: o.certificate, Roots: o.roots, Intermediates: o.ints}
 	if o.certificate == "" && (o.roots != "" || o.ints != "") {
-		return t, usageError{fmt.Errorf("--certificate-roots and --certificate-intermediates need --certificate")}
+		return t, cli.Usage(fmt.Errorf("--certificate-roots and --certificate-intermediates need --certificate"))
 	}
 	var store *sign.Store
 	for _, k := range o.keys {
@@ -105,12 +106,12 @@ func trustOptions(o *verifyOptions) (sign.TrustOptions, error) {
 	return t, nil
 }
 
-func printReport(g *globals, r *sign.Report) {
+func printReport(g *cli.Globals, r *sign.Report) {
 	status := "Verified"
 	if !r.Verified {
 		status = "NOT verified"
 	}
-	fmt.Fprintf(g.stdout, "%s: %s\n", status, r.Image)
+	fmt.Fprintf(g.Stdout, "%s: %s\n", status, r.Image)
 	for _, s := range r.Signatures {
 		state := "verified"
 		if !s.Verified {
@@ -120,13 +121,13 @@ func printReport(g *globals, r *sign.Report) {
 		if signer == "" {
 			signer = "unknown signer"
 		}
-		fmt.Fprintf(g.stdout, "  signature object %d (%s, object group %d): %s, %s", s.ID, s.Format, s.Group, state, signer)
+		fmt.Fprintf(g.Stdout, "  signature object %d (%s, object group %d): %s, %s", s.ID, s.Format, s.Group, state, signer)
 		if s.Fingerprint != "" {
-			fmt.Fprintf(g.stdout, " [%s %s]", s.KeyType, s.Fingerprint)
+			fmt.Fprintf(g.Stdout, " [%s %s]", s.KeyType, s.Fingerprint)
 		}
-		fmt.Fprintln(g.stdout)
+		fmt.Fprintln(g.Stdout)
 		for _, ob := range s.Objects {
-			fmt.Fprintf(g.stdout, "    object %d: %s %s\n", ob.ID, ob.Type, ob.Name)
+			fmt.Fprintf(g.Stdout, "    object %d: %s %s\n", ob.ID, ob.Type, ob.Name)
 		}
 	}
 }

@@ -1,8 +1,9 @@
-package cli
+package imagecli
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,14 +19,14 @@ type keyOptions struct {
 	dir string // key directory; empty means the default
 }
 
-func newKeyCmd(g *globals) *cobra.Command {
+func newKeyCmd(g *cli.Globals) *cobra.Command {
 	o := &keyOptions{}
 	cmd := &cobra.Command{
 		Use:   "key",
-		Short: "Make, list, import and export signing keys",
+		Short: cli.ImageShort("key"),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{fmt.Errorf("key needs a subcommand: newpair, list, import or export (see 'hpcctl key --help')")}
+			return cli.Usage(fmt.Errorf("key needs a subcommand: newpair, list, import or export (see 'hpcctl key --help')"))
 		},
 	}
 	cmd.PersistentFlags().StringVar(&o.dir, "keys-dir", "", "key directory (default $XDG_CONFIG_HOME/hpcctl/keys)")
@@ -45,8 +46,8 @@ func (o *keyOptions) store() (*sign.Store, error) {
 }
 
 // passphrase asks for a key's passphrase on the terminal, or takes $HPCCTL_KEY_PASSPHRASE.
-func (g *globals) passphrase(what string) sign.PassphraseFunc {
-	return sign.PromptPassphrase(what, os.LookupEnv, g.stdin, g.stderr)
+func passphrase(g *cli.Globals, what string) sign.PassphraseFunc {
+	return sign.PromptPassphrase(what, os.LookupEnv, g.Stdin, g.Stderr)
 }
 
 type newpairOptions struct {
@@ -54,12 +55,12 @@ type newpairOptions struct {
 	noPassphrase                       bool
 }
 
-func newKeyNewpairCmd(g *globals, ko *keyOptions) *cobra.Command {
+func newKeyNewpairCmd(g *cli.Globals, ko *keyOptions) *cobra.Command {
 	o := &newpairOptions{}
 	cmd := &cobra.Command{
 		Use:   "newpair",
 		Short: "Make a new key pair (ed25519, ecdsa or pgp); use ed25519 for reproducible signed builds",
-		Args:  argsExactly(0, ""),
+		Args:  cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNewpair(g, ko, o)
 		},
@@ -74,10 +75,10 @@ func newKeyNewpairCmd(g *globals, ko *keyOptions) *cobra.Command {
 	return cmd
 }
 
-func runNewpair(g *globals, ko *keyOptions, o *newpairOptions) error {
+func runNewpair(g *cli.Globals, ko *keyOptions, o *newpairOptions) error {
 	typ, err := sign.ParseKeyType(o.typ)
 	if err != nil {
-		return usageError{err}
+		return cli.Usage(err)
 	}
 	s, err := ko.store()
 	if err != nil {
@@ -85,7 +86,7 @@ func runNewpair(g *globals, ko *keyOptions, o *newpairOptions) error {
 	}
 	var pass sign.PassphraseFunc
 	if !o.noPassphrase {
-		pass = g.passphrase("new key " + o.name)
+		pass = passphrase(g, "new key "+o.name)
 	}
 	uid := sign.PGPIdentity{Name: o.uidName, Email: o.email, Comment: o.comment}
 	if uid.Name == "" {
@@ -95,16 +96,16 @@ func runNewpair(g *globals, ko *keyOptions, o *newpairOptions) error {
 	if err != nil {
 		return fmt.Errorf("key newpair: %w (or pass --no-passphrase)", err)
 	}
-	fmt.Fprintf(g.stdout, "Created %s key %s, fingerprint %s\n  public key:  %s\n  private key: %s\n", ki.Type, ki.Name, ki.Fingerprint, ki.PublicPath, ki.PrivatePath)
+	fmt.Fprintf(g.Stdout, "Created %s key %s, fingerprint %s\n  public key:  %s\n  private key: %s\n", ki.Type, ki.Name, ki.Fingerprint, ki.PublicPath, ki.PrivatePath)
 	return nil
 }
 
-func newKeyListCmd(g *globals, ko *keyOptions) *cobra.Command {
+func newKeyListCmd(g *cli.Globals, ko *keyOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List keys with their fingerprints",
-		Args:  argsExactly(0, ""),
+		Args:  cli.ExactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := ko.store()
 			if err != nil {
@@ -124,8 +125,8 @@ func newKeyListCmd(g *globals, ko *keyOptions) *cobra.Command {
 	return cmd
 }
 
-func printKeys(g *globals, keys []sign.KeyInfo) error {
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+func printKeys(g *cli.Globals, keys []sign.KeyInfo) error {
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTYPE\tPRIVATE\tFINGERPRINT\tIDENTITY")
 	for _, k := range keys {
 		priv := "no"
@@ -140,18 +141,18 @@ func printKeys(g *globals, keys []sign.KeyInfo) error {
 	return tw.Flush()
 }
 
-func writeJSON(g *globals, v any) error {
-	enc := json.NewEncoder(g.stdout)
+func writeJSON(g *cli.Globals, v any) error {
+	enc := json.NewEncoder(g.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func newKeyImportCmd(g *globals, ko *keyOptions) *cobra.Command {
+func newKeyImportCmd(g *cli.Globals, ko *keyOptions) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import a PEM public or private key, or OpenPGP keys",
-		Args:  argsExactly(1, "a key FILE"),
+		Args:  cli.ExactArgs(1, "a key FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
 			if err != nil {
@@ -164,9 +165,9 @@ func newKeyImportCmd(g *globals, ko *keyOptions) *cobra.Command {
 			if name == "" {
 				name = keyNameFromFile(args[0])
 			}
-			keys, err := s.Import(data, name, g.passphrase(args[0]))
+			keys, err := s.Import(data, name, passphrase(g, args[0]))
 			for _, k := range keys {
-				fmt.Fprintf(g.stdout, "Imported %s key %s, fingerprint %s\n", k.Type, k.Name, k.Fingerprint)
+				fmt.Fprintf(g.Stdout, "Imported %s key %s, fingerprint %s\n", k.Type, k.Name, k.Fingerprint)
 			}
 			if err != nil {
 				return fmt.Errorf("key import %s: %w", args[0], err)
@@ -192,13 +193,13 @@ func keyNameFromFile(path string) string {
 	}
 }
 
-func newKeyExportCmd(g *globals, ko *keyOptions) *cobra.Command {
+func newKeyExportCmd(g *cli.Globals, ko *keyOptions) *cobra.Command {
 	var secret bool
 	var out string
 	cmd := &cobra.Command{
 		Use:   "export NAME|FINGERPRINT",
 		Short: "Print a public key (or, with --secret, the private key as stored)",
-		Args:  argsExactly(1, "a key NAME or FINGERPRINT"),
+		Args:  cli.ExactArgs(1, "a key NAME or FINGERPRINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := ko.store()
 			if err != nil {
@@ -209,7 +210,7 @@ func newKeyExportCmd(g *globals, ko *keyOptions) *cobra.Command {
 				return fmt.Errorf("key export: %w", err)
 			}
 			if out == "" || out == "-" {
-				_, err = g.stdout.Write(data)
+				_, err = g.Stdout.Write(data)
 				return err
 			}
 			return writeExport(out, data, secret)
@@ -238,18 +239,4 @@ func writeExport(path string, data []byte, secret bool) error {
 		return fmt.Errorf("key export: %w", err)
 	}
 	return nil
-}
-
-// argsExactly is cobra.ExactArgs with a usage error (exit status 2) that names what is missing.
-func argsExactly(n int, what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) == n {
-			return nil
-		}
-		name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
-		if n == 0 {
-			return usageError{fmt.Errorf("%s takes no arguments, got %q (see '%s --help')", name, args, cmd.CommandPath())}
-		}
-		return usageError{fmt.Errorf("%s needs %s, got %d arguments (see '%s --help')", name, what, len(args), cmd.CommandPath())}
-	}
 }

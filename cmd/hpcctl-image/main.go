@@ -1,0 +1,15 @@
+// Command hpcctl-image runs hpcctl's image-side commands (build, sign, verify, key). Users call
+// them through hpcctl, which hands the command line over; it lives apart so that the libraries
+// these commands need do not slow down the start of every container.
+package main
+
+import (
+	"os"
+
+	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/cli/imagecli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, imagecli.Verbs))
+}

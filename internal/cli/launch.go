@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/hpcctl/hpcctl/internal/isolation"
+	"github.com/hpcctl/hpcctl/internal/launcher"
+	"github.com/hpcctl/hpcctl/internal/sif"
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// bindEnv holds binds added to every launch, as APPTAINER_BIND does for Apptainer.
+const bindEnv = "HPCCTL_BIND"
+
+// launchOptions are the flags exec, run, shell and test share.
+type launchOptions struct {
+	binds    []string
+	noHome   bool
+	home     string
+	pwd      string
+	cleanEnv bool
+	env      []string
+	envFiles []string
+	unsquash bool
+	backend  string
+	writable bool
+}
+
+func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
+	f := cmd.Flags()
+	// Flags stop at the image: everything after it belongs to the program.
+	f.SetInterspersed(false)
+	f.StringArrayVarP(&o.binds, "bind", "B", nil, "bind `src[:dst[:ro|rw]]` into the container (repeatable, comma-separated lists; also $"+bindEnv+")")
+	f.BoolVar(&o.noHome, "no-home", false, "do not bind the home directory")
+	f.StringVar(&o.home, "home", "", "bind `src[:dst]` as the home directory")
+	f.StringVar(&o.pwd, "pwd", "", "working `dir`ectory inside the container")
+	f.BoolVarP(&o.cleanEnv, "cleanenv", "e", false, "pass no host environment variable (but TERM)")
+	f.StringArrayVar(&o.env, "env", nil, "set `NAME=value` inside the container (repeatable)")
+	f.StringArrayVar(&o.envFiles, "env-file", nil, "set the variables of this `file` (NAME=value lines) inside the container")
+	f.BoolVar(&o.unsquash, "unsquash", false, "extract the image to a private temporary directory instead of mounting it")
+	f.StringVar(&o.backend, "backend", "", "how to mount the image: loop (root) or squashfuse (default: chosen automatically)")
+	f.BoolVar(&o.writable, "writable-tmpfs", false, "let the program write to the container root (changes vanish at exit)")
+}
+
+// minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
+// missing ones.
+func minArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return UsageError{fmt.Errorf("%s: missing %s (see '%s --help')", cmd.CommandPath(), strings.Join(names[len(args):], " and "), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// launch runs one container for a verb and returns the program's status as an ExitStatus.
+func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
+	img, cfg, cleanup, err := resolveImage(g, o, image)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	argv, err := isolation.Argv(verb, cfg, args)
+	if err != nil {
+		return err
+	}
+	host, err := hostFacts()
+	if err != nil {
+		return err
+	}
+	opts, err := isolationOptions(o, host)
+	if err != nil {
+		return err
+	}
+	s, err := isolation.Default(host, opts, img, argv)
+	if err != nil {
+		return err
+	}
+	if err := checkBindSources(s.Mounts); err != nil {
+		return err
+	}
+	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
+	if img.Backend == spec.BackendSquashfuse {
+		lo.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+	}
+	status, err := launcher.Run(s, lo)
+	var se *launcher.StartError
+	if errors.As(err, &se) && se.Status != 1 {
+		fmt.Fprintf(g.Stderr, "hpcctl: %v\n", se)
+		return ExitStatus{Code: se.Status}
+	}
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return ExitStatus{Code: status}
+	}
+	return nil
+}
+
+// resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
+// mount backend.
+func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
+	none := func() {}
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+	}
+	if st.IsDir() {
+		return isolation.Image{Path: abs, Backend: spec.BackendDir}, nil, none, nil
+	}
+	img := isolation.Image{Path: abs, Size: st.Size()}
+	var cfg *v1.ImageConfig
+	if !isSquashfs(abs) {
+		si, err := sif.Open(abs)
+		if err != nil {
+			return img, nil, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
+		}
+		img.Offset, img.Size, cfg = si.Offset, si.Size, si.Config
+	}
+	if cfg != nil {
+		img.Env = cfg.Env
+	}
+	if o.unsquash {
+		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, img.Size, g.Logger)
+		if err != nil {
+			return img, nil, none, err
+		}
+		img.Backend, img.Path = spec.BackendDir, dir
+		return img, cfg, cleanup, nil
+	}
+	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), launcher.Probe())
+	return img, cfg, none, err
+}
+
+// isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
+// also runs).
+func isSquashfs(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	return err == nil && string(magic) == "hsqs"
+}
+
+// hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and
+// /etc/group; clusters keep their users in LDAP or SSSD, so getent (which goes through NSS) and
+// then $USER and $HOME are asked before giving up.
+func hostFacts() (isolation.Host, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return isolation.Host{}, fmt.Errorf("current directory: %w (cd to a directory that exists)", err)
+	}
+	h := isolation.Host{UID: os.Getuid(), GID: os.Getgid(), Env: os.Environ(), Cwd: cwd}
+	h.User, err = lookupUser(h.UID)
+	if err != nil {
+		return h, err
+	}
+	gids, err := os.Getgroups()
+	if err != nil {
+		return h, fmt.Errorf("list your groups: %w", err)
+	}
+	names := lookupGroups(append([]int{h.GID}, gids...))
+	for _, gid := range append([]int{h.GID}, gids...) {
+		if name := names[gid]; name != "" {
+			h.Groups = append(h.Groups, isolation.Group{Name: name, GID: gid})
+		}
+	}
+	return h, nil
+}
+
+func lookupUser(uid int) (isolation.User, error) {
+	id := strconv.Itoa(uid)
+	if f := getent("passwd", id); len(f) == 7 {
+		return isolation.User{Name: f[0], Gecos: f[4], Home: f[5], Shell: f[6]}, nil
+	}
+	if u, err := user.LookupId(id); err == nil {
+		return isolation.User{Name: u.Username, Gecos: u.Name, Home: u.HomeDir}, nil
+	}
+	name, home := os.Getenv("USER"), os.Getenv("HOME")
+	if name == "" || home == "" {
+		return isolation.User{}, fmt.Errorf("cannot find a user database entry for your user ID %d, and $USER or $HOME is empty: set them", uid)
+	}
+	return isolation.User{Name: name, Home: home}, nil
+}
+
+// lookupGroups names the groups: from /etc/group, then with one getent(1) for the rest.
+func lookupGroups(gids []int) map[int]string {
+	names := map[int]string{}
+	var missing []string
+	for _, gid := range gids {
+		if f := fileEntry("/etc/group", strconv.Itoa(gid)); f != nil {
+			names[gid] = f[0]
+		} else {
+			missing = append(missing, strconv.Itoa(gid))
+		}
+	}
+	if len(missing) == 0 {
+		return names
+	}
+	out, _ := exec.Command("getent", append([]string{"group"}, missing...)...).Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, ":")
+		if gid, err := strconv.Atoi(getField(f, 2)); err == nil {
+			names[gid] = f[0]
+		}
+	}
+	return names
+}
+
+func getField(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
+}
+
+// getent returns the fields of the entry for key in an NSS database. /etc files are read directly
+// (the common case, and no process to start); other sources go through getent(1).
+func getent(db, key string) []string {
+	if f := fileEntry("/etc/"+db, key); f != nil {
+		return f
+	}
+	out, err := exec.Command("getent", db, key).Output()
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]), ":")
+}
+
+// fileEntry finds the line of a passwd or group file whose ID (third field) is key.
+func fileEntry(file, key string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[2] == key {
+			return f
+		}
+	}
+	return nil
+}
+
+func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, error) {
+	specs := o.binds
+	if v := os.Getenv(bindEnv); v != "" {
+		specs = append([]string{v}, specs...)
+	}
+	binds, err := isolation.ParseBinds(specs, h.Cwd)
+	if err != nil {
+		return isolation.Options{}, UsageError{err}
+	}
+	var env []string
+	for _, name := range o.envFiles {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return isolation.Options{}, fmt.Errorf("--env-file: %w", err)
+		}
+		kv, err := isolation.ParseEnvFile(name, string(b))
+		if err != nil {
+			return isolation.Options{}, err
+		}
+		env = append(env, kv...)
+	}
+	env = append(env, o.env...)
+	return isolation.Options{
+		Binds: binds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
+		Env: env, Writable: o.writable,
+	}, nil
+}
+
+// checkBindSources fails early, with one line, on a bind source that is missing or that the user
+// cannot read; the child checks again when it opens them.
+func checkBindSources(ms []spec.Mount) error {
+	for _, m := range ms {
+		if m.Kind != spec.KindBind || m.Optional {
+			continue
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("bind source %s: %v (create it or fix the --bind/--home option)", m.Source, err)
+		}
+		if err := unix.Access(m.Source, unix.R_OK); err != nil {
+			return fmt.Errorf("bind source %s: you cannot read it: %v", m.Source, err)
+		}
+	}
+	return nil
+}

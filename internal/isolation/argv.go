@@ -1,0 +1,63 @@
+package isolation
+
+import (
+	"errors"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Verb is the command that launches the container.
+type Verb string
+
+// Verbs.
+const (
+	VerbExec  Verb = "exec"
+	VerbRun   Verb = "run"
+	VerbShell Verb = "shell"
+	VerbTest  Verb = "test"
+)
+
+// apptainerEnv sources an Apptainer image's environment scripts before running the program, as
+// Apptainer's own action scripts do; "$@" is the program.
+const apptainerEnv = `for f in /.singularity.d/env/*.sh; do if [ -f "$f" ]; then . "$f"; fi; done; exec "$@"`
+
+const shellScript = `if [ -x /bin/bash ]; then exec /bin/bash "$@"; fi; exec /bin/sh "$@"`
+
+const testScript = `if [ -x /.singularity.d/test ]; then exec /.singularity.d/test "$@"; fi; echo "hpcctl: the image defines no test" >&2; exit 0`
+
+// Argv returns the program a verb runs. cfg is the image's OCI config, nil for an Apptainer image
+// (whose runscript and environment scripts live in the image under /.singularity.d).
+func Argv(verb Verb, cfg *v1.ImageConfig, args []string) ([]string, error) {
+	var argv []string
+	switch verb {
+	case VerbExec:
+		if len(args) == 0 {
+			return nil, errors.New("no command given to run in the container")
+		}
+		argv = args
+	case VerbRun:
+		if cfg == nil {
+			argv = append([]string{"/.singularity.d/runscript"}, args...)
+			break
+		}
+		argv = append(argv, cfg.Entrypoint...)
+		if len(args) > 0 {
+			argv = append(argv, args...)
+		} else {
+			argv = append(argv, cfg.Cmd...)
+		}
+		if len(argv) == 0 {
+			return nil, errors.New("the image sets no entrypoint or command; use hpcctl exec IMAGE COMMAND")
+		}
+	case VerbShell:
+		argv = append([]string{"/bin/sh", "-c", shellScript, "sh"}, args...)
+	case VerbTest:
+		argv = append([]string{"/bin/sh", "-c", testScript, "sh"}, args...)
+	default:
+		return nil, errors.New("unknown verb " + string(verb))
+	}
+	if cfg == nil {
+		argv = append([]string{"/bin/sh", "-c", apptainerEnv, "sh"}, argv...)
+	}
+	return argv, nil
+}

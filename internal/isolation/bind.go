@@ -1,0 +1,64 @@
+// Package isolation turns a profile, the user's flags and facts about the host and the image into a
+// spec.Spec. It makes no system calls: everything it needs is passed in, so unit tests cover it.
+package isolation
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Bind is one parsed -B/--bind entry.
+type Bind struct {
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
+// ParseBinds parses bind specifications, each "src[:dst[:ro|rw]]" or a comma-separated list of
+// them, as -B/--bind and HPCCTL_BIND take them. Relative sources are made absolute against cwd.
+func ParseBinds(specs []string, cwd string) ([]Bind, error) {
+	var binds []Bind
+	for _, s := range specs {
+		for _, one := range strings.Split(s, ",") {
+			if strings.TrimSpace(one) == "" {
+				continue
+			}
+			b, err := parseBind(strings.TrimSpace(one), cwd)
+			if err != nil {
+				return nil, err
+			}
+			binds = append(binds, b)
+		}
+	}
+	return binds, nil
+}
+
+func parseBind(s, cwd string) (Bind, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) > 3 || parts[0] == "" {
+		return Bind{}, fmt.Errorf("bind %q: want src[:dst[:ro|rw]]", s)
+	}
+	b := Bind{Source: parts[0], Destination: parts[0]}
+	if !path.IsAbs(b.Source) {
+		b.Source = path.Join(cwd, b.Source)
+	}
+	b.Source = path.Clean(b.Source)
+	b.Destination = b.Source
+	if len(parts) >= 2 && parts[1] != "" {
+		if !path.IsAbs(parts[1]) {
+			return Bind{}, fmt.Errorf("bind %q: destination %q must be an absolute path", s, parts[1])
+		}
+		b.Destination = path.Clean(parts[1])
+	}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			b.ReadOnly = true
+		case "rw":
+		default:
+			return Bind{}, fmt.Errorf("bind %q: option %q is neither ro nor rw", s, parts[2])
+		}
+	}
+	return b, nil
+}

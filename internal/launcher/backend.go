@@ -1,0 +1,66 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// Choice names a requested backend: "" (automatic), or a spec.Backend.
+type Choice string
+
+// Environment is what the backend choice depends on, probed by Probe and given explicitly in tests.
+type Environment struct {
+	Root bool
+	// Squashfuse is the path of squashfuse_ll, "" when it is not installed.
+	Squashfuse string
+	// FUSEError is why /dev/fuse cannot be used, nil when it can.
+	FUSEError error
+}
+
+// Probe looks at this machine.
+func Probe() Environment {
+	e := Environment{Root: os.Geteuid() == 0}
+	e.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+	e.FUSEError = unix.Access("/dev/fuse", unix.R_OK|unix.W_OK)
+	return e
+}
+
+// ErrNoBackend means the image cannot be mounted here; its text says what to install or enable.
+var ErrNoBackend = errors.New("cannot mount the image")
+
+// ChooseBackend picks how to mount a squashfs image: the kernel on a loop device as root,
+// squashfuse_ll in a user namespace as a plain user. want overrides the choice.
+func ChooseBackend(want Choice, e Environment) (spec.Backend, error) {
+	switch spec.Backend(want) {
+	case "":
+		if e.Root {
+			return spec.BackendLoop, nil
+		}
+		return squashfuse(e)
+	case spec.BackendLoop:
+		if !e.Root {
+			return "", fmt.Errorf("%w: the loop backend needs root; use the squashfuse backend", ErrNoBackend)
+		}
+		return spec.BackendLoop, nil
+	case spec.BackendSquashfuse:
+		// Root runs without a user namespace, where hpcctl's FUSE mount works the same way.
+		return squashfuse(e)
+	}
+	return "", fmt.Errorf("unknown mount backend %q: want loop or squashfuse", want)
+}
+
+func squashfuse(e Environment) (spec.Backend, error) {
+	if e.Squashfuse == "" {
+		return "", fmt.Errorf("%w: squashfuse_ll is not installed (install the squashfuse package), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend)
+	}
+	if e.FUSEError != nil {
+		return "", fmt.Errorf("%w: /dev/fuse: %v (install fuse3 and make /dev/fuse mode 0666), or run with --unsquash to extract the image to a temporary directory", ErrNoBackend, e.FUSEError)
+	}
+	return spec.BackendSquashfuse, nil
+}

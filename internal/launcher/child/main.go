@@ -1,0 +1,109 @@
+package child
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// Main runs the child stage and returns its exit status; it returns only on failure (or, as PID 1,
+// with the program's status). A setup failure is reported to the parent, which prints it.
+func Main() int {
+	// Capabilities, ambient sets and execve act per thread: keep all of it on this one.
+	runtime.LockOSThread()
+	for _, fd := range []int{SpecFD, SocketFD, ImageFD} {
+		unix.CloseOnExec(fd)
+	}
+	s, err := readSpec()
+	if err == nil {
+		err = run(s)
+	}
+	// run returns only on failure, or with the program's status as PID 1.
+	var ie initExit
+	if errors.As(err, &ie) {
+		return ie.status
+	}
+	msg := append([]byte{MsgError, byte(statusOf(err))}, err.Error()...)
+	if _, serr := unix.Write(SocketFD, msg); serr != nil {
+		fmt.Fprintf(os.Stderr, "hpcctl: %v\n", err)
+	}
+	return 1
+}
+
+// programError is a failure to start the program itself, with the shell's status for it.
+type programError struct {
+	status int
+	err    error
+}
+
+func (e programError) Error() string { return e.err.Error() }
+func (e programError) Unwrap() error { return e.err }
+
+// statusOf returns the status the parent exits with: 127 when the program is not found and 126
+// when it cannot be executed, as a shell does; 1 when the container could not be set up.
+func statusOf(err error) int {
+	var pe programError
+	if errors.As(err, &pe) {
+		return pe.status
+	}
+	return 1
+}
+
+func commandStatus(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, errNotFound) {
+		return 127
+	}
+	return 126
+}
+
+func readSpec() (*spec.Spec, error) {
+	f := os.NewFile(SpecFD, "spec")
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read the container spec: %w", err)
+	}
+	var s spec.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode the container spec: %w", err)
+	}
+	return &s, s.Validate()
+}
+
+func run(s *spec.Spec) error {
+	if err := setupRoot(s); err != nil {
+		return err
+	}
+	if s.Namespaces.UTS && s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	if err := enterCwd(s); err != nil {
+		return err
+	}
+	prog, err := lookPath(s.Args[0], s.Env)
+	if err != nil {
+		return programError{commandStatus(err), err}
+	}
+	if err := dropPrivileges(s); err != nil {
+		return err
+	}
+	if s.Namespaces.PID {
+		return runInit(prog, s)
+	}
+	// Everything but stdio is close-on-exec now; the parent sees the socket close and knows the
+	// program started.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close descriptors: %w", err)
+	}
+	err = unix.Exec(prog, s.Args, s.Env)
+	return programError{commandStatus(err), fmt.Errorf("run %s in the container: %w", s.Args[0], err)}
+}

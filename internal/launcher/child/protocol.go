@@ -1,0 +1,90 @@
+// Package child is hpcctl's process inside the container's namespaces: it mounts the image and
+// the Spec's mounts in order, pivots into the new root, drops privileges and execs the program,
+// or stays as PID 1 to reap and forward signals when the container has its own PID namespace.
+package child
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stage is the hidden first argument that routes a re-executed hpcctl to the child (cmd/hpcctl).
+const Stage = "__hpcctl_child__"
+
+// Descriptors the parent passes (exec.Cmd.ExtraFiles start at 3).
+const (
+	// SpecFD carries the Spec as JSON, closed by the parent after writing.
+	SpecFD = 3
+	// SocketFD is a SOCK_SEQPACKET socket to the parent: the child sends messages, and the parent
+	// sees it close (close-on-exec) when the program has been exec'd.
+	SocketFD = 4
+	// ImageFD is the image file, opened by the parent with the user's own rights.
+	ImageFD = 5
+)
+
+// Message kinds, the first byte of each packet on SocketFD.
+const (
+	// MsgFUSE carries the /dev/fuse descriptor (SCM_RIGHTS) for the parent to hand to squashfuse_ll.
+	MsgFUSE byte = 'F'
+	// MsgError carries the exit status (one byte) and the one-line reason the container could not
+	// start.
+	MsgError byte = 'E'
+)
+
+// SendFD sends a message with one descriptor attached.
+func SendFD(sock int, kind byte, fd int) error {
+	return unix.Sendmsg(sock, []byte{kind}, unix.UnixRights(fd), nil, 0)
+}
+
+// Message is one packet received from the child.
+type Message struct {
+	Kind   byte
+	Text   string
+	Status int      // MsgError only
+	File   *os.File // MsgFUSE only
+}
+
+// Receive reads one message; io.EOF-like end (nil, nil) means the child exec'd or exited.
+func Receive(sock int) (*Message, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read from the container's setup process: %w", err)
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		m := &Message{Kind: buf[0], Text: string(buf[1:n])}
+		if m.Kind == MsgError && n > 1 {
+			m.Status, m.Text = int(buf[1]), string(buf[2:n])
+		}
+		if oobn > 0 {
+			fd, err := parseRights(oob[:oobn])
+			if err != nil {
+				return nil, err
+			}
+			m.File = os.NewFile(uintptr(fd), "/dev/fuse")
+		}
+		return m, nil
+	}
+}
+
+func parseRights(oob []byte) (int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("bad descriptor message from the container's setup process: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return -1, fmt.Errorf("bad descriptor message from the container's setup process: %v", err)
+	}
+	return fds[0], nil
+}

@@ -1,0 +1,209 @@
+package child
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/mount"
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// stagingDir is where the child mounts a private tmpfs to assemble the root. Anything it covers
+// stays reachable: bind sources are opened before it is mounted, and the host tree is dropped by
+// pivot_root anyway. /tmp exists on every host and is never the image.
+const stagingDir = "/tmp"
+
+// layout names the directories inside the staging tmpfs.
+type layout struct {
+	lower, rw, upper, work, root string
+}
+
+func newLayout() layout {
+	return layout{
+		lower: filepath.Join(stagingDir, "lower"),
+		rw:    filepath.Join(stagingDir, "rw"),
+		upper: filepath.Join(stagingDir, "rw", "upper"),
+		work:  filepath.Join(stagingDir, "rw", "work"),
+		root:  filepath.Join(stagingDir, "root"),
+	}
+}
+
+// setupRoot builds the container's root and mounts in the child's mount namespace, then pivots
+// into it. The root is an overlay: the image below, a private tmpfs above that only ever receives
+// what hpcctl puts there (mount points missing from the image, the merged /etc/passwd), and it is
+// made read-only before the program runs unless the Spec asks for a writable root.
+func setupRoot(s *spec.Spec) error {
+	// Mounts made from here on must not propagate back to the host, nor the host's to us by
+	// surprise: slave keeps host unmounts arriving (an NFS automount going away) and sends nothing back.
+	if err := mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return err
+	}
+	sources, err := openSources(s.Mounts)
+	if err != nil {
+		return err
+	}
+	defer sources.close()
+	image, err := openSandbox(s.RootFS)
+	if err != nil {
+		return err
+	}
+	if image >= 0 {
+		defer unix.Close(image)
+	}
+	l := newLayout()
+	if err := stage(l); err != nil {
+		return err
+	}
+	if err := mountImage(s, image, l.lower); err != nil {
+		return err
+	}
+	if err := stageUpper(l); err != nil {
+		return err
+	}
+	if err := prepareUpper(s, l, sources); err != nil {
+		return err
+	}
+	if err := mountOverlay(s, l); err != nil {
+		return err
+	}
+	root, err := unix.Open(l.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open the container root: %w", err)
+	}
+	defer unix.Close(root)
+	if err := applyMounts(root, s.Mounts, sources); err != nil {
+		return err
+	}
+	if !s.WritableRoot {
+		if err := mount.RemountReadOnly(root); err != nil {
+			return fmt.Errorf("make the container root read-only: %w", err)
+		}
+	}
+	return pivot(l.root)
+}
+
+// stage mounts the staging tmpfs and makes its directories.
+func stage(l layout) error {
+	if err := mount.Mount("tmpfs", stagingDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return err
+	}
+	// Unbindable: a recursive bind of a host directory holding the staging directory (the default
+	// bind of /tmp) would otherwise copy the staging tree, the container root included, into the
+	// container; the kernel prunes unbindable mounts from recursive binds.
+	if err := mount.Mount("", stagingDir, "", unix.MS_UNBINDABLE, ""); err != nil {
+		return err
+	}
+	return mkdirs(l.lower, l.rw, l.root)
+}
+
+// stageUpper gives the overlay's upper layer a tmpfs of its own: overlayfs clones the upper mount,
+// and the kernel refuses to clone an unbindable one. It runs after the image is mounted, so that
+// squashfuse_ll starts meanwhile.
+func stageUpper(l layout) error {
+	if err := mount.Mount("tmpfs", l.rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return err
+	}
+	return mkdirs(l.upper, l.work)
+}
+
+func mkdirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("staging directory: %w", err)
+		}
+	}
+	return nil
+}
+
+// openSandbox opens a sandbox directory image before the staging tmpfs can hide it. The parent's
+// descriptor will not do: it belongs to the host's mount namespace, and the kernel binds only
+// from the caller's own (EINVAL).
+func openSandbox(r spec.RootFS) (int, error) {
+	if r.Backend != spec.BackendDir {
+		return -1, nil
+	}
+	fd, err := unix.Open(r.Image, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open the sandbox image %s: %w", r.Image, err)
+	}
+	return fd, nil
+}
+
+// mountImage mounts the image read-only at target with the Spec's backend; sandbox is the open
+// sandbox directory for BackendDir.
+func mountImage(s *spec.Spec, sandbox int, target string) error {
+	switch s.RootFS.Backend {
+	case spec.BackendLoop:
+		return mountLoop(s, target)
+	case spec.BackendSquashfuse:
+		return mountSquashfuse(target)
+	case spec.BackendDir:
+		if err := mount.Mount(mount.FDPath(sandbox), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind the sandbox directory: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown mount backend %q", s.RootFS.Backend)
+}
+
+func mountLoop(s *spec.Spec, target string) error {
+	img := os.NewFile(ImageFD, s.RootFS.Image)
+	defer img.Close()
+	dev, path, err := mount.AttachLoop(img, s.RootFS.Offset, s.RootFS.Size)
+	if err != nil {
+		return err
+	}
+	// Closing our descriptor leaves the mount as the device's only user: autoclear detaches the
+	// device when the mount namespace, and with it the mount, goes away.
+	defer dev.Close()
+	if err := mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount the image %s: %w (is it a squashfs image?)", s.RootFS.Image, err)
+	}
+	return nil
+}
+
+// mountSquashfuse mounts the FUSE file system here, where the user namespace gives us
+// CAP_SYS_ADMIN, and sends the connection to the parent, which runs and supervises squashfuse_ll
+// outside. Requests queue in the kernel until the server answers.
+func mountSquashfuse(target string) error {
+	dev, err := mount.MountFUSE(target, "squashfuse", os.Getuid(), os.Getgid())
+	if err != nil {
+		return fmt.Errorf("mount the image with FUSE: %w", err)
+	}
+	defer dev.Close()
+	if err := SendFD(SocketFD, MsgFUSE, int(dev.Fd())); err != nil {
+		return fmt.Errorf("hand the FUSE connection to hpcctl: %w", err)
+	}
+	return nil
+}
+
+func mountOverlay(s *spec.Spec, l layout) error {
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", l.lower, l.upper, l.work)
+	if s.Namespaces.User {
+		// In a user namespace overlayfs keeps its metadata in user.* xattrs (trusted.* needs
+		// CAP_SYS_ADMIN in the initial namespace).
+		data += ",userxattr"
+	}
+	if err := mount.Mount("overlay", l.root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		return fmt.Errorf("assemble the container root: %w", err)
+	}
+	return nil
+}
+
+// pivot makes dir the root. pivot_root(".", ".") stacks the old root on the new one, and the
+// detach drops it with everything mounted under it (the staging tmpfs included).
+func pivot(dir string) error {
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("enter the container root: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root into the container: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the host root: %w", err)
+	}
+	return unix.Chdir("/")
+}

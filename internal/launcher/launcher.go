@@ -1,0 +1,237 @@
+// Package launcher is the parent side of a container launch: it opens the image, starts the child
+// stage in new namespaces with the Spec, serves the image with squashfuse_ll when asked, forwards
+// signals and returns the program's exit status.
+package launcher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/launcher/child"
+	"github.com/hpcctl/hpcctl/internal/mount"
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// Options are the launcher's own settings.
+type Options struct {
+	Logger *slog.Logger
+	// Squashfuse is the squashfuse_ll program (BackendSquashfuse).
+	Squashfuse string
+	// Interactive is true when stdin is a terminal: the terminal then sends SIGINT and SIGQUIT to
+	// the program itself, and forwarding them too would deliver them twice.
+	Interactive bool
+}
+
+// forwarded are the signals hpcctl passes on to the program; Slurm stops a job with SIGTERM
+// (then SIGKILL), and users and batch systems use the others.
+var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM}
+
+// Run launches the container the Spec describes and waits for it. It returns the program's exit
+// status (128+N when killed by signal N), or an error when the container could not start.
+func Run(s *spec.Spec, o Options) (int, error) {
+	if err := s.Validate(); err != nil {
+		return 0, fmt.Errorf("container spec: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	img, err := openImage(s.RootFS)
+	if err != nil {
+		return 0, err
+	}
+	defer img.Close()
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, child.NotIgnored(forwarded)...)
+	defer signal.Stop(sigs)
+	c, err := start(s, img)
+	if err != nil {
+		return 0, err
+	}
+	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
+	fuse, startErr := c.serve(s, img, o)
+	o.Logger.Debug("container setup finished", "err", startErr)
+	status, waitErr := c.wait(sigs, o)
+	o.Logger.Debug("program exited", "status", status)
+	if fuse != nil {
+		// The program has exited: the server goes now rather than when the kernel tears the
+		// mount namespace down, which a process left in the background could delay for ever.
+		if err := fuse.Stop(0); err != nil {
+			o.Logger.Warn("squashfuse_ll", "err", err)
+		}
+	}
+	if startErr != nil {
+		return 0, startErr
+	}
+	return status, waitErr
+}
+
+// openImage opens the image with the user's own rights; the child uses this descriptor, so no path
+// is looked up again with more privilege.
+func openImage(r spec.RootFS) (*os.File, error) {
+	flags := os.O_RDONLY
+	if r.Backend == spec.BackendDir {
+		flags |= unix.O_DIRECTORY
+	}
+	f, err := os.OpenFile(r.Image, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open image: %w", err)
+	}
+	return f, nil
+}
+
+// StartError is a container that could not start; Status is what hpcctl exits with (127 for a
+// program that is not found, 126 for one that cannot run, as a shell does; 1 otherwise).
+type StartError struct {
+	Status int
+	Err    error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// container is a started child stage.
+type container struct {
+	cmd  *exec.Cmd
+	sock int
+}
+
+func start(s *spec.Spec, img *os.File) (*container, error) {
+	payload, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode the container spec: %w", err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	defer specR.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		specW.Close()
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	childSock := os.NewFile(uintptr(pair[1]), "socket")
+	defer childSock.Close()
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"hpcctl", child.Stage},
+		Env:         []string{},
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		ExtraFiles:  []*os.File{specR, childSock, img},
+		SysProcAttr: sysProcAttr(s),
+	}
+	if err := cmd.Start(); err != nil {
+		specW.Close()
+		unix.Close(pair[0])
+		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(s, err))
+	}
+	go func() {
+		// The child reads the whole Spec before it does anything; a failed write shows as its error.
+		specW.Write(payload) //nolint:errcheck
+		specW.Close()
+	}()
+	return &container{cmd: cmd, sock: pair[0]}, nil
+}
+
+// hintFor says what to do when the kernel refuses the namespaces.
+func hintFor(s *spec.Spec, err error) string {
+	if s.Namespaces.User && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL)) {
+		return " (unprivileged user namespaces are disabled: ask the administrators to enable them, e.g. sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone)"
+	}
+	return ""
+}
+
+func sysProcAttr(s *spec.Spec) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces)}
+	if s.Namespaces.User {
+		for _, m := range s.UIDMap {
+			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range s.GIDMap {
+			a.GidMappings = append(a.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		// An unprivileged process may map its GID only after denying setgroups(2): otherwise it
+		// could drop a supplementary group that denies it access (CVE-2014-8989).
+		a.GidMappingsEnableSetgroups = false
+		// The child keeps these capabilities in the new namespace across its exec: it is not root
+		// there, so without ambient capabilities execve would clear them all. Mounting needs
+		// CAP_SYS_ADMIN; overlayfs keeps the mounter's credentials for its own work, makes its
+		// work directory mode 0 (CAP_DAC_OVERRIDE) and its whiteouts as character devices
+		// (CAP_MKNOD). In a user namespace they act only on what the namespace owns; the child
+		// clears them all before the program runs.
+		a.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_MKNOD, unix.CAP_DAC_OVERRIDE}
+	}
+	return a
+}
+
+func cloneFlags(ns spec.Namespaces) uintptr {
+	var f uintptr
+	for _, x := range []struct {
+		on   bool
+		flag uintptr
+	}{
+		{ns.User, unix.CLONE_NEWUSER}, {ns.Mount, unix.CLONE_NEWNS}, {ns.PID, unix.CLONE_NEWPID},
+		{ns.Net, unix.CLONE_NEWNET}, {ns.UTS, unix.CLONE_NEWUTS}, {ns.IPC, unix.CLONE_NEWIPC},
+	} {
+		if x.on {
+			f |= x.flag
+		}
+	}
+	return f
+}
+
+// serve answers the child until it has exec'd the program (the socket closes) or failed. A FUSE
+// connection from the child gets a squashfuse_ll.
+func (c *container) serve(s *spec.Spec, img *os.File, o Options) (*mount.Squashfuse, error) {
+	defer unix.Close(c.sock)
+	var fuse *mount.Squashfuse
+	for {
+		m, err := child.Receive(c.sock)
+		if err != nil || m == nil {
+			return fuse, err
+		}
+		switch m.Kind {
+		case child.MsgError:
+			return fuse, &StartError{Status: m.Status, Err: errors.New(m.Text)}
+		case child.MsgFUSE:
+			fuse, err = mount.StartSquashfuse(o.Squashfuse, img, s.RootFS.Offset, m.File, o.Logger)
+			// Our copy must go: the server's must be the last, so that its death ends the connection.
+			m.File.Close()
+			if err != nil {
+				return fuse, err
+			}
+		}
+	}
+}
+
+// wait forwards signals until the child exits and returns the program's status.
+func (c *container) wait(sigs <-chan os.Signal, o Options) (int, error) {
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			if o.Interactive && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
+				continue
+			}
+			c.cmd.Process.Signal(sig) //nolint:errcheck // it may have just exited
+		case err := <-done:
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				return 0, fmt.Errorf("wait for the container: %w", err)
+			}
+			ws := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			return child.ExitStatus(unix.WaitStatus(ws)), nil
+		}
+	}
+}

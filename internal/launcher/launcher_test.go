@@ -1,0 +1,145 @@
+package launcher
+
+import (
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hpcctl/hpcctl/internal/launcher/child"
+	"github.com/hpcctl/hpcctl/internal/sif/siftest"
+	"github.com/hpcctl/hpcctl/internal/spec"
+	"github.com/hpcctl/hpcctl/internal/testutil"
+)
+
+// TestMain routes the child stage, as cmd/hpcctl does: the launcher re-executes /proc/self/exe,
+// which is this test binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == child.Stage {
+		os.Exit(child.Main())
+	}
+	os.Exit(m.Run())
+}
+
+// sandboxSpec is a root-run container of a busybox sandbox with out bound at /out.
+func sandboxSpec(t *testing.T, script string) (*spec.Spec, string) {
+	t.Helper()
+	testutil.NeedRoot(t)
+	bb := testutil.NeedCommands(t, "busybox")[0]
+	tree, out := filepath.Join(t.TempDir(), "tree"), t.TempDir()
+	if err := siftest.BusyboxTree(tree, bb); err != nil {
+		t.Fatal(err)
+	}
+	return &spec.Spec{
+		Namespaces: spec.Namespaces{Mount: true, PID: true},
+		RootFS:     spec.RootFS{Backend: spec.BackendDir, Image: tree},
+		Mounts: []spec.Mount{{Kind: spec.KindBind, Source: "/proc", Destination: "/proc", Recursive: true},
+			{Kind: spec.KindBind, Source: "/dev", Destination: "/dev", Recursive: true}, {Kind: spec.KindBind, Source: out, Destination: "/out"}},
+		Env:              []string{"PATH=/bin"},
+		Args:             []string{"sh", "-c", script},
+		Cwd:              "/",
+		KeepCapabilities: true,
+	}, out
+}
+
+func TestPIDNamespaceInit(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		status int
+		out    string
+	}{
+		// /proc is the host's: /proc/self names the host PID, $$ the one in the new namespace.
+		{"program has its own PID namespace", `[ "$$" != "$(readlink /proc/self)" ] && [ "$$" -lt 100 ] && echo yes > /out/r`, 0, "yes\n"},
+		{"exit status", "exit 5", 5, ""},
+		{"killed by a signal", "kill -9 $$", 137, ""},
+		// The orphan is reparented to init, which reaps it; the program's status still wins.
+		{"orphans reaped", "(sleep 0.1; exit 9) & sleep 0.3; echo done > /out/r; exit 4", 4, "done\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, out := sandboxSpec(t, tt.script)
+			start := time.Now()
+			status, err := Run(s, Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			t.Logf("ran in %v", time.Since(start))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status {
+				t.Errorf("status %d, want %d", status, tt.status)
+			}
+			if tt.out != "" {
+				if b, _ := os.ReadFile(filepath.Join(out, "r")); string(b) != tt.out {
+					t.Errorf("output %q, want %q", b, tt.out)
+				}
+			}
+		})
+	}
+}
+
+func TestPIDNamespaceForwardsSignals(t *testing.T) {
+	s, out := sandboxSpec(t, `trap 'echo term > /out/got; kill $!; exit 7' TERM; echo > /out/ready; sleep 60 & wait`)
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := Run(s, Options{})
+		done <- result{st, err}
+	}()
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(out, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the program did not start")
+		}
+	}
+	// Run passes on the signals this process receives, through the container's init.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.status != 7 {
+		t.Errorf("status %d, err %v; want 7 from the trap", r.status, r.err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "got")); string(b) != "term\n" {
+		t.Errorf("the program did not get SIGTERM: %q", b)
+	}
+}
+
+func TestRunReportsSetupErrors(t *testing.T) {
+	s, _ := sandboxSpec(t, "true")
+	s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: "/no/such/dir", Destination: "/x"})
+	_, err := Run(s, Options{})
+	var se *StartError
+	if err == nil || !strings.Contains(err.Error(), "/no/such/dir") {
+		t.Fatalf("err = %v, want it to name the missing source", err)
+	}
+	if !asStartError(err, &se) || se.Status != 1 {
+		t.Errorf("err %v: want a StartError with status 1", err)
+	}
+	s, _ = sandboxSpec(t, "true")
+	s.Namespaces.PID = false
+	s.Args = []string{"no-such-program"}
+	_, err = Run(s, Options{})
+	if !asStartError(err, &se) || se.Status != 127 {
+		t.Errorf("err %v: want a StartError with status 127", err)
+	}
+	if _, err := exec.LookPath("true"); err != nil {
+		t.Skip()
+	}
+}
+
+func asStartError(err error, se **StartError) bool {
+	e, ok := err.(*StartError)
+	if ok {
+		*se = e
+	}
+	return ok
+}

@@ -1,0 +1,72 @@
+package sif
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sylabs/sif/v2/pkg/sif"
+)
+
+// Image is what the launcher needs from a SIF file: where the root file system is and how the
+// image says to run it.
+type Image struct {
+	Path string
+	// Offset and Size locate the squashfs system partition inside the file.
+	Offset int64
+	Size   int64
+	// Config is the OCI image config stored by hpcctl; nil for images made by Apptainer or
+	// SingularityCE, which keep their runscript and environment under /.singularity.d instead.
+	Config *v1.ImageConfig
+}
+
+// Open reads the SIF at path and locates its primary system partition and OCI config.
+func Open(path string) (*Image, error) {
+	fi, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	if err != nil {
+		return nil, fmt.Errorf("open SIF image %s: %w", path, err)
+	}
+	defer fi.UnloadContainer() //nolint:errcheck // read-only: nothing to flush
+	d, err := fi.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
+	if err != nil {
+		return nil, fmt.Errorf("SIF image %s has no primary system partition: %w", path, err)
+	}
+	fs, _, _, err := d.PartitionMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("SIF image %s: system partition: %w", path, err)
+	}
+	if fs != sif.FsSquash {
+		return nil, fmt.Errorf("SIF image %s: system partition is %v, hpcctl runs squashfs only", path, fs)
+	}
+	img := &Image{Path: path, Offset: d.Offset(), Size: d.Size()}
+	img.Config, err = readConfig(fi)
+	if err != nil {
+		return nil, fmt.Errorf("SIF image %s: %w", path, err)
+	}
+	return img, nil
+}
+
+// readConfig returns the OCI config object, or nil when the image has none.
+func readConfig(fi *sif.FileImage) (*v1.ImageConfig, error) {
+	var found *sif.Descriptor
+	fi.WithDescriptors(func(d sif.Descriptor) bool {
+		if d.DataType() == sif.DataGenericJSON && d.Name() == ConfigObjectName {
+			found = &d
+			return true
+		}
+		return false
+	})
+	if found == nil {
+		return nil, nil
+	}
+	b, err := found.GetData()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ConfigObjectName, err)
+	}
+	var img v1.Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", ConfigObjectName, err)
+	}
+	return &img.Config, nil
+}

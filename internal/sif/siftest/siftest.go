@@ -1,0 +1,83 @@
+// Package siftest makes small SIF images for tests: a squashfs of a directory tree (mksquashfs)
+// with an OCI config object, the way hpcctl's builder lays them out (internal/sif/objects.go).
+package siftest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sylabs/sif/v2/pkg/sif"
+
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
+)
+
+// Make writes a SIF at out holding tree as its system partition and, when cfg is not nil, cfg as
+// its OCI config object (an image without one looks like Apptainer's).
+func Make(out, tree string, cfg *v1.ImageConfig) error {
+	sq := out + ".squashfs"
+	defer os.Remove(sq)
+	cmd := exec.Command("mksquashfs", tree, sq, "-noappend", "-quiet", "-no-progress", "-comp", "zstd", "-Xcompression-level", "3", "-all-root")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mksquashfs %s: %w: %s", tree, err, b)
+	}
+	part, err := os.Open(sq)
+	if err != nil {
+		return err
+	}
+	defer part.Close()
+	pdi, err := sif.NewDescriptorInput(sif.DataPartition, part,
+		sif.OptPartitionMetadata(sif.FsSquash, sif.PartPrimSys, "amd64"), sif.OptGroupID(hsif.SystemGroup))
+	if err != nil {
+		return err
+	}
+	dis := []sif.DescriptorInput{pdi}
+	if cfg != nil {
+		b, err := json.Marshal(v1.Image{Config: *cfg})
+		if err != nil {
+			return err
+		}
+		cdi, err := sif.NewDescriptorInput(sif.DataGenericJSON, bytesReader(b),
+			sif.OptObjectName(hsif.ConfigObjectName), sif.OptGroupID(hsif.SystemGroup))
+		if err != nil {
+			return err
+		}
+		dis = append(dis, cdi)
+	}
+	f, err := sif.CreateContainerAtPath(out, sif.OptCreateWithDescriptors(dis...),
+		sif.OptCreateDeterministic(), sif.OptCreateWithTime(time.Unix(0, 0)))
+	if err != nil {
+		return fmt.Errorf("create SIF %s: %w", out, err)
+	}
+	return f.UnloadContainer()
+}
+
+// BusyboxTree writes into dir a minimal root: the static busybox at busybox with a symlink per
+// applet in /bin, and /etc/passwd and /etc/group with root only.
+func BusyboxTree(dir, busybox string) error {
+	for _, d := range []string{"bin", "etc", "home", "tmp", "var/tmp", "proc", "sys", "dev"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	b, err := os.ReadFile(busybox)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), b, 0o755); err != nil {
+		return err
+	}
+	for _, a := range []string{"sh", "true", "false", "cat", "echo", "id", "ls", "pwd", "env", "sleep", "touch", "mkdir", "grep", "kill", "trap", "test", "stat", "mount", "readlink", "wc", "head"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "etc/group"), []byte("root:x:0:\n"), 0o644)
+}

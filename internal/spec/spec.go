@@ -1,0 +1,111 @@
+// Package spec is the pure data of one container launch: namespaces, ID maps, the root file system,
+// ordered mounts, environment, argv and working directory, checked by Validate.
+package spec
+
+// Spec describes one container launch. Profiles and flags produce it (internal/isolation); only the
+// launcher and its child act on it, applying Mounts in order.
+type Spec struct {
+	Namespaces Namespaces `json:"namespaces"`
+	// UIDMap and GIDMap are written for a user namespace; they map the user's own IDs only, so no
+	// setuid helper (newuidmap) is needed.
+	UIDMap []IDMap `json:"uidMap,omitempty"`
+	GIDMap []IDMap `json:"gidMap,omitempty"`
+	RootFS RootFS  `json:"rootfs"`
+	// Mounts are applied in order on top of the root file system, before pivot_root.
+	Mounts []Mount `json:"mounts,omitempty"`
+	// Identity is merged into the container's /etc/passwd and /etc/group; nil leaves them alone.
+	Identity *Identity `json:"identity,omitempty"`
+	// Env is the program's whole environment ("NAME=value").
+	Env []string `json:"env"`
+	// Args is the program and its arguments; Args[0] is looked up in the container's PATH.
+	Args []string `json:"args"`
+	// Cwd is the working directory inside the container.
+	Cwd string `json:"cwd"`
+	// CwdFallback is used, with a warning, when Cwd does not exist in the container.
+	CwdFallback string `json:"cwdFallback,omitempty"`
+	// Hostname is set when Namespaces.UTS is true.
+	Hostname string `json:"hostname,omitempty"`
+	// WritableRoot leaves the root file system writable (changes go to a private tmpfs and vanish).
+	WritableRoot bool `json:"writableRoot,omitempty"`
+	// KeepCapabilities keeps the capability set the launching process holds (root running a
+	// container as root, as Apptainer does); otherwise every capability is cleared before exec.
+	KeepCapabilities bool `json:"keepCapabilities,omitempty"`
+	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS before exec.
+	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+}
+
+// Namespaces says which namespaces the container gets; false shares the host's.
+type Namespaces struct {
+	User  bool `json:"user,omitempty"`
+	Mount bool `json:"mount,omitempty"`
+	PID   bool `json:"pid,omitempty"`
+	Net   bool `json:"net,omitempty"`
+	UTS   bool `json:"uts,omitempty"`
+	IPC   bool `json:"ipc,omitempty"`
+}
+
+// IDMap maps Size IDs from HostID outside to ContainerID inside a user namespace.
+type IDMap struct {
+	ContainerID uint32 `json:"containerID"`
+	HostID      uint32 `json:"hostID"`
+	Size        uint32 `json:"size"`
+}
+
+// Backend is how the image becomes the root file system.
+type Backend string
+
+// Backends.
+const (
+	// BackendLoop mounts the squashfs partition with the kernel on a read-only, autoclear loop device.
+	BackendLoop Backend = "loop"
+	// BackendSquashfuse mounts it with squashfuse_ll, inside a user namespace.
+	BackendSquashfuse Backend = "squashfuse"
+	// BackendDir uses a directory (a sandbox image, or an image extracted with --unsquash).
+	BackendDir Backend = "dir"
+)
+
+// RootFS names the image and how to mount it.
+type RootFS struct {
+	Backend Backend `json:"backend"`
+	// Image is the image file or sandbox directory on the host.
+	Image string `json:"image"`
+	// Offset and Size locate the squashfs partition inside Image (0, 0: the whole file).
+	Offset int64 `json:"offset,omitempty"`
+	Size   int64 `json:"size,omitempty"`
+}
+
+// MountKind is what a Mount mounts.
+type MountKind string
+
+// Mount kinds.
+const (
+	KindBind  MountKind = "bind"
+	KindProc  MountKind = "proc"
+	KindSysfs MountKind = "sysfs"
+	KindTmpfs MountKind = "tmpfs"
+)
+
+// Mount is one mount inside the container.
+type Mount struct {
+	Kind MountKind `json:"kind"`
+	// Source is a host path for binds, unused otherwise.
+	Source string `json:"source,omitempty"`
+	// Destination is an absolute path inside the container; it is resolved inside the container
+	// root (symlinks cannot lead out of it) and created when missing.
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+	// Recursive binds the submounts of Source too (rbind).
+	Recursive bool `json:"recursive,omitempty"`
+	// Optional mounts are skipped when their source is missing (a host without /etc/localtime).
+	Optional bool `json:"optional,omitempty"`
+	// Data holds file system options (tmpfs "size=64m").
+	Data string `json:"data,omitempty"`
+}
+
+// Identity is the user's entries for the container's /etc/passwd and /etc/group.
+type Identity struct {
+	// Passwd is the user's passwd line; lines for the same name or UID are replaced.
+	Passwd string `json:"passwd"`
+	// Groups are group lines; lines for the same group name or GID are replaced.
+	Groups []string `json:"groups,omitempty"`
+}

@@ -1,0 +1,89 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Validate checks that the Spec can be applied: every path absolute and clean, a program to run,
+// a known backend, ID maps present exactly when a user namespace is asked for.
+func (s *Spec) Validate() error {
+	var errs []error
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		errs = append(errs, errors.New("no program to run"))
+	}
+	if err := checkPath("working directory", s.Cwd); err != nil {
+		errs = append(errs, err)
+	}
+	if s.CwdFallback != "" {
+		if err := checkPath("fallback working directory", s.CwdFallback); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.RootFS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Namespaces.User && (len(s.UIDMap) == 0 || len(s.GIDMap) == 0) {
+		errs = append(errs, errors.New("a user namespace needs UID and GID maps"))
+	}
+	if !s.Namespaces.User && (len(s.UIDMap) > 0 || len(s.GIDMap) > 0) {
+		errs = append(errs, errors.New("ID maps given without a user namespace"))
+	}
+	if !s.Namespaces.Mount {
+		errs = append(errs, errors.New("a container needs a mount namespace"))
+	}
+	for i, m := range s.Mounts {
+		if err := m.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("mount %d: %w", i+1, err))
+		}
+	}
+	for _, e := range s.Env {
+		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
+			errs = append(errs, fmt.Errorf("environment entry %q is not NAME=value", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r RootFS) validate() error {
+	if r.Image == "" {
+		return errors.New("no image")
+	}
+	switch r.Backend {
+	case BackendLoop, BackendSquashfuse:
+		if r.Offset < 0 || r.Size < 0 {
+			return fmt.Errorf("image %s: negative partition offset or size", r.Image)
+		}
+	case BackendDir:
+	default:
+		return fmt.Errorf("unknown mount backend %q", r.Backend)
+	}
+	return nil
+}
+
+func (m Mount) validate() error {
+	if err := checkPath("destination", m.Destination); err != nil {
+		return err
+	}
+	switch m.Kind {
+	case KindBind:
+		if m.Source == "" || !path.IsAbs(m.Source) {
+			return fmt.Errorf("bind source %q is not an absolute path", m.Source)
+		}
+	case KindProc, KindSysfs, KindTmpfs:
+	default:
+		return fmt.Errorf("unknown mount kind %q", m.Kind)
+	}
+	return nil
+}
+
+// checkPath requires an absolute, clean path: "..", "//" or a trailing "/" would make the
+// container's view depend on how the child happens to resolve them.
+func checkPath(what, p string) error {
+	if !path.IsAbs(p) || path.Clean(p) != p {
+		return fmt.Errorf("%s %q is not an absolute clean path", what, p)
+	}
+	return nil
+}

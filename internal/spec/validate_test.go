@@ -1,0 +1,56 @@
+package spec
+
+import (
+	"strings"
+	"testing"
+)
+
+func valid() *Spec {
+	return &Spec{
+		Namespaces: Namespaces{User: true, Mount: true},
+		UIDMap:     []IDMap{{1000, 1000, 1}},
+		GIDMap:     []IDMap{{100, 100, 1}},
+		RootFS:     RootFS{Backend: BackendSquashfuse, Image: "/i.sif", Offset: 4096},
+		Mounts:     []Mount{{Kind: KindBind, Source: "/home/a", Destination: "/home/a"}, {Kind: KindTmpfs, Destination: "/tmp"}},
+		Env:        []string{"PATH=/bin", "EMPTY="},
+		Args:       []string{"true"},
+		Cwd:        "/home/a",
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("valid spec: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Spec)
+		want   string
+	}{
+		{"no args", func(s *Spec) { s.Args = nil }, "no program"},
+		{"relative cwd", func(s *Spec) { s.Cwd = "home" }, "working directory"},
+		{"unclean cwd", func(s *Spec) { s.Cwd = "/home/../etc" }, "working directory"},
+		{"bad fallback", func(s *Spec) { s.CwdFallback = "x" }, "fallback"},
+		{"no image", func(s *Spec) { s.RootFS.Image = "" }, "no image"},
+		{"bad backend", func(s *Spec) { s.RootFS.Backend = "nfs" }, "backend"},
+		{"negative offset", func(s *Spec) { s.RootFS.Offset = -1 }, "negative"},
+		{"userns without maps", func(s *Spec) { s.UIDMap = nil }, "maps"},
+		{"maps without userns", func(s *Spec) { s.Namespaces.User = false }, "without a user namespace"},
+		{"no mount ns", func(s *Spec) { s.Namespaces.Mount = false }, "mount namespace"},
+		{"relative destination", func(s *Spec) { s.Mounts[0].Destination = "x" }, "mount 1: destination"},
+		{"dotdot destination", func(s *Spec) { s.Mounts[1].Destination = "/a/../b" }, "mount 2: destination"},
+		{"relative source", func(s *Spec) { s.Mounts[0].Source = "data" }, "bind source"},
+		{"bad kind", func(s *Spec) { s.Mounts[1].Kind = "nfs" }, "kind"},
+		{"bad env", func(s *Spec) { s.Env = append(s.Env, "X") }, "NAME=value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := valid()
+			tt.change(s)
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+// Command execbench measures how long `hpcctl exec IMAGE /bin/true` takes from start to exit, as
+// root and as a plain user, against the same work done by hand in the same run (unshare, mount,
+// chroot), and prints medians and ratios. It needs root, and a plain user for the unprivileged half.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hpcctl/hpcctl/internal/sif"
+	"github.com/hpcctl/hpcctl/internal/sif/siftest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "execbench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	hpcctl, image, user string
+	n                   int
+}
+
+func run() error {
+	var c config
+	flag.StringVar(&c.hpcctl, "hpcctl", "bin/hpcctl", "hpcctl binary")
+	flag.StringVar(&c.image, "image", "", "SIF image (default: a busybox image made with mksquashfs)")
+	flag.StringVar(&c.user, "user", "hpcuser", "plain user for the unprivileged runs (\"\" to skip them)")
+	flag.IntVar(&c.n, "n", 50, "runs per measurement")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		return errors.New("run as root (it measures root and, through -user, a plain user)")
+	}
+	dir, err := os.MkdirTemp("", "execbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if c.hpcctl, err = filepath.Abs(c.hpcctl); err != nil {
+		return err
+	}
+	if c.image == "" {
+		if c.image, err = busyboxImage(dir); err != nil {
+			return err
+		}
+	}
+	img, err := sif.Open(c.image)
+	if err != nil {
+		return err
+	}
+	off := strconv.FormatInt(img.Offset, 10)
+	fmt.Printf("image %s (partition at %d, %d bytes), %d runs each, median [p10 p90]\n", c.image, img.Offset, img.Size, c.n)
+
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		return err
+	}
+	rootBase := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -o loop,ro,offset=" + off + " \"$0\" \"$1\" && exec chroot \"$1\" /bin/true", c.image, mnt}
+	if err := compare("root", nil, []string{c.hpcctl, "exec", c.image, "/bin/true"}, rootBase, c.n); err != nil {
+		return err
+	}
+	if c.user == "" {
+		return nil
+	}
+	cred, err := credential(c.user)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(mnt, int(cred.Uid), int(cred.Gid)); err != nil {
+		return err
+	}
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		return err
+	}
+	userBase := []string{"unshare", "-Urm", "sh", "-c",
+		"squashfuse_ll -o ro,offset=" + off + " \"$0\" \"$1\" && exec chroot \"$1\" /bin/true", c.image, mnt}
+	return compare("user "+c.user, cred, []string{c.hpcctl, "exec", c.image, "/bin/true"}, userBase, c.n)
+}
+
+// compare times both commands n times, interleaved so that both see the same machine load.
+func compare(label string, cred *syscall.Credential, hpcctl, baseline []string, n int) error {
+	var a, b []time.Duration
+	for i := 0; i < n+2; i++ {
+		da, err := timeOnce(cred, hpcctl)
+		if err != nil {
+			return fmt.Errorf("%s: hpcctl: %w", label, err)
+		}
+		db, err := timeOnce(cred, baseline)
+		if err != nil {
+			return fmt.Errorf("%s: baseline: %w", label, err)
+		}
+		if i >= 2 { // the first runs warm the caches
+			a, b = append(a, da), append(b, db)
+		}
+	}
+	ma, mb := median(a), median(b)
+	fmt.Printf("%-14s hpcctl exec %8s [%s %s]   by hand %8s [%s %s]   ratio %.2f\n", label,
+		ms(ma), ms(pct(a, 10)), ms(pct(a, 90)), ms(mb), ms(pct(b, 10)), ms(pct(b, 90)), float64(ma)/float64(mb))
+	return nil
+}
+
+func timeOnce(cred *syscall.Credential, argv []string) (time.Duration, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	cmd.Dir = "/"
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	start := time.Now()
+	err := cmd.Run()
+	return time.Since(start), err
+}
+
+func credential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w (create it with useradd -m %s, or pass -user \"\")", name, err, name)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}, nil
+}
+
+func busyboxImage(dir string) (string, error) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return "", fmt.Errorf("needs busybox to make the image (or pass -image): %w", err)
+	}
+	tree, out := filepath.Join(dir, "tree"), filepath.Join(dir, "busybox.sif")
+	if err := siftest.BusyboxTree(tree, bb); err != nil {
+		return "", err
+	}
+	return out, siftest.Make(out, tree, &v1.ImageConfig{Env: []string{"PATH=/bin"}})
+}
+
+func median(d []time.Duration) time.Duration { return pct(d, 50) }
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
