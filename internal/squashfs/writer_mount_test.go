@@ -1,0 +1,104 @@
+package squashfs
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/hpcctl/hpcctl/internal/testutil"
+)
+
+// mountImage mounts img read-only with the kernel (fuse false) or squashfuse and unmounts it
+// when the test ends.
+func mountImage(t *testing.T, img string, fuse bool, offset int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	if fuse {
+		cmd = exec.Command("squashfuse", "-o", fmt.Sprintf("ro,offset=%d", offset), img, dir)
+	} else {
+		cmd = exec.Command("mount", "-t", "squashfs", "-o", fmt.Sprintf("loop,ro,offset=%d", offset), img, dir)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+var mountCompressors = []Options{{Compression: Zstd}, {Compression: Gzip}, {Compression: XZ}, {Compression: LZ4}, {Compression: LZ4, Level: 9}}
+
+func TestWriterKernelMount(t *testing.T) {
+	testutil.NeedRoot(t)
+	testutil.NeedCommands(t, "mount", "umount")
+	tt := newTestTree(DefaultBlockSize)
+	exp := tt.expected()
+	for _, opts := range mountCompressors {
+		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
+			opts.ModTime = testModTime
+			img := writeTestImage(t, opts, tt.fresh())
+			dir := mountImage(t, img, false, 0)
+			compareTree(t, dir, exp, compareOpts{owners: true, xattrs: true})
+		})
+	}
+}
+
+func TestWriterSquashfuse(t *testing.T) {
+	testutil.NeedRoot(t)
+	testutil.NeedCommands(t, "squashfuse", "umount")
+	tt := newTestTree(DefaultBlockSize)
+	exp := tt.expected()
+	for _, opts := range mountCompressors {
+		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
+			opts.ModTime = testModTime
+			img := writeTestImage(t, opts, tt.fresh())
+			dir := mountImage(t, img, true, 0)
+			compareTree(t, dir, exp, compareOpts{owners: true, xattrs: true, prefixSwapOK: true})
+		})
+	}
+}
+
+// TestWriterAtOffset writes an image inside a bigger file, as in a SIF, and mounts it there.
+func TestWriterAtOffset(t *testing.T) {
+	testutil.NeedRoot(t)
+	testutil.NeedCommands(t, "mount", "umount", "squashfuse")
+	const offset = 3 * 4096
+	tt := newTestTree(16 << 10)
+	img := filepath.Join(t.TempDir(), "sif")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, offset)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(f, Options{ModTime: testModTime, BlockSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tt.fresh() {
+		if err := w.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	end, _ := f.Seek(0, 1)
+	if st, _ := f.Stat(); end != st.Size() || uint64(end-offset) != w.Stats().BytesOut {
+		t.Errorf("position %d, file size %d, image %d bytes from %d", end, st.Size(), w.Stats().BytesOut, offset)
+	}
+	f.Close()
+	for _, fuse := range []bool{false, true} {
+		compareTree(t, mountImage(t, img, fuse, offset), tt.expected(), compareOpts{owners: true, xattrs: true, prefixSwapOK: fuse})
+	}
+}
