@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
@@ -100,5 +101,39 @@ func TestWriterAtOffset(t *testing.T) {
 	f.Close()
 	for _, fuse := range []bool{false, true} {
 		compareTree(t, mountImage(t, img, fuse, offset), tt.expected(), compareOpts{owners: true, xattrs: true, prefixSwapOK: fuse})
+	}
+}
+
+// TestWriterHugeFileMounted checks a sparse file over 4 GiB (extended inode, 64-bit size) through
+// unsquashfs's listing and a kernel mount, reading only the marked places.
+func TestWriterHugeFileMounted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads 4 GiB of generated zeros")
+	}
+	testutil.NeedRoot(t)
+	testutil.NeedCommands(t, "unsquashfs", "mount", "umount")
+	e, marks := hugeFile()
+	img := writeTestImage(t, Options{ModTime: testModTime}, []Entry{e})
+	got := listing(t, img)["huge"]
+	if !strings.Contains(got, fmt.Sprintf(" %d ", e.Size)) {
+		t.Errorf("unsquashfs lists %q, want size %d", got, e.Size)
+	}
+	dir := mountImage(t, img, false, 0)
+	f, err := os.Open(filepath.Join(dir, "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() != e.Size {
+		t.Fatalf("mounted size %v, want %d (%v)", st.Size(), e.Size, err)
+	}
+	for at, s := range marks {
+		from, to := max(at-1, 0), min(at+int64(len(s))+1, e.Size)
+		buf := make([]byte, to-from)
+		n, _ := f.ReadAt(buf, from)
+		want := strings.Repeat("\x00", int(at-from)) + s + strings.Repeat("\x00", int(to-at)-len(s))
+		if string(buf[:n]) != want {
+			t.Errorf("at %d: read %q, want %q", at, buf[:n], want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -296,6 +297,9 @@ func compareXattrs(t testing.TB, full, rel string, want map[string]string) {
 	t.Helper()
 	buf := make([]byte, 1<<16)
 	n, err := unix.Llistxattr(full, buf)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		n, err = 0, nil // the kernel's answer for an image without an xattr table
+	}
 	if err != nil {
 		t.Errorf("%s: list xattrs: %v", rel, err)
 		return
