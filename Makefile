@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench clean
+.PHONY: all build test vet bench bench-squashfs clean
 
 all: build
 
@@ -19,6 +19,13 @@ test:
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
+
+# Benchmarks: each bench-* target measures one part; bench runs them all.
+bench: bench-squashfs
+
+# Native squashfs writer against mksquashfs on $$HPCCTL_TEST_DEBIAN_ROOTFS (or TREE=dir).
+bench-squashfs:
+	$(GO) run ./tools/sqfsbench $(if $(TREE),-tree $(TREE))
 
 clean:
 	rm -rf bin _out

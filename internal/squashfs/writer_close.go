@@ -93,6 +93,8 @@ func (w *Writer) flags() uint16 {
 	f := uint16(0)
 	if w.opts.NoFragments {
 		f |= flagNoFragments
+	} else {
+		f |= flagAlwaysFragments // tails of large files go to fragments too
 	}
 	if !w.opts.NoDuplicates {
 		f |= flagDuplicates

@@ -61,7 +61,8 @@ type pipeline struct {
 	w       *Writer
 	work    chan *job
 	order   chan *job
-	bufs    sync.Pool
+	bufs    sync.Pool        // uncompressed blocks
+	outs    sync.Pool        // compressed blocks
 	frags   []fragmentRecord // owned by the output goroutine until wait returns
 	wg      sync.WaitGroup
 	outDone chan struct{}
@@ -73,6 +74,7 @@ func startPipeline(w *Writer, workers int) (*pipeline, error) {
 	bs := int(w.opts.BlockSize)
 	p := &pipeline{w: w, work: make(chan *job, workers), order: make(chan *job, 2*workers+2), outDone: make(chan struct{})}
 	p.bufs.New = func() any { b := make([]byte, bs); return &b }
+	p.outs.New = func() any { b := make([]byte, 0, bs+bs/16+64); return &b }
 	for range workers {
 		c, err := w.blockCodec.newCompressor()
 		if err != nil {
@@ -89,6 +91,8 @@ func startPipeline(w *Writer, workers int) (*pipeline, error) {
 
 func (p *pipeline) getBuf() []byte  { return *(p.bufs.Get().(*[]byte)) }
 func (p *pipeline) putBuf(b []byte) { b = b[:cap(b)]; p.bufs.Put(&b) }
+func (p *pipeline) getOut() []byte  { return (*(p.outs.Get().(*[]byte)))[:0] }
+func (p *pipeline) putOut(b []byte) { p.outs.Put(&b) }
 
 func (p *pipeline) setErr(err error) {
 	p.mu.Lock()
@@ -125,24 +129,21 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 
 func (p *pipeline) compress(c compressor) {
 	defer p.wg.Done()
-	var scratch []byte
 	for j := range p.work {
 		if j.kind == jobData && isZeroBlock(j.in) {
 			j.hole = true
 			close(j.done)
 			continue
 		}
-		out, err := c.compress(scratch, j.in)
+		out, err := c.compress(p.getOut(), j.in)
 		switch {
 		case err != nil:
 			j.err = err
 		case len(out) >= len(j.in):
 			j.store = true
-			scratch = out
+			p.putOut(out)
 		default:
-			// The result leaves with the job; the next block gets a fresh buffer.
-			j.out = out
-			scratch = nil
+			j.out = out // back to the pool once written
 		}
 		close(j.done)
 	}
@@ -163,6 +164,9 @@ func (p *pipeline) output() {
 		}
 		if j.in != nil {
 			p.putBuf(j.in)
+		}
+		if j.out != nil {
+			p.putOut(j.out)
 		}
 	}
 }

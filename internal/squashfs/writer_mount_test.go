@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -41,13 +42,18 @@ var mountCompressors = []Options{{Compression: Zstd}, {Compression: Gzip}, {Comp
 func TestWriterKernelMount(t *testing.T) {
 	testutil.NeedRoot(t)
 	testutil.NeedCommands(t, "mount", "umount")
-	tt := newTestTree(DefaultBlockSize)
-	exp := tt.expected()
-	for _, opts := range mountCompressors {
-		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
+	for _, opts := range append(mountCompressors, featureVariants...) {
+		t.Run(variantName(opts), func(t *testing.T) {
+			tt := newTestTree(int(cmp.Or(opts.BlockSize, DefaultBlockSize)))
 			opts.ModTime = testModTime
 			img := writeTestImage(t, opts, tt.fresh())
 			dir := mountImage(t, img, false, 0)
+			exp := tt.expected()
+			if opts.NoXattrs {
+				for _, w := range exp {
+					w.Xattrs = nil
+				}
+			}
 			compareTree(t, dir, exp, compareOpts{owners: true, xattrs: true})
 		})
 	}

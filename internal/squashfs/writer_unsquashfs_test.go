@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,25 @@ import (
 var allCompressors = []Options{
 	{Compression: Zstd}, {Compression: Gzip}, {Compression: Gzip, Level: 1}, {Compression: XZ},
 	{Compression: LZ4}, {Compression: LZ4, Level: 9}, {Compression: Zstd, Level: 19},
+}
+
+// featureVariants turn features off and change the block size.
+var featureVariants = []Options{
+	{NoFragments: true, NoDuplicates: true}, {NoExport: true, NoXattrs: true},
+	{BlockSize: MinBlockSize}, {BlockSize: MaxBlockSize, Compression: Gzip},
+}
+
+func variantName(o Options) string {
+	name := fmt.Sprintf("%v-%d", cmp.Or(o.Compression, Zstd), o.Level)
+	for _, f := range []struct {
+		on  bool
+		tag string
+	}{{o.NoFragments, "nofrag"}, {o.NoDuplicates, "nodup"}, {o.NoExport, "noexport"}, {o.NoXattrs, "noxattr"}, {o.BlockSize != 0, fmt.Sprint("bs", o.BlockSize)}} {
+		if f.on {
+			name += "-" + f.tag
+		}
+	}
+	return name
 }
 
 // listing runs unsquashfs -lln with times in UTC and returns one line per path, keyed by the
@@ -132,13 +152,12 @@ func checkListing(t *testing.T, img string, exp map[string]*want) {
 
 func TestWriterUnsquashfsListing(t *testing.T) {
 	testutil.NeedCommands(t, "unsquashfs")
-	tt := newTestTree(DefaultBlockSize)
-	exp := tt.expected()
-	for _, opts := range allCompressors {
-		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
+	for _, opts := range append(allCompressors, featureVariants...) {
+		t.Run(variantName(opts), func(t *testing.T) {
+			tt := newTestTree(int(cmp.Or(opts.BlockSize, DefaultBlockSize)))
 			opts.ModTime = testModTime
 			img := writeTestImage(t, opts, tt.fresh())
-			checkListing(t, img, exp)
+			checkListing(t, img, tt.expected())
 			checkSuperblock(t, img, opts)
 		})
 	}
@@ -152,8 +171,23 @@ func checkSuperblock(t *testing.T, img string, opts Options) {
 		t.Fatalf("unsquashfs -s: %v\n%s", err, out)
 	}
 	s := string(out)
-	for _, want := range []string{"Compression " + opts.Compression.String(), "Block size 131072",
-		"Filesystem is exportable via NFS", "Duplicates are removed"} {
+	bs := opts.BlockSize
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	wants := []string{"Compression " + cmp.Or(opts.Compression, Zstd).String(), fmt.Sprintf("Block size %d\n", bs)}
+	pick := func(off bool, no, yes string) {
+		if off {
+			wants = append(wants, no)
+		} else {
+			wants = append(wants, yes)
+		}
+	}
+	pick(opts.NoExport, "Filesystem is not exportable via NFS", "Filesystem is exportable via NFS")
+	pick(opts.NoDuplicates, "Duplicates are not removed", "Duplicates are removed")
+	pick(opts.NoFragments, "Fragments are not stored", "Always-use-fragments option is specified")
+	pick(opts.NoXattrs, "Xattrs are not stored", "Number of xattr ids 3")
+	for _, want := range wants {
 		if !strings.Contains(s, want) {
 			t.Errorf("unsquashfs -s lacks %q:\n%s", want, s)
 		}
