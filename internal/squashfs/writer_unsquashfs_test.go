@@ -209,12 +209,31 @@ func TestWriterUnsquashfsExtract(t *testing.T) {
 			if os.Geteuid() != 0 {
 				args = append([]string{"-no-xattrs"}, args...)
 			}
-			if out, err := exec.Command("unsquashfs", args...).CombinedOutput(); err != nil {
+			exp := exp
+			out, err := exec.Command("unsquashfs", args...).CombinedOutput()
+			if os.Geteuid() != 0 {
+				// A plain user cannot make device nodes: unsquashfs says so and exits 2.
+				if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 2 {
+					err = nil
+				}
+				exp = withoutDevices(exp)
+			}
+			if err != nil {
 				t.Fatalf("unsquashfs: %v\n%s", err, out)
 			}
 			compareTree(t, dir, exp, compareOpts{owners: os.Geteuid() == 0, xattrs: os.Geteuid() == 0})
 		})
 	}
+}
+
+func withoutDevices(m map[string]*want) map[string]*want {
+	out := map[string]*want{}
+	for p, w := range m {
+		if w.Type != TypeCharDevice && w.Type != TypeBlockDevice {
+			out[p] = w
+		}
+	}
+	return out
 }
 
 type compareOpts struct {
@@ -263,7 +282,11 @@ func compareOne(t *testing.T, full, rel string, w *want, o compareOpts) {
 		t.Errorf("%s: type %#o, want %v", rel, st.Mode&unix.S_IFMT, w.Type)
 		return
 	}
-	if w.Type != TypeSymlink && st.Mode&0o7777 != w.Mode {
+	mask := uint32(0o7777)
+	if !o.owners {
+		mask = 0o1777 // unsquashfs run by a plain user cannot chown, so it drops setuid and setgid
+	}
+	if w.Type != TypeSymlink && st.Mode&mask != w.Mode&mask {
 		t.Errorf("%s: mode %#o, want %#o", rel, st.Mode&0o7777, w.Mode)
 	}
 	if o.owners && (st.Uid != w.UID || st.Gid != w.GID) {
