@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -94,7 +95,7 @@ func (t *treeWalker) add(rel string, st *unix.Stat_t) error {
 	case unix.S_IFDIR:
 		e.Type = TypeDir
 	case unix.S_IFREG:
-		return t.addFile(full, e, st.Size)
+		return t.addFile(full, e, st)
 	case unix.S_IFLNK:
 		e.Type = TypeSymlink
 		if e.Linkname, err = os.Readlink(full); err != nil {
@@ -116,13 +117,23 @@ func (t *treeWalker) add(rel string, st *unix.Stat_t) error {
 	return t.w.Add(e)
 }
 
-func (t *treeWalker) addFile(full string, e Entry, size int64) error {
-	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+// addFile stores a regular file. O_NOFOLLOW and O_NONBLOCK keep a path swapped for a symlink or
+// a FIFO after the lstat from being followed or from blocking; the fstat catches any swap.
+func (t *treeWalker) addFile(full string, e Entry, st *unix.Stat_t) error {
+	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("squashfs: %w", err)
 	}
 	defer f.Close()
-	e.Type, e.Size, e.Body = TypeRegular, size, f
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("squashfs: %w", err)
+	}
+	now, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || now.Dev != st.Dev || now.Ino != st.Ino || !fi.Mode().IsRegular() {
+		return fmt.Errorf("squashfs: %s changed while being read; pack a tree that nothing modifies", full)
+	}
+	e.Type, e.Size, e.Body = TypeRegular, st.Size, f
 	return t.w.Add(e)
 }
 

@@ -31,7 +31,7 @@ type Options struct {
 type Stats struct {
 	Inodes         uint32
 	Files          uint64 // regular file entries, hardlinks not counted
-	Dirs           uint64
+	Dirs           uint64 // explicit and implicit
 	BytesIn        uint64 // regular file content, duplicates included
 	BytesOut       uint64 // image size including padding, known after Close
 	Duplicates     uint64 // files whose content an earlier file already stored
@@ -235,12 +235,5 @@ func clampTime(t int64) uint32 {
 	return uint32(min(max(t, 0), math.MaxUint32))
 }
 
-// Stats reports what the writer stored so far; BytesOut is set by Close.
-func (w *Writer) Stats() Stats {
-	s := w.stats
-	s.Inodes = uint32(len(w.tree.byPath)) // an upper bound until Close counts hardlinks
-	if w.closed && w.err == nil {
-		s.Inodes = w.stats.Inodes
-	}
-	return s
-}
+// Stats reports what the writer stored so far; Inodes, Dirs and BytesOut are set by Close.
+func (w *Writer) Stats() Stats { return w.stats }

@@ -23,6 +23,8 @@ type layout struct {
 
 // Close drains the data pipeline, writes the inode, directory, fragment, export, id and xattr
 // tables and the superblock, and leaves w positioned at the end of the (4 KiB padded) image.
+// The image is complete only when Close returns nil; after an error the output holds a partial
+// image that the caller removes (the build writes to a temporary file and renames it).
 func (w *Writer) Close() error {
 	if w.closed {
 		return w.err

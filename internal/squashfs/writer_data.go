@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -256,9 +257,8 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 			return nil, err
 		}
 	}
-	w.tail = w.tail[:0]
+	w.tail = slices.Grow(w.tail[:0], int(tail))[:tail]
 	if tail > 0 {
-		w.tail = append(w.tail, make([]byte, tail)...)
 		if err := readBody(body, w.tail, nblocks*bs, e.Size); err != nil {
 			return nil, err
 		}
