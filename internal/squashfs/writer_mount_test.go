@@ -1,7 +1,9 @@
 package squashfs
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -142,4 +144,39 @@ func TestWriterHugeFileMounted(t *testing.T) {
 			t.Errorf("at %d: read %q, want %q", at, buf[:n], want)
 		}
 	}
+}
+
+// TestWriterIncompressible stores a random file in a fragment and random xattr values, so the
+// fragment block and the xattr metadata block fall back to uncompressed storage.
+func TestWriterIncompressible(t *testing.T) {
+	testutil.NeedRoot(t)
+	testutil.NeedCommands(t, "mount", "umount")
+	content := randomBytes(50000)
+	value := string(randomBytes(6000))
+	e := Entry{Path: "r", Type: TypeRegular, Mode: 0o644, ModTime: testTime, Size: int64(len(content)),
+		Body: bytes.NewReader(content), Xattrs: map[string]string{"user.r": value}}
+	img := writeTestImage(t, Options{ModTime: testModTime}, []Entry{e})
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb Superblock
+	if err := sb.UnmarshalBinary(raw); err != nil {
+		t.Fatal(err)
+	}
+	// The fragment table index points at one metadata block holding one 16-byte entry, which
+	// no compressor shrinks, so it is stored as is too.
+	blk := binary.LittleEndian.Uint64(raw[sb.FragmentTableStart:])
+	if hdr := binary.LittleEndian.Uint16(raw[blk:]); hdr != 16|metadataUncompressed {
+		t.Fatalf("fragment table block header %#x, want 16 bytes stored as is", hdr)
+	}
+	entry := raw[blk+2:]
+	if size := binary.LittleEndian.Uint32(entry[8:]); size&dataUncompressed == 0 || size&^dataUncompressed != 50000 {
+		t.Errorf("fragment size word %#x, want 50000 stored uncompressed", size)
+	}
+	exp := map[string]*want{
+		".": {Entry: Entry{Type: TypeDir, Mode: 0o755, ModTime: testModTime}, nlink: 2},
+		"r": {Entry: e, nlink: 1, content: content},
+	}
+	compareTree(t, mountImage(t, img, false, 0), exp, compareOpts{owners: true, xattrs: true})
 }
