@@ -324,3 +324,32 @@ func TestWriterHugeSparseFile(t *testing.T) {
 		t.Errorf("sparse bytes %d, image %d bytes", st.SparseBytes, len(m.b))
 	}
 }
+
+// BenchmarkWriter writes the generated test tree with each compressor into memory.
+func BenchmarkWriter(b *testing.B) {
+	tt := newTestTree(DefaultBlockSize)
+	var size int64
+	for _, c := range tt.contents {
+		size += int64(len(c))
+	}
+	for _, c := range []Compression{Zstd, Gzip, XZ, LZ4} {
+		b.Run(c.String(), func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				var m memFile
+				w, err := NewWriter(&m, Options{Compression: c})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, e := range tt.fresh() {
+					if err := w.Add(e); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
