@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench bench-exec bench-build clean demo
+.PHONY: all build test vet bench bench-exec bench-build bench-squashfs clean demo
 
 all: build
 
@@ -22,8 +22,6 @@ demo: build
 	bin/hpcctl build --force _out/example.sif oci:_out/example-oci:latest
 	bin/hpcctl inspect _out/example.sif
 
-bench: bench-build
-
 # hpcctl build vs the classic unpack-then-mksquashfs pipeline, on the Debian fixture archive.
 bench-build: build
 	$(GO) run ./tools/buildbench -hpcctl bin/hpcctl
@@ -35,12 +33,17 @@ test:
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
 
-bench: bench-exec
+# Benchmarks: each bench-* target measures one part; bench runs them all.
+bench: bench-squashfs bench-build bench-exec
 
 # Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
 # work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
 bench-exec: build
 	$(GO) run -tags "$(TAGS)" ./tools/execbench -hpcctl bin/hpcctl -n 50
+
+# Native squashfs writer against mksquashfs on $$HPCCTL_TEST_DEBIAN_ROOTFS (or TREE=dir).
+bench-squashfs:
+	$(GO) run ./tools/sqfsbench $(if $(TREE),-tree $(TREE))
 
 clean:
 	rm -rf bin _out

@@ -67,7 +67,7 @@ type Entry struct {
 	Body io.Reader
 	// Linkname is a symlink's target, or the Path of the entry a hardlink shares its inode with.
 	Linkname string
-	// DevMajor and DevMinor are a device node's numbers.
+	// DevMajor and DevMinor are a device treeNode's numbers.
 	DevMajor uint32
 	DevMinor uint32
 }

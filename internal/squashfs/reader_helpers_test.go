@@ -224,34 +224,6 @@ func srcType(mode uint32) Type {
 	return 0
 }
 
-// modeString formats a mode the way unsquashfs -l (and ls) does.
-func modeString(in *Inode) string {
-	kinds := map[Type]byte{TypeDir: 'd', TypeRegular: '-', TypeSymlink: 'l', TypeCharDevice: 'c',
-		TypeBlockDevice: 'b', TypeFIFO: 'p', TypeSocket: 's'}
-	b := []byte{kinds[in.Type]}
-	for i, c := range "rwxrwxrwx" {
-		if in.Mode&(1<<(8-i)) != 0 {
-			b = append(b, byte(c))
-		} else {
-			b = append(b, '-')
-		}
-	}
-	special := func(bit uint32, at int, set, unset byte) {
-		if in.Mode&bit == 0 {
-			return
-		}
-		if b[at] == 'x' || b[at] == 't' {
-			b[at] = set
-		} else {
-			b[at] = unset
-		}
-	}
-	special(04000, 3, 's', 'S')
-	special(02000, 6, 's', 'S')
-	special(01000, 9, 't', 'T')
-	return string(b)
-}
-
 // listing renders a walk the way `unsquashfs -lln` does, spacing normalised.
 func listing(t testing.TB, r *Reader) []string {
 	t.Helper()
@@ -272,7 +244,7 @@ func listing(t testing.TB, r *Reader) []string {
 			name += " -> " + in.Linkname
 		}
 		mt := time.Unix(in.ModTime, 0).UTC().Format("2006-01-02 15:04")
-		out = append(out, fmt.Sprintf("%s %d/%d %s %s %s", modeString(in), in.UID, in.GID, size, mt, name))
+		out = append(out, fmt.Sprintf("%s %d/%d %s %s %s", modeString(in.Type, in.Mode), in.UID, in.GID, size, mt, name))
 		return nil
 	})
 	if err != nil {

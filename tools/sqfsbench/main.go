@@ -1,0 +1,193 @@
+// Command sqfsbench compares hpcctl's squashfs writer with mksquashfs on one directory tree: time,
+// throughput, output size and peak memory, median of several runs.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hpcctl/hpcctl/internal/squashfs"
+)
+
+type config struct {
+	tree, work, cpuProfile string
+	reps                   int
+	child                  bool
+	comp                   string
+	level                  int
+	out                    string
+}
+
+type result struct {
+	secs       float64
+	cpuSecs    float64 // user + system: fairer than wall time on a shared machine
+	outBytes   int64
+	peakRSSKiB int64
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.tree, "tree", os.Getenv("HPCCTL_TEST_DEBIAN_ROOTFS"), "directory tree to pack")
+	flag.StringVar(&c.work, "work", "", "directory for the images (default: a temporary directory)")
+	flag.IntVar(&c.reps, "reps", 3, "runs per tool and compressor; the median is reported")
+	flag.BoolVar(&c.child, "child", false, "internal: write one image with hpcctl's writer and exit")
+	flag.StringVar(&c.comp, "comp", "zstd", "internal: compressor for -child")
+	flag.IntVar(&c.level, "level", 0, "internal: level for -child")
+	flag.StringVar(&c.out, "o", "", "internal: output for -child")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "internal: CPU profile of -child")
+	flag.Parse()
+	var err error
+	if c.child {
+		err = writeImage(c)
+	} else {
+		err = run(c)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sqfsbench:", err)
+		os.Exit(1)
+	}
+}
+
+// writeImage is the child side: one image written by internal/squashfs.
+func writeImage(c config) error {
+	if c.cpuProfile != "" {
+		pf, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	comp, err := squashfs.ParseCompression(c.comp)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(c.out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := squashfs.NewWriter(f, squashfs.Options{Compression: comp, Level: c.level})
+	if err != nil {
+		return err
+	}
+	if err := squashfs.WriteTree(context.Background(), w, c.tree); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func run(c config) error {
+	if c.tree == "" {
+		return errors.New("no tree: pass -tree DIR or set HPCCTL_TEST_DEBIAN_ROOTFS")
+	}
+	if c.reps < 1 {
+		return fmt.Errorf("-reps %d: use 1 or more", c.reps)
+	}
+	if c.work == "" {
+		dir, err := os.MkdirTemp("", "sqfsbench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c.work = dir
+	}
+	in, err := inputBytes(c.tree)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(os.Stdout, "tree %s: %.1f MB of file content, %d runs each (median)\n", c.tree, float64(in)/1e6, c.reps)
+	fmt.Fprintln(tw, "compressor\ttool\tseconds\tCPU s\tMB/s\toutput MB\tpeak RSS MB\ttime ratio\tCPU ratio\tsize ratio\t")
+	for _, cl := range []struct {
+		comp  string
+		level int
+	}{{"zstd", 3}, {"gzip", 9}} {
+		out := filepath.Join(c.work, cl.comp+".sqfs")
+		mk, err := median(c.reps, exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
+			"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"), out)
+		if err != nil {
+			return fmt.Errorf("mksquashfs %s: %w", cl.comp, err)
+		}
+		ours, err := median(c.reps, exec.Command(self, "-child", "-tree", c.tree, "-comp", cl.comp,
+			"-level", fmt.Sprint(cl.level), "-o", out), out)
+		if err != nil {
+			return fmt.Errorf("hpcctl %s: %w", cl.comp, err)
+		}
+		row(tw, cl.comp, "mksquashfs", mk, in, "", "", "")
+		row(tw, cl.comp, "hpcctl", ours, in, fmt.Sprintf("%.2f", ours.secs/mk.secs),
+			fmt.Sprintf("%.2f", ours.cpuSecs/mk.cpuSecs), fmt.Sprintf("%.3f", float64(ours.outBytes)/float64(mk.outBytes)))
+	}
+	return tw.Flush()
+}
+
+func row(tw *tabwriter.Writer, comp, tool string, r result, in int64, tr, cr, sr string) {
+	fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%s\t%s\t%s\t\n", comp, tool, r.secs, r.cpuSecs,
+		float64(in)/1e6/r.secs, float64(r.outBytes)/1e6, float64(r.peakRSSKiB)/1024, tr, cr, sr)
+}
+
+// median runs the command reps times (a fresh copy each time) and returns the median run by time.
+func median(reps int, proto *exec.Cmd, out string) (result, error) {
+	var rs []result
+	for range reps {
+		os.Remove(out)
+		cmd := exec.Command(proto.Path, proto.Args[1:]...)
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return result{}, err
+		}
+		secs := time.Since(start).Seconds()
+		st, err := os.Stat(out)
+		if err != nil {
+			return result{}, err
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		rs = append(rs, result{secs: secs, cpuSecs: cpu, outBytes: st.Size(), peakRSSKiB: ru.Maxrss})
+	}
+	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.secs, b.secs) })
+	return rs[len(rs)/2], nil
+}
+
+// inputBytes sums the sizes of the regular files in the tree.
+func inputBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}
