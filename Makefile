@@ -21,6 +21,7 @@ demo: build
 	$(GO) run ./tools/mkexample -probe _out/probe -out _out/example-oci
 	bin/hpcctl build --force _out/example.sif oci:_out/example-oci:latest
 	bin/hpcctl inspect _out/example.sif
+	bin/hpcctl run _out/example.sif
 
 # hpcctl build vs the classic unpack-then-mksquashfs pipeline, on the Debian fixture archive.
 bench-build: build

@@ -61,7 +61,9 @@ type Result struct {
 // Build makes the SIF. On any error, or when ctx is cancelled, nothing is left at Output and an
 // existing file there is untouched.
 func Build(ctx context.Context, opts Options) (*Result, error) {
-	opts.setDefaults()
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
 	out, err := createPending(opts.Output, opts.Force)
 	if err != nil {
 		return nil, err
@@ -86,10 +88,15 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Output: opts.Output, SourceDigest: src.digest(), Squashfs: stats, Size: st.Size()}, nil
 }
 
-func (o *Options) setDefaults() {
+func (o *Options) setDefaults() error {
 	if o.Compression == 0 {
 		o.Compression = squashfs.Zstd
 	}
+	level, err := squashfs.EffectiveLevel(o.Compression, o.Level)
+	if err != nil {
+		return err
+	}
+	o.Level = level
 	if o.BlockSize == 0 {
 		o.BlockSize = squashfs.DefaultBlockSize
 	}
@@ -99,6 +106,7 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	return nil
 }
 
 // imageTime is the one time stamp recorded in the image: SOURCE_DATE_EPOCH, else the source's

@@ -71,6 +71,13 @@ func newBlockCodec(kind Compression, level int, blockSize uint32) (blockCodec, e
 	return c, nil
 }
 
+// EffectiveLevel checks a compression level and returns the one the writer will use (0 picks the
+// compressor's default), so that callers can validate early and record what was used.
+func EffectiveLevel(kind Compression, level int) (int, error) {
+	c, err := newBlockCodec(kind, level, DefaultBlockSize)
+	return c.level, err
+}
+
 // newCompressor makes a compressor for one goroutine.
 func (c blockCodec) newCompressor() (compressor, error) {
 	switch c.kind {
