@@ -1,7 +1,6 @@
 package sif
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -49,24 +48,10 @@ func Open(path string) (*Image, error) {
 
 // readConfig returns the OCI config object, or nil when the image has none.
 func readConfig(fi *sif.FileImage) (*v1.ImageConfig, error) {
-	var found *sif.Descriptor
-	fi.WithDescriptors(func(d sif.Descriptor) bool {
-		if d.DataType() == sif.DataGenericJSON && d.Name() == ConfigObjectName {
-			found = &d
-			return true
-		}
-		return false
-	})
-	if found == nil {
-		return nil, nil
-	}
-	b, err := found.GetData()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ConfigObjectName, err)
-	}
 	var img v1.Image
-	if err := json.Unmarshal(b, &img); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", ConfigObjectName, err)
+	ok, err := ReadJSONObject(fi, sif.DataGenericJSON, ConfigObjectName, &img)
+	if !ok || err != nil {
+		return nil, err
 	}
 	return &img.Config, nil
 }
