@@ -4,12 +4,18 @@
 package main
 
 import (
+	"io"
 	"os"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/cli/imagecli"
 )
 
 func main() {
+	// go.podman.io/image logs warnings through logrus's process-wide logger, in its own format;
+	// hpcctl reports what matters through its errors and its -v/-d log instead.
+	logrus.SetOutput(io.Discard)
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, imagecli.Verbs))
 }
