@@ -100,6 +100,9 @@ func (o *Options) setDefaults() error {
 	if o.BlockSize == 0 {
 		o.BlockSize = squashfs.DefaultBlockSize
 	}
+	if err := squashfs.CheckBlockSize(o.BlockSize); err != nil {
+		return err
+	}
 	if o.Arch == "" {
 		o.Arch = runtime.GOARCH
 	}

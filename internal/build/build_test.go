@@ -200,7 +200,8 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 	}{
 		{"hostile layer", func(t *testing.T) string { return layout(t, hostile) }, "evil"},
 		{"unknown transport", func(t *testing.T) string { return "foo://bar" }, "unknown image source"},
-		{"missing directory", func(t *testing.T) string { return "/nonexistent/rootfs" }, "unknown image source"},
+		{"missing directory", func(t *testing.T) string { return "/nonexistent/rootfs" }, "no such directory"},
+		{"missing archive", func(t *testing.T) string { return "oci-archive:/nonexistent/a.tar" }, "/nonexistent/a.tar does not exist"},
 		{"missing layout", func(t *testing.T) string { return "oci:/nonexistent/layout" }, "/nonexistent/layout"},
 	}
 	for _, c := range cases {

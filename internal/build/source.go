@@ -2,10 +2,13 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,7 +37,10 @@ var transports = []string{"docker://", "oci:", "oci-archive:", "docker-archive:"
 // openSource recognises the source form and fetches OCI images into the cache.
 func openSource(ctx context.Context, opts Options) (source, error) {
 	for _, t := range transports {
-		if strings.HasPrefix(opts.Source, t) {
+		if rest, ok := strings.CutPrefix(opts.Source, t); ok {
+			if err := checkLocalPath(t, rest); err != nil {
+				return nil, err
+			}
 			img, err := oci.Pull(ctx, opts.Source, oci.SourceOptions{
 				Arch: opts.Arch, OS: opts.OS, Variant: opts.Variant, Insecure: opts.Insecure,
 				AuthFile: opts.AuthFile, CacheDir: opts.CacheDir, Logger: opts.Logger, Progress: opts.Progress,
@@ -46,10 +52,48 @@ func openSource(ctx context.Context, opts Options) (source, error) {
 		}
 	}
 	st, err := os.Stat(opts.Source)
-	if err == nil && st.IsDir() {
+	switch {
+	case err == nil && st.IsDir():
 		return &dirSource{dir: opts.Source}, nil
+	case err == nil:
+		return nil, fmt.Errorf("source %s is a file: say what it holds, e.g. oci-archive:%s or docker-archive:%s", opts.Source, opts.Source, opts.Source)
+	case strings.Contains(opts.Source, "://"):
+		return nil, fmt.Errorf("unknown image source %q: use docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or a directory", opts.Source)
 	}
-	return nil, fmt.Errorf("unknown image source %q: use docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or a directory", opts.Source)
+	return nil, fmt.Errorf("source %s: no such directory (give a root file system directory, or docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE)", opts.Source)
+}
+
+// checkLocalPath reports a missing layout or archive by its path, before go.podman.io/image
+// turns it into a vaguer "image not found". A ":TAG" suffix is allowed after the path.
+func checkLocalPath(transport, ref string) error {
+	if transport == "docker://" {
+		return nil
+	}
+	p := ref
+	if _, err := os.Stat(p); err != nil {
+		if i := strings.LastIndex(ref, ":"); i > 0 {
+			p = ref[:i]
+		}
+	}
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("source %s%s: %s does not exist: check the path", transport, ref, p)
+	}
+	return nil
+}
+
+// recordedSource is the source as the image records it: registry references in full, local
+// paths by their last element only, so that the same archive built from another directory (or
+// machine, or user) gives the same bytes.
+func recordedSource(src string) string {
+	for _, t := range transports {
+		if rest, ok := strings.CutPrefix(src, t); ok && t != "docker://" {
+			return t + filepath.Base(rest)
+		}
+	}
+	if strings.HasPrefix(src, "docker://") {
+		return src
+	}
+	return filepath.Base(filepath.Clean(src))
 }
 
 // ociSource is an image fetched into the cache.
@@ -103,7 +147,7 @@ func (s *dirSource) digest() string                         { return "" }
 
 func newProvenance(opts Options, digest string) sif.Provenance {
 	return sif.Provenance{
-		Source: opts.Source, SourceDigest: digest, HpcctlVersion: opts.Version,
+		Source: recordedSource(opts.Source), SourceDigest: digest, HpcctlVersion: opts.Version,
 		Compression: opts.Compression.String(), Level: opts.Level, BlockSize: opts.BlockSize,
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
 )
@@ -41,13 +42,43 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Ver
 	g := &Globals{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	root := newRootCmd(g, verbs)
 	root.SetArgs(args)
-	// Signals ignored at start (nohup, background jobs) stay ignored: catching them here would
-	// undo that for the program in the container too.
-	sigs := child.NotIgnored([]os.Signal{os.Interrupt, syscall.SIGTERM})
-	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
+	ctx, stop := signalContext()
 	defer stop()
 	err := root.ExecuteContext(ctx)
-	return exitCode(err, stderr)
+	return exitCode(err, context.Cause(ctx), stderr)
+}
+
+// Interrupted is why a command's context was cancelled: the user or the batch system sent a signal.
+type Interrupted struct{ Signal syscall.Signal }
+
+func (i Interrupted) Error() string { return "interrupted by " + unix.SignalName(i.Signal) }
+
+// signalContext is cancelled, with Interrupted as the cause, by SIGINT or SIGTERM. It also
+// catches SIGPIPE, so that a closed stderr (`hpcctl build ... 2>&1 | head -1`) makes writes fail
+// instead of killing hpcctl before it removes its temporary files (Go exits on SIGPIPE for fds 1
+// and 2 unless the signal is caught). Signals ignored at start (nohup, background jobs) stay
+// ignored: catching them would undo that for the program in the container too, while caught
+// signals return to their default when the program is executed.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stops := make(chan os.Signal, 1)
+	signal.Notify(stops, child.NotIgnored([]os.Signal{os.Interrupt, syscall.SIGTERM})...)
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, child.NotIgnored([]os.Signal{syscall.SIGPIPE})...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-stops:
+			cancel(Interrupted{Signal: s.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(stops)
+		signal.Stop(pipes)
+		close(done)
+		cancel(nil)
+	}
 }
 
 func newRootCmd(g *Globals, verbs []Verbs) *cobra.Command {
@@ -165,13 +196,19 @@ type ExitStatus struct{ Code int }
 func (e ExitStatus) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
 // exitCode prints err as one line and maps it to a status.
-func exitCode(err error, stderr io.Writer) int {
+func exitCode(err, cause error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	var st ExitStatus
 	if errors.As(err, &st) {
 		return st.Code
+	}
+	// A command stopped by a signal says so and exits as a shell expects (130 for SIGINT).
+	var in Interrupted
+	if errors.As(cause, &in) {
+		fmt.Fprintf(stderr, "hpcctl: %v: stopped, nothing was left behind\n", in)
+		return 128 + int(in.Signal)
 	}
 	fmt.Fprintf(stderr, "hpcctl: %v\n", err)
 	var ue UsageError

@@ -69,6 +69,14 @@ type dupKey struct {
 	sum  [sha256.Size]byte
 }
 
+// CheckBlockSize says whether bs is a block size the format allows.
+func CheckBlockSize(bs uint32) error {
+	if bs < MinBlockSize || bs > MaxBlockSize || bs&(bs-1) != 0 {
+		return fmt.Errorf("block size %d: use a power of two from 4K to 1M", bs)
+	}
+	return nil
+}
+
 // NewWriter starts an image at the current position of w.
 func NewWriter(w io.WriteSeeker, opts Options) (*Writer, error) {
 	if opts.Compression == 0 {
@@ -78,8 +86,8 @@ func NewWriter(w io.WriteSeeker, opts Options) (*Writer, error) {
 		opts.BlockSize = DefaultBlockSize
 	}
 	bs := opts.BlockSize
-	if bs < MinBlockSize || bs > MaxBlockSize || bs&(bs-1) != 0 {
-		return nil, fmt.Errorf("squashfs block size %d: use a power of two from %d to %d", bs, MinBlockSize, MaxBlockSize)
+	if err := CheckBlockSize(bs); err != nil {
+		return nil, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)

@@ -90,9 +90,12 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 	if err != nil {
 		return build.Options{}, cli.Usage(err)
 	}
-	bs, err := parseSize(o.blockSize)
+	bs, err := parseBlockSize(o.blockSize)
 	if err != nil {
 		return build.Options{}, cli.Usage(fmt.Errorf("--block-size: %w", err))
+	}
+	if _, err := squashfs.EffectiveLevel(comp, o.level); err != nil {
+		return build.Options{}, cli.Usage(fmt.Errorf("--level: %w", err))
 	}
 	labels, err := parseKeyValues(o.labels, "--label")
 	if err != nil {
@@ -104,11 +107,20 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 	}
 	return build.Options{
 		Source: source, Output: output, Force: o.force,
-		Compression: comp, Level: o.level, BlockSize: uint32(bs),
+		Compression: comp, Level: o.level, BlockSize: bs,
 		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
 		CacheDir: os.Getenv("HPCCTL_CACHEDIR"), SourceDateEpoch: sde, Labels: labels,
 		Version: cli.Version, Logger: g.Logger, Progress: g.Stderr,
 	}, nil
+}
+
+// parseBlockSize reads a block size and checks it against the format's limits.
+func parseBlockSize(s string) (uint32, error) {
+	n, err := parseSize(s)
+	if err == nil && n <= squashfs.MaxBlockSize && squashfs.CheckBlockSize(uint32(n)) == nil {
+		return uint32(n), nil
+	}
+	return 0, fmt.Errorf("%q is not a squashfs block size: use a power of two from 4K to 1M", s)
 }
 
 // parseSize reads sizes like 131072, 128K, 1M.
