@@ -80,7 +80,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	st, err := out.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", out.Name(), err)
+		return nil, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
 	if err := out.commit(); err != nil {
 		return nil, err
@@ -139,11 +139,10 @@ func ParseSourceDateEpoch(v string) (*time.Time, error) {
 
 // writeSIF writes the squashfs to a scratch file beside the output, then the SIF around it.
 func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, opts Options) (squashfs.Stats, error) {
-	scratch, err := os.CreateTemp(filepath.Dir(out.Name()), ".hpcctl-rootfs-*")
+	scratch, err := createScratch(filepath.Dir(opts.Output))
 	if err != nil {
-		return squashfs.Stats{}, fmt.Errorf("create scratch file: %w", err)
+		return squashfs.Stats{}, err
 	}
-	defer os.Remove(scratch.Name())
 	defer scratch.Close()
 	stats, err := writeRootfs(ctx, scratch, src, created, opts)
 	if err != nil {

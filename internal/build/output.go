@@ -6,18 +6,24 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
-// pendingFile is an output written under a temporary name in the destination directory and
-// renamed into place only when complete, so that an interrupted build never leaves a partial
-// image and never clobbers an existing one before the new one is whole.
+// pendingFile is an output written beside its destination and given its name only when
+// complete, so that an interrupted build never leaves a partial image and never clobbers an
+// existing one before the new one is whole. Where the file system supports O_TMPFILE the file has
+// no name at all until then, so even SIGKILL leaves nothing behind; elsewhere (NFS, some parallel
+// file systems) it is a hidden temporary file, removed on every failure hpcctl lives through.
 type pendingFile struct {
 	*os.File
-	dest string
-	done bool
+	dest    string
+	unnamed bool
+	done    bool
 }
 
-// createPending checks the destination and opens a temporary file beside it.
+// createPending checks the destination and opens the file that will become it.
 func createPending(dest string, force bool) (*pendingFile, error) {
 	st, err := os.Lstat(dest)
 	switch {
@@ -28,9 +34,13 @@ func createPending(dest string, force bool) (*pendingFile, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("output %s: %w", dest, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
+	dir := filepath.Dir(dest)
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o755); err == nil {
+		return &pendingFile{File: os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)")), dest: dest, unnamed: true}, nil
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
-		return nil, fmt.Errorf("create output in %s: %w (check the directory exists and is writable)", filepath.Dir(dest), err)
+		return nil, fmt.Errorf("create output in %s: %w (check the directory exists and is writable)", dir, err)
 	}
 	return &pendingFile{File: f, dest: dest}, nil
 }
@@ -38,27 +48,60 @@ func createPending(dest string, force bool) (*pendingFile, error) {
 // commit makes the file durable and gives it its final name and mode.
 func (p *pendingFile) commit() error {
 	if err := p.Chmod(0o755); err != nil {
-		return fmt.Errorf("output %s: %w", p.Name(), err)
+		return fmt.Errorf("output %s: %w", p.dest, err)
 	}
 	if err := p.Sync(); err != nil {
-		return fmt.Errorf("output %s: sync: %w", p.Name(), err)
+		return fmt.Errorf("output %s: sync: %w", p.dest, err)
 	}
-	if err := p.Close(); err != nil {
-		return fmt.Errorf("output %s: %w", p.Name(), err)
-	}
-	if err := os.Rename(p.Name(), p.dest); err != nil {
+	if p.unnamed {
+		if err := p.link(); err != nil {
+			return err
+		}
+	} else if err := os.Rename(p.Name(), p.dest); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", p.Name(), p.dest, err)
 	}
 	p.done = true
+	return p.Close()
+}
+
+// link names an O_TMPFILE file: under a temporary name first, renamed over the destination, so
+// that replacing an existing image (--force) is atomic too. linkat through /proc/self/fd works
+// without the capability that AT_EMPTY_PATH needs.
+func (p *pendingFile) link() error {
+	tmp := filepath.Join(filepath.Dir(p.dest), "."+filepath.Base(p.dest)+".tmp-"+strconv.Itoa(os.Getpid()))
+	src := "/proc/self/fd/" + strconv.Itoa(int(p.Fd()))
+	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return fmt.Errorf("name output %s: %w", p.dest, err)
+	}
+	if err := os.Rename(tmp, p.dest); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("rename %s to %s: %w", tmp, p.dest, err)
+	}
 	return nil
 }
 
-// discard removes the temporary file unless it was committed; safe to call more than once.
+// discard removes the file unless it was committed; safe to call more than once.
 func (p *pendingFile) discard() {
 	if p.done {
 		return
 	}
 	p.Close()
-	os.Remove(p.Name())
+	if !p.unnamed {
+		os.Remove(p.Name())
+	}
 	p.done = true
+}
+
+// createScratch opens an anonymous scratch file in dir: it is unlinked at once, so that it
+// vanishes with the process however that ends.
+func createScratch(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".hpcctl-rootfs-*")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
+	}
+	return f, nil
 }
