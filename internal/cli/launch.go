@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/sif"
@@ -44,6 +45,7 @@ type launchOptions struct {
 	network, hostname            string
 	noMount                      []string
 	overlays                     []string
+	config                       string
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -71,6 +73,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.uts, "uts", false, "run in a new UTS namespace")
 	f.StringVar(&o.hostname, "hostname", "", "host `name` inside the container (implies --uts)")
 	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
+	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
 	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 }
 
@@ -123,7 +126,11 @@ func minArgs(names ...string) cobra.PositionalArgs {
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
 func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
-	img, cfg, cleanup, err := resolveImage(g, o, image)
+	conf, err := loadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	img, cfg, cleanup, err := resolveImage(g, o, conf, image)
 	if err != nil {
 		return err
 	}
@@ -140,15 +147,19 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err != nil {
 		return err
 	}
-	name, err := o.profileName(isolation.ProfileDefault)
+	name, err := o.profileName(conf.DefaultProfile)
 	if err != nil {
 		return err
 	}
-	profile, ok := isolation.Profiles()[name]
-	if !ok {
-		return UsageError{fmt.Errorf("unknown profile %q: want one of %s", name, strings.Join(isolation.ProfileNames(), ", "))}
+	profile, err := isolation.ProfileFor(conf, name)
+	if err != nil {
+		return UsageError{err}
 	}
-	s, err := isolation.Build(profile, isolation.Policy{}, host, opts, img, argv)
+	policy, err := isolation.PolicyFor(conf)
+	if err != nil {
+		return err
+	}
+	s, err := isolation.Build(profile, policy, host, opts, img, argv)
 	if err != nil {
 		return err
 	}
@@ -157,7 +168,7 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	}
 	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
 	if img.Backend == spec.BackendSquashfuse {
-		lo.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+		lo.Squashfuse = squashfusePath(conf)
 	}
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
@@ -176,11 +187,14 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 
 // resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
 // mount backend.
-func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
+func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+	}
+	if err := checkImageLimits(conf, abs); err != nil {
+		return isolation.Image{}, nil, none, err
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
@@ -209,8 +223,22 @@ func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, 
 		img.Backend, img.Path = spec.BackendDir, dir
 		return img, cfg, cleanup, nil
 	}
-	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), launcher.Probe())
+	env := launcher.Probe()
+	env.Squashfuse = squashfusePath(conf)
+	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), env)
 	return img, cfg, none, err
+}
+
+// squashfusePath is the configured squashfuse_ll, else the one on PATH ("" when there is none).
+func squashfusePath(conf *config.Config) string {
+	if conf.Squashfuse != "" {
+		if unix.Access(conf.Squashfuse, unix.X_OK) != nil {
+			return ""
+		}
+		return conf.Squashfuse
+	}
+	p, _ := exec.LookPath("squashfuse_ll")
+	return p
 }
 
 // isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
