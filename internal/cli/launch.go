@@ -166,6 +166,9 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err := checkBindSources(s.Mounts); err != nil {
 		return err
 	}
+	if err := prepareOverlays(s.Overlays); err != nil {
+		return err
+	}
 	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
 	if img.Backend == spec.BackendSquashfuse {
 		lo.Squashfuse = squashfusePath(conf)

@@ -1,8 +1,10 @@
 package isolation
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,13 +90,17 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if err != nil {
 		return nil, err
 	}
+	persistent := slices.ContainsFunc(o.Overlays, func(ov spec.Overlay) bool { return !ov.ReadOnly })
+	if persistent && o.Writable {
+		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
+	}
 	s := &spec.Spec{
 		Namespaces: spec.Namespaces{Mount: true, PID: p.PID, IPC: p.IPC, Net: p.Net, UTS: p.UTS},
 		Hostname:   p.Hostname,
 		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
 		Args:       argv,
 		// Apptainer mounts no overlay by default: the image is read-only.
-		WritableRoot:    o.Writable,
+		WritableRoot:    o.Writable || persistent,
 		Overlays:        o.Overlays,
 		NoNewPrivileges: p.NoNewPrivs,
 	}

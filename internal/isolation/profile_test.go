@@ -243,8 +243,13 @@ func TestSwitchesAndNoMount(t *testing.T) {
 			}
 		}},
 		{"overlays pass through", ProfileDefault, Options{Overlays: []spec.Overlay{{Dir: "/ov"}, {Dir: "/ro", ReadOnly: true}}}, func(t *testing.T, s *spec.Spec) {
-			if len(s.Overlays) != 2 {
-				t.Errorf("overlays %+v", s.Overlays)
+			if len(s.Overlays) != 2 || !s.WritableRoot {
+				t.Errorf("overlays %+v, writable root %v", s.Overlays, s.WritableRoot)
+			}
+		}},
+		{"read-only overlays keep the root read-only", ProfileDefault, Options{Overlays: []spec.Overlay{{Dir: "/ro", ReadOnly: true}}}, func(t *testing.T, s *spec.Spec) {
+			if s.WritableRoot {
+				t.Error("writable root")
 			}
 		}},
 	}
@@ -338,3 +343,10 @@ func TestPolicyMountsAndBindPaths(t *testing.T) {
 }
 
 func errorsAs(err error, target *ErrNotAllowed) bool { return errors.As(err, target) }
+
+func TestWritableTmpfsAndOverlayConflict(t *testing.T) {
+	_, err := Build(Profiles()[ProfileDefault], Policy{}, plainUser(), Options{Writable: true, Overlays: []spec.Overlay{{Dir: "/ov"}}}, img, []string{"true"})
+	if err == nil || !strings.Contains(err.Error(), "--writable-tmpfs") {
+		t.Errorf("err %v", err)
+	}
+}
