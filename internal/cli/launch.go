@@ -103,6 +103,9 @@ func (o *launchOptions) profileName(def string) (string, error) {
 // switches are the single namespace flags.
 func (o *launchOptions) switches() (isolation.Switches, error) {
 	sw := isolation.Switches{PID: o.pid, IPC: o.ipc, Net: o.net, UTS: o.uts, Hostname: o.hostname}
+	if len(o.hostname) > 64 || strings.ContainsAny(o.hostname, " \t\n/") {
+		return sw, UsageError{fmt.Errorf("--hostname %q: want a host name of at most 64 characters, without spaces or /", o.hostname)}
+	}
 	switch o.network {
 	case "":
 	case "none":

@@ -43,6 +43,9 @@ func TestSwitches(t *testing.T) {
 	if _, err := (&launchOptions{network: "bridge"}).switches(); err == nil || !strings.Contains(err.Error(), "only none") {
 		t.Errorf("--network bridge: %v", err)
 	}
+	if _, err := (&launchOptions{hostname: "a b"}).switches(); err == nil || !strings.Contains(err.Error(), "--hostname") {
+		t.Errorf("--hostname 'a b': %v", err)
+	}
 }
 
 func TestLoadConfigFromEnv(t *testing.T) {
