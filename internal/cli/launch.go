@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/sif"
@@ -37,6 +38,14 @@ type launchOptions struct {
 	unsquash bool
 	backend  string
 	writable bool
+
+	contain, containAll, isolate bool
+	profile                      string
+	pid, ipc, net, uts           bool
+	network, hostname            string
+	noMount                      []string
+	overlays                     []string
+	config                       string
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -53,6 +62,58 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.unsquash, "unsquash", false, "extract the image to a private temporary directory instead of mounting it")
 	f.StringVar(&o.backend, "backend", "", "how to mount the image: loop (root) or squashfuse (default: chosen automatically)")
 	f.BoolVar(&o.writable, "writable-tmpfs", false, "let the program write to the container root (changes vanish at exit)")
+	f.BoolVarP(&o.contain, "contain", "c", false, "profile: minimal /dev, private /tmp and /var/tmp, an empty home, start in the home")
+	f.BoolVarP(&o.containAll, "containall", "C", false, "profile: --contain, plus PID and IPC namespaces and a clean environment")
+	f.BoolVar(&o.isolate, "isolate", false, "profile: --containall, plus loopback-only network, a fixed host name, the image's working directory and an allow-listed environment")
+	f.StringVar(&o.profile, "profile", "", "isolation profile `name` (default, contain, containall, isolate, or one defined in hpcctl.conf)")
+	f.BoolVarP(&o.pid, "pid", "p", false, "run in a new PID namespace")
+	f.BoolVarP(&o.ipc, "ipc", "i", false, "run in a new IPC namespace")
+	f.BoolVarP(&o.net, "net", "n", false, "run in a new network namespace with only the loopback interface")
+	f.StringVar(&o.network, "network", "", "network `type`: none (the same as --net)")
+	f.BoolVar(&o.uts, "uts", false, "run in a new UTS namespace")
+	f.StringVar(&o.hostname, "hostname", "", "host `name` inside the container (implies --uts)")
+	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
+	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
+	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
+}
+
+// profileName picks the profile the flags ask for: --profile, else the strongest of --contain,
+// --containall and --isolate, else def.
+func (o *launchOptions) profileName(def string) (string, error) {
+	var flagged string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.contain, isolation.ProfileContain}, {o.containAll, isolation.ProfileContainAll}, {o.isolate, isolation.ProfileIsolate}} {
+		if f.on {
+			flagged = f.name
+		}
+	}
+	switch {
+	case o.profile != "" && flagged != "" && flagged != o.profile:
+		return "", UsageError{fmt.Errorf("--profile %s and --%s ask for different profiles: give one", o.profile, flagged)}
+	case o.profile != "":
+		return o.profile, nil
+	case flagged != "":
+		return flagged, nil
+	}
+	return def, nil
+}
+
+// switches are the single namespace flags.
+func (o *launchOptions) switches() (isolation.Switches, error) {
+	sw := isolation.Switches{PID: o.pid, IPC: o.ipc, Net: o.net, UTS: o.uts, Hostname: o.hostname}
+	if len(o.hostname) > 64 || strings.ContainsAny(o.hostname, " \t\n/") {
+		return sw, UsageError{fmt.Errorf("--hostname %q: want a host name of at most 64 characters, without spaces or /", o.hostname)}
+	}
+	switch o.network {
+	case "":
+	case "none":
+		sw.Net = true
+	default:
+		return sw, UsageError{fmt.Errorf("--network %q: only none (a private network namespace with loopback) is supported", o.network)}
+	}
+	return sw, nil
 }
 
 // minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
@@ -68,7 +129,11 @@ func minArgs(names ...string) cobra.PositionalArgs {
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
 func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
-	img, cfg, cleanup, err := resolveImage(g, o, image)
+	conf, err := loadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	img, cfg, cleanup, err := resolveImage(g, o, conf, image)
 	if err != nil {
 		return err
 	}
@@ -85,16 +150,31 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err != nil {
 		return err
 	}
-	s, err := isolation.Default(host, opts, img, argv)
+	name, err := o.profileName(conf.DefaultProfile)
+	if err != nil {
+		return err
+	}
+	profile, err := isolation.ProfileFor(conf, name)
+	if err != nil {
+		return UsageError{err}
+	}
+	policy, err := isolation.PolicyFor(conf)
+	if err != nil {
+		return err
+	}
+	s, err := isolation.Build(profile, policy, host, opts, img, argv)
 	if err != nil {
 		return err
 	}
 	if err := checkBindSources(s.Mounts); err != nil {
 		return err
 	}
+	if err := prepareOverlays(s.Overlays); err != nil {
+		return err
+	}
 	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
 	if img.Backend == spec.BackendSquashfuse {
-		lo.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+		lo.Squashfuse = squashfusePath(conf)
 	}
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
@@ -113,11 +193,14 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 
 // resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
 // mount backend.
-func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
+func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+	}
+	if err := checkImageLimits(conf, abs); err != nil {
+		return isolation.Image{}, nil, none, err
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
@@ -136,7 +219,7 @@ func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, 
 		img.Offset, img.Size, cfg = si.Offset, si.Size, si.Config
 	}
 	if cfg != nil {
-		img.Env = cfg.Env
+		img.Env, img.WorkingDir = cfg.Env, cfg.WorkingDir
 	}
 	if o.unsquash {
 		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, img.Size, g.Logger)
@@ -146,8 +229,22 @@ func resolveImage(g *Globals, o *launchOptions, image string) (isolation.Image, 
 		img.Backend, img.Path = spec.BackendDir, dir
 		return img, cfg, cleanup, nil
 	}
-	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), launcher.Probe())
+	env := launcher.Probe()
+	env.Squashfuse = squashfusePath(conf)
+	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), env)
 	return img, cfg, none, err
+}
+
+// squashfusePath is the configured squashfuse_ll, else the one on PATH ("" when there is none).
+func squashfusePath(conf *config.Config) string {
+	if conf.Squashfuse != "" {
+		if unix.Access(conf.Squashfuse, unix.X_OK) != nil {
+			return ""
+		}
+		return conf.Squashfuse
+	}
+	p, _ := exec.LookPath("squashfuse_ll")
+	return p
 }
 
 // isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
@@ -264,11 +361,23 @@ func fileEntry(file, key string) []string {
 }
 
 func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, error) {
-	specs := o.binds
-	if v := os.Getenv(bindEnv); v != "" {
-		specs = append([]string{v}, specs...)
+	binds, err := isolation.ParseBinds(o.binds, h.Cwd)
+	if err != nil {
+		return isolation.Options{}, UsageError{err}
 	}
-	binds, err := isolation.ParseBinds(specs, h.Cwd)
+	envBinds, err := isolation.ParseBinds([]string{os.Getenv(bindEnv)}, h.Cwd)
+	if err != nil {
+		return isolation.Options{}, fmt.Errorf("$%s: %w", bindEnv, err)
+	}
+	sw, err := o.switches()
+	if err != nil {
+		return isolation.Options{}, err
+	}
+	nm, err := isolation.ParseNoMount(o.noMount)
+	if err != nil {
+		return isolation.Options{}, UsageError{err}
+	}
+	overlays, err := isolation.ParseOverlays(o.overlays, h.Cwd)
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
@@ -286,8 +395,8 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	}
 	env = append(env, o.env...)
 	return isolation.Options{
-		Binds: binds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
-		Env: env, Writable: o.writable,
+		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
+		Env: env, Writable: o.writable, Switches: sw, NoMount: nm, Overlays: overlays,
 	}, nil
 }
 

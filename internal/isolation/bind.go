@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
 // Bind is one parsed -B/--bind entry.
@@ -61,4 +63,29 @@ func parseBind(s, cwd string) (Bind, error) {
 		}
 	}
 	return b, nil
+}
+
+// ParseOverlays parses --overlay values, each "dir" (writable: changes persist in dir/upper) or
+// "dir:ro" (an extra read-only layer). Relative directories are made absolute against cwd.
+func ParseOverlays(specs []string, cwd string) ([]spec.Overlay, error) {
+	var out []spec.Overlay
+	writable := 0
+	for _, s := range specs {
+		dir, opt, found := strings.Cut(s, ":")
+		if dir == "" || (found && opt != "ro" && opt != "rw") {
+			return nil, fmt.Errorf("--overlay %q: want dir or dir:ro", s)
+		}
+		if !path.IsAbs(dir) {
+			dir = path.Join(cwd, dir)
+		}
+		o := spec.Overlay{Dir: path.Clean(dir), ReadOnly: opt == "ro"}
+		if !o.ReadOnly {
+			writable++
+		}
+		out = append(out, o)
+	}
+	if writable > 1 {
+		return nil, fmt.Errorf("--overlay: %d writable overlays; only one may be writable, give the others with :ro", writable)
+	}
+	return out, nil
 }

@@ -1,8 +1,10 @@
 package isolation
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,7 +34,10 @@ type Group struct {
 
 // Options are the user's choices from the command line.
 type Options struct {
-	Binds    []Bind
+	Binds []Bind
+	// EnvBinds come from $HPCCTL_BIND; like the configured bind paths, profiles that shut out
+	// host defaults (--isolate) ignore them.
+	EnvBinds []Bind
 	NoHome   bool
 	Home     string // --home src[:dst]
 	Pwd      string // --pwd
@@ -40,6 +45,10 @@ type Options struct {
 	// Env holds explicit NAME=value settings, --env-file contents first, then --env.
 	Env      []string
 	Writable bool
+	// Switches add single walls to the profile (--pid, --net, --hostname, ...).
+	Switches Switches
+	NoMount  NoMount
+	Overlays []spec.Overlay
 }
 
 // Image is what the profile needs from the image.
@@ -50,24 +59,54 @@ type Image struct {
 	Size    int64
 	// Env is the OCI config's Env; Apptainer images set theirs from /.singularity.d/env at run time.
 	Env []string
+	// WorkingDir is the OCI config's WorkingDir ("" when unset).
+	WorkingDir string
 }
 
 // Default builds the default profile, "a virtualenv on steroids" as Apptainer users know it: same
 // UID and GID, the host's network and PID space, $HOME, /tmp, /var/tmp, the current directory,
 // /proc, /sys, /dev, /etc/hosts, /etc/localtime and /etc/resolv.conf bound from the host, and the
-// host environment minus the variables the image must own. A plain user gets a user namespace that
-// maps only their own IDs; root runs as root with its capabilities. argv is the program to run.
+// host environment minus the variables the image must own.
 func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
+	return Build(Profiles()[ProfileDefault], Policy{}, h, o, img, argv)
+}
+
+// Build turns a profile, the site's policy and the user's options into the Spec of one launch. A
+// plain user gets a user namespace that maps only their own IDs; root runs as root with its
+// capabilities. argv is the program to run.
+func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
+	p = p.With(o.Switches)
+	if err := pol.check(p, o); err != nil {
+		return nil, err
+	}
+	nm := NoMount{}
+	for k := range o.NoMount {
+		nm[k] = true
+	}
+	for k := range pol.NoMount {
+		nm[k] = true
+	}
 	home, homeSrc, err := homeDirs(h, o)
 	if err != nil {
 		return nil, err
 	}
+	persistent := slices.ContainsFunc(o.Overlays, func(ov spec.Overlay) bool { return !ov.ReadOnly })
+	if persistent && o.Writable {
+		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
+	}
 	s := &spec.Spec{
-		Namespaces: spec.Namespaces{Mount: true},
+		Namespaces: spec.Namespaces{Mount: true, PID: p.PID, IPC: p.IPC, Net: p.Net, UTS: p.UTS},
+		Hostname:   p.Hostname,
 		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
 		Args:       argv,
 		// Apptainer mounts no overlay by default: the image is read-only.
-		WritableRoot: o.Writable,
+		WritableRoot:    o.Writable || persistent,
+		Overlays:        o.Overlays,
+		NoNewPrivileges: p.NoNewPrivs,
+	}
+	if p.Umask >= 0 {
+		u := uint32(p.Umask)
+		s.Umask = &u
 	}
 	if h.UID != 0 {
 		s.Namespaces.User = true
@@ -77,16 +116,22 @@ func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
 	} else {
 		s.KeepCapabilities = true
 	}
-	s.Mounts = systemMounts()
-	if homeSrc != "" {
-		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: homeSrc, Destination: home, Recursive: true})
+	s.Mounts = systemMounts(p, nm)
+	if p.ConfigBinds && !nm["bind-paths"] {
+		s.Mounts = appendBinds(s.Mounts, pol.BindPaths)
 	}
-	s.Cwd, s.CwdFallback = workingDir(h, o, home, s)
-	for _, b := range o.Binds {
-		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
+	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
+	s.Cwd, s.CwdFallback = workingDir(p, h, o, img, nm, home, s)
+	if p.ConfigBinds {
+		s.Mounts = appendBinds(s.Mounts, o.EnvBinds)
+	}
+	s.Mounts = appendBinds(s.Mounts, o.Binds)
+	mode := p.Env
+	if o.CleanEnv && mode == EnvHost {
+		mode = EnvClean
 	}
 	s.Env, err = Environment(EnvInput{
-		Host: h.Env, Image: img.Env, CleanEnv: o.CleanEnv, Home: home, Set: o.Env,
+		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env,
 		Extra: []string{"HPCCTL_CONTAINER=" + img.Path, "HPCCTL_NAME=" + path.Base(img.Path)},
 	})
 	if err != nil {
@@ -95,20 +140,93 @@ func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
 	return s, s.Validate()
 }
 
-// systemMounts are the host directories and files every default container sees. /proc and /sys are
-// bound, not mounted fresh: a user namespace does not own the host's PID and network namespaces,
-// so the kernel refuses new proc and sysfs mounts there.
-func systemMounts() []spec.Mount {
-	m := []spec.Mount{
-		{Kind: spec.KindBind, Source: "/proc", Destination: "/proc", Recursive: true},
-		{Kind: spec.KindBind, Source: "/sys", Destination: "/sys", Recursive: true},
-		{Kind: spec.KindBind, Source: "/dev", Destination: "/dev", Recursive: true},
+func appendBinds(ms []spec.Mount, binds []Bind) []spec.Mount {
+	for _, b := range binds {
+		ms = append(ms, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
 	}
-	for _, f := range []string{"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"} {
-		m = append(m, spec.Mount{Kind: spec.KindBind, Source: f, Destination: f, ReadOnly: true, Optional: true})
+	return ms
+}
+
+// homeMounts puts the home directory in place: an explicit --home is bound; otherwise the
+// profile's empty tmpfs (mode 0700: the user's own, as a home is) or the host home.
+func homeMounts(p Profile, h Host, o Options, nm NoMount, home, src string) []spec.Mount {
+	switch {
+	case o.NoHome || nm["home"]:
+		return nil
+	case o.Home == "" && p.EmptyHome:
+		data := fmt.Sprintf("mode=0700,uid=%d,gid=%d", h.UID, h.GID)
+		return []spec.Mount{{Kind: spec.KindTmpfs, Destination: home, Data: data}}
+	case src != "":
+		return []spec.Mount{{Kind: spec.KindBind, Source: src, Destination: home, Recursive: true}}
 	}
-	for _, d := range []string{"/tmp", "/var/tmp"} {
-		m = append(m, spec.Mount{Kind: spec.KindBind, Source: d, Destination: d, Recursive: true, Optional: true})
+	return nil
+}
+
+// systemMounts are the host directories and files a container sees, and what the profile puts
+// in their place. Without a PID namespace /proc is bound, not mounted fresh (likewise /sys
+// without a network namespace): a user namespace does not own the host's PID and network
+// namespaces, so the kernel refuses new proc and sysfs mounts there.
+func systemMounts(p Profile, nm NoMount) []spec.Mount {
+	var m []spec.Mount
+	if !nm["proc"] {
+		if p.PID {
+			m = append(m, spec.Mount{Kind: spec.KindProc, Destination: "/proc"})
+			if p.ReadOnlyProcSys {
+				m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/proc/sys", SourceInside: true, Destination: "/proc/sys", ReadOnly: true})
+			}
+		} else {
+			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/proc", Destination: "/proc", Recursive: true})
+		}
+	}
+	if !nm["sys"] {
+		if p.Net {
+			m = append(m, spec.Mount{Kind: spec.KindSysfs, Destination: "/sys", ReadOnly: true})
+		} else {
+			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/sys", Destination: "/sys", Recursive: true})
+		}
+	}
+	if !nm["dev"] {
+		if p.MinimalDev {
+			m = append(m, minimalDev(nm["devpts"])...)
+		} else {
+			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/dev", Destination: "/dev", Recursive: true})
+		}
+	}
+	if p.HostFiles && !nm["hostfiles"] {
+		for _, f := range []string{"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"} {
+			m = append(m, spec.Mount{Kind: spec.KindBind, Source: f, Destination: f, ReadOnly: true, Optional: true})
+		}
+	}
+	if !nm["tmp"] {
+		for _, d := range []string{"/tmp", "/var/tmp"} {
+			if p.PrivateTmp {
+				m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: d, Data: "mode=1777"})
+			} else {
+				m = append(m, spec.Mount{Kind: spec.KindBind, Source: d, Destination: d, Recursive: true, Optional: true})
+			}
+		}
+	}
+	return m
+}
+
+// devNodes are the host device nodes a minimal /dev holds, bound onto files of its tmpfs (a user
+// namespace cannot mknod them). /dev/ptmx opens the devpts instance at the "pts" beside it
+// (Linux 4.7 and later), so the host's node serves the container's own /dev/pts.
+var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
+
+func minimalDev(noDevpts bool) []spec.Mount {
+	m := []spec.Mount{{Kind: spec.KindTmpfs, Destination: "/dev", Data: "mode=0755,size=1m"}}
+	for _, d := range devNodes {
+		m = append(m, spec.Mount{Kind: spec.KindBind, Source: d, Destination: d})
+	}
+	if !noDevpts {
+		m = append(m,
+			spec.Mount{Kind: spec.KindDevpts, Destination: "/dev/pts", Data: "newinstance,ptmxmode=0666,mode=0620"},
+			spec.Mount{Kind: spec.KindBind, Source: "/dev/ptmx", Destination: "/dev/ptmx"})
+	}
+	m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: "/dev/shm", Data: "mode=1777"})
+	for _, l := range [][2]string{{"/dev/fd", "/proc/self/fd"}, {"/dev/stdin", "/proc/self/fd/0"}, {"/dev/stdout", "/proc/self/fd/1"}, {"/dev/stderr", "/proc/self/fd/2"}} {
+		m = append(m, spec.Mount{Kind: spec.KindSymlink, Source: l[1], Destination: l[0]})
 	}
 	return m
 }
@@ -146,18 +264,28 @@ func homeDirs(h Host, o Options) (home, src string, err error) {
 // would replace the image.
 var systemDirs = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr", "/var"}
 
-// workingDir keeps the current directory: it is bound from the host unless a bind already brings
-// it or it is a system directory; in that case the child falls back to home with a warning when it
-// is missing in the container. --pwd sets it outright.
-func workingDir(h Host, o Options, home string, s *spec.Spec) (cwd, fallback string) {
+// workingDir places the program. --pwd sets it outright. The default profile keeps the current
+// directory: it is bound from the host unless a bind already brings it or it is a system
+// directory; in that case the child falls back to home with a warning when it is missing in the
+// container. The contained profiles start in the home inside, --isolate in the image's WorkingDir.
+func workingDir(p Profile, h Host, o Options, img Image, nm NoMount, home string, s *spec.Spec) (cwd, fallback string) {
 	if o.Pwd != "" {
 		return path.Clean(o.Pwd), ""
+	}
+	switch p.Cwd {
+	case CwdImage:
+		if img.WorkingDir != "" && path.IsAbs(img.WorkingDir) {
+			return path.Clean(img.WorkingDir), "/"
+		}
+		return "/", ""
+	case CwdHome:
+		return home, "/"
 	}
 	cwd = path.Clean(h.Cwd)
 	if !path.IsAbs(cwd) {
 		return "/", ""
 	}
-	if covered(cwd, s.Mounts) || isSystemDir(cwd) || (o.NoHome && within(cwd, h.User.Home)) {
+	if nm["cwd"] || covered(cwd, s.Mounts) || isSystemDir(cwd) || (o.NoHome && within(cwd, h.User.Home)) {
 		return cwd, fallbackDir(home)
 	}
 	s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: cwd, Destination: cwd, Recursive: true})

@@ -119,7 +119,7 @@ func TestDefaultOptions(t *testing.T) {
 			if tt.wantErr {
 				return
 			}
-			if got := destinations(s)[len(systemMounts()):]; !reflect.DeepEqual(got, tt.mounts) && !(len(got) == 0 && tt.mounts == nil) {
+			if got := destinations(s)[len(systemMounts(Profiles()[ProfileDefault], nil)):]; !reflect.DeepEqual(got, tt.mounts) && !(len(got) == 0 && tt.mounts == nil) {
 				t.Errorf("mounts = %q, want %q", got, tt.mounts)
 			}
 			if s.Cwd != tt.cwd {

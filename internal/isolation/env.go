@@ -17,11 +17,26 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // host directories is the classic cause of "works here, fails there".
 var imageOwned = map[string]bool{"PATH": true, "LD_LIBRARY_PATH": true, "HOME": true}
 
+// EnvMode says how much of the host environment passes into the container.
+type EnvMode string
+
+// Environment modes.
+const (
+	// EnvHost passes the host environment but for the variables the image owns.
+	EnvHost EnvMode = "host"
+	// EnvClean passes TERM and HPCCTLENV_NAME variables only (--cleanenv, --containall).
+	EnvClean EnvMode = "clean"
+	// EnvAllowList passes TERM only (--isolate): nothing set implicitly on the host reaches the
+	// program; the image's Env and explicit --env/--env-file settings do.
+	EnvAllowList EnvMode = "allowlist"
+)
+
 // EnvInput is everything the container's environment is computed from.
 type EnvInput struct {
 	Host     []string // the host environment, os.Environ() form
 	Image    []string // the image's OCI Env
 	CleanEnv bool     // --cleanenv: pass no host variable but TERM
+	Mode     EnvMode  // "" is EnvHost, or EnvClean with CleanEnv
 	Home     string   // HOME inside the container
 	// Set holds explicit variables in increasing precedence: --env-file contents, then --env.
 	Set []string
@@ -33,13 +48,20 @@ type EnvInput struct {
 // (minus PATH, LD_LIBRARY_PATH, HOME and HPCCTLENV_*), the image's Env (PATH defaulting to
 // DefaultPath), HOME, hpcctl's own variables, HPCCTLENV_NAME from the host, then Set in order.
 func Environment(in EnvInput) ([]string, error) {
+	mode := in.Mode
+	if mode == "" || (in.CleanEnv && mode == EnvHost) {
+		mode = EnvHost
+		if in.CleanEnv {
+			mode = EnvClean
+		}
+	}
 	var env orderedEnv
 	for _, kv := range in.Host {
 		name, _, ok := strings.Cut(kv, "=")
 		if !ok || imageOwned[name] || strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		if in.CleanEnv && name != "TERM" {
+		if mode != EnvHost && name != "TERM" {
 			continue
 		}
 		env.setKV(kv)
@@ -53,6 +75,9 @@ func Environment(in EnvInput) ([]string, error) {
 		env.setKV(kv)
 	}
 	for _, kv := range in.Host {
+		if mode == EnvAllowList {
+			break
+		}
 		if rest, ok := strings.CutPrefix(kv, EnvPrefix); ok && strings.Contains(rest, "=") && !strings.HasPrefix(rest, "=") {
 			env.setKV(rest)
 		}

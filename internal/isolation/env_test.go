@@ -34,6 +34,16 @@ func TestEnvironment(t *testing.T) {
 			want: []string{"TERM=xterm", "PATH=" + DefaultPath, "HOME=/h", "HPCCTL_CONTAINER=/i.sif", "BAR=fromprefix", "FOO=prefixed"},
 		},
 		{
+			name: "containall keeps TERM and the prefixed variables",
+			in:   EnvInput{Host: host, Mode: EnvClean, Home: "/h"},
+			want: []string{"TERM=xterm", "PATH=" + DefaultPath, "HOME=/h", "BAR=fromprefix", "FOO=prefixed"},
+		},
+		{
+			name: "allow-list keeps TERM, the image's Env and explicit settings only",
+			in:   EnvInput{Host: host, Mode: EnvAllowList, Image: []string{"LANG=C.UTF-8", "PATH=/opt/bin"}, Home: "/h", Set: []string{"X=1"}},
+			want: []string{"TERM=xterm", "PATH=/opt/bin", "LANG=C.UTF-8", "HOME=/h", "X=1"},
+		},
+		{
 			name: "explicit PATH wins",
 			in:   EnvInput{Home: "/h", Set: []string{"PATH=/mine", "EMPTY="}},
 			want: []string{"PATH=/mine", "HOME=/h", "EMPTY="},

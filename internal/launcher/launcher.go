@@ -170,6 +170,10 @@ func sysProcAttr(s *spec.Spec) *syscall.SysProcAttr {
 		// (CAP_MKNOD). In a user namespace they act only on what the namespace owns; the child
 		// clears them all before the program runs.
 		a.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_MKNOD, unix.CAP_DAC_OVERRIDE}
+		if s.Namespaces.Net {
+			// Bringing up the new network namespace's loopback interface.
+			a.AmbientCaps = append(a.AmbientCaps, unix.CAP_NET_ADMIN)
+		}
 	}
 	return a
 }

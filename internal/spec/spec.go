@@ -32,6 +32,18 @@ type Spec struct {
 	KeepCapabilities bool `json:"keepCapabilities,omitempty"`
 	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS before exec.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+	// Umask is set before exec; nil keeps the launching process's.
+	Umask *uint32 `json:"umask,omitempty"`
+	// Overlays are extra layers of the root file system: at most one writable directory (changes
+	// persist there) and any number of read-only ones, above the image.
+	Overlays []Overlay `json:"overlays,omitempty"`
+}
+
+// Overlay is a host directory layered over the image. A writable one holds upper/ and work/
+// subdirectories (created when missing); a read-only one is an extra lower layer as it is.
+type Overlay struct {
+	Dir      string `json:"dir"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
 
 // Namespaces says which namespaces the container gets; false shares the host's.
@@ -83,13 +95,23 @@ const (
 	KindProc  MountKind = "proc"
 	KindSysfs MountKind = "sysfs"
 	KindTmpfs MountKind = "tmpfs"
+	// KindDevpts is a new devpts instance (/dev/pts of a minimal /dev); where the kernel refuses
+	// one, the host's /dev/pts is bound instead.
+	KindDevpts MountKind = "devpts"
+	// KindSymlink creates a symbolic link at Destination pointing to Source; it is only made
+	// inside a tmpfs that an earlier Mount put there (a minimal /dev's /dev/fd).
+	KindSymlink MountKind = "symlink"
 )
 
 // Mount is one mount inside the container.
 type Mount struct {
 	Kind MountKind `json:"kind"`
-	// Source is a host path for binds, unused otherwise.
+	// Source is a host path for binds (a path inside the container with SourceInside), the
+	// link's target for symlinks, unused otherwise.
 	Source string `json:"source,omitempty"`
+	// SourceInside binds a path of the container onto another (or onto itself, read-only: the
+	// container's own /proc/sys).
+	SourceInside bool `json:"sourceInside,omitempty"`
 	// Destination is an absolute path inside the container; it is resolved inside the container
 	// root (symlinks cannot lead out of it) and created when missing.
 	Destination string `json:"destination"`

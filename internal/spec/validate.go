@@ -39,6 +39,9 @@ func (s *Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("mount %d: %w", i+1, err))
 		}
 	}
+	if err := validateOverlays(s.Overlays); err != nil {
+		errs = append(errs, err)
+	}
 	for _, e := range s.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
 			errs = append(errs, fmt.Errorf("environment entry %q is not NAME=value", e))
@@ -72,7 +75,11 @@ func (m Mount) validate() error {
 		if m.Source == "" || !path.IsAbs(m.Source) {
 			return fmt.Errorf("bind source %q is not an absolute path", m.Source)
 		}
-	case KindProc, KindSysfs, KindTmpfs:
+	case KindSymlink:
+		if m.Source == "" {
+			return errors.New("symlink without a target")
+		}
+	case KindProc, KindSysfs, KindTmpfs, KindDevpts:
 	default:
 		return fmt.Errorf("unknown mount kind %q", m.Kind)
 	}
@@ -84,6 +91,22 @@ func (m Mount) validate() error {
 func checkPath(what, p string) error {
 	if !path.IsAbs(p) || path.Clean(p) != p {
 		return fmt.Errorf("%s %q is not an absolute clean path", what, p)
+	}
+	return nil
+}
+
+func validateOverlays(ovs []Overlay) error {
+	writable := 0
+	for _, o := range ovs {
+		if !path.IsAbs(o.Dir) || path.Clean(o.Dir) != o.Dir {
+			return fmt.Errorf("overlay %q is not an absolute clean path", o.Dir)
+		}
+		if !o.ReadOnly {
+			writable++
+		}
+	}
+	if writable > 1 {
+		return errors.New("more than one writable overlay: give one, and the others with :ro")
 	}
 	return nil
 }

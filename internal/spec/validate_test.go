@@ -42,6 +42,9 @@ func TestValidate(t *testing.T) {
 		{"relative source", func(s *Spec) { s.Mounts[0].Source = "data" }, "bind source"},
 		{"bad kind", func(s *Spec) { s.Mounts[1].Kind = "nfs" }, "kind"},
 		{"bad env", func(s *Spec) { s.Env = append(s.Env, "X") }, "NAME=value"},
+		{"symlink without target", func(s *Spec) { s.Mounts[1] = Mount{Kind: KindSymlink, Destination: "/dev/fd"} }, "symlink"},
+		{"relative overlay", func(s *Spec) { s.Overlays = []Overlay{{Dir: "ov"}} }, "overlay"},
+		{"two writable overlays", func(s *Spec) { s.Overlays = []Overlay{{Dir: "/a"}, {Dir: "/b"}} }, "more than one writable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,11 @@ func readSpec() (*spec.Spec, error) {
 }
 
 func run(s *spec.Spec) error {
+	if s.Namespaces.Net {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if err := setupRoot(s); err != nil {
 		return err
 	}
@@ -95,6 +100,9 @@ func run(s *spec.Spec) error {
 	}
 	if err := dropPrivileges(s); err != nil {
 		return err
+	}
+	if s.Umask != nil {
+		unix.Umask(int(*s.Umask))
 	}
 	if s.Namespaces.PID {
 		return runInit(prog, s)

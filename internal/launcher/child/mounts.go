@@ -3,6 +3,8 @@ package child
 import (
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -33,7 +35,7 @@ func openSources(ms []spec.Mount) (sources, error) {
 	ss := make(sources, len(ms))
 	for i, m := range ms {
 		ss[i].fd = -1
-		if m.Kind != spec.KindBind {
+		if m.Kind != spec.KindBind || m.SourceInside {
 			continue
 		}
 		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
@@ -56,13 +58,21 @@ func openSources(ms []spec.Mount) (sources, error) {
 
 // applyMounts performs the Spec's mounts in order inside the root open as root. Destinations were
 // created in the overlay's upper layer beforehand (prepareUpper); here they are only resolved, inside
-// the root, so that a later mount is placed on top of an earlier one as the Spec orders.
+// the root, so that a later mount is placed on top of an earlier one as the Spec orders. Mount
+// points under a tmpfs of the Spec (a minimal /dev) are created in that tmpfs.
 func applyMounts(root int, ms []spec.Mount, ss sources) error {
 	for i, m := range ms {
-		if m.Kind == spec.KindBind && ss[i].fd < 0 {
+		if skipped(m, ss[i]) {
 			continue
 		}
-		if err := applyMount(root, m, ss[i]); err != nil {
+		create := mount.CreateNothing
+		if coveringKind(ms, i) == spec.KindTmpfs {
+			create = mount.CreateFile
+			if isDirMount(m, ss[i]) {
+				create = mount.CreateDir
+			}
+		}
+		if err := applyMount(root, m, ss[i], create); err != nil {
 			if m.Optional {
 				continue
 			}
@@ -72,17 +82,50 @@ func applyMounts(root int, ms []spec.Mount, ss sources) error {
 	return nil
 }
 
-func applyMount(root int, m spec.Mount, src source) error {
-	dst, err := mount.OpenInRoot(root, m.Destination, mount.CreateNothing)
+// skipped is an optional bind whose source is missing.
+func skipped(m spec.Mount, src source) bool {
+	return m.Kind == spec.KindBind && !m.SourceInside && src.fd < 0
+}
+
+// coveringKind is the kind of the innermost earlier mount whose destination holds ms[i]'s, ""
+// when the destination lies in the container root itself.
+func coveringKind(ms []spec.Mount, i int) spec.MountKind {
+	var kind spec.MountKind
+	depth := -1
+	for _, m := range ms[:i] {
+		if m.Kind == spec.KindSymlink || m.Destination == ms[i].Destination || !within(ms[i].Destination, m.Destination) {
+			continue
+		}
+		if d := len(m.Destination); d >= depth {
+			kind, depth = m.Kind, d
+		}
+	}
+	return kind
+}
+
+func within(p, dir string) bool {
+	return dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
+	if m.Kind == spec.KindSymlink {
+		return symlinkInRoot(root, m)
+	}
+	dst, err := mount.OpenInRoot(root, m.Destination, create)
 	if err != nil {
 		return fmt.Errorf("mount point %s: %w", m.Destination, err)
 	}
 	defer unix.Close(dst)
 	switch m.Kind {
 	case spec.KindBind:
-		err = mount.Bind(src.fd, dst, m.Recursive)
-	case spec.KindProc, spec.KindSysfs, spec.KindTmpfs:
+		err = bindMount(root, m, src, dst)
+	case spec.KindProc, spec.KindSysfs:
 		err = mount.Mount(string(m.Kind), mount.FDPath(dst), string(m.Kind), unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Data)
+	case spec.KindTmpfs:
+		// Homes and /tmp hold scripts and virtual environments: no noexec.
+		err = mount.Mount("tmpfs", mount.FDPath(dst), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data)
+	case spec.KindDevpts:
+		err = devpts(m, dst)
 	default:
 		err = fmt.Errorf("unknown mount kind %q", m.Kind)
 	}
@@ -103,7 +146,50 @@ func applyMount(root int, m spec.Mount, src source) error {
 	return nil
 }
 
+func bindMount(root int, m spec.Mount, src source, dst int) error {
+	if !m.SourceInside {
+		return mount.Bind(src.fd, dst, m.Recursive)
+	}
+	fd, err := mount.OpenInRoot(root, m.Source, mount.CreateNothing)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return mount.Bind(fd, dst, m.Recursive)
+}
+
+// devpts mounts a new devpts instance; where the kernel refuses one, the host's /dev/pts is
+// bound instead (the terminal then still works, with the host's pty numbering).
+func devpts(m spec.Mount, dst int) error {
+	err := mount.Mount("devpts", mount.FDPath(dst), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, m.Data)
+	if err == nil {
+		return nil
+	}
+	host, herr := unix.Open("/dev/pts", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if herr != nil {
+		return err
+	}
+	defer unix.Close(host)
+	if berr := mount.Bind(host, dst, false); berr != nil {
+		return fmt.Errorf("%w; binding the host's /dev/pts: %w", err, berr)
+	}
+	return nil
+}
+
+// symlinkInRoot makes the link m.Destination -> m.Source; its directory must exist inside root.
+func symlinkInRoot(root int, m spec.Mount) error {
+	dir, err := mount.OpenInRoot(root, path.Dir(m.Destination), mount.CreateNothing)
+	if err != nil {
+		return fmt.Errorf("symlink %s: %w", m.Destination, err)
+	}
+	defer unix.Close(dir)
+	if err := unix.Symlinkat(m.Source, unix.AT_FDCWD, mount.FDPath(dir)+"/"+path.Base(m.Destination)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("symlink %s: %w", m.Destination, err)
+	}
+	return nil
+}
+
 // isDirMount reports whether the mount needs a directory as its mount point.
 func isDirMount(m spec.Mount, src source) bool {
-	return m.Kind != spec.KindBind || src.dir
+	return m.Kind != spec.KindBind || src.dir || m.SourceInside
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -53,6 +54,11 @@ func setupRoot(s *spec.Spec) error {
 	if image >= 0 {
 		defer unix.Close(image)
 	}
+	overlays, err := openOverlays(s.Overlays)
+	if err != nil {
+		return err
+	}
+	defer overlays.close()
 	l := newLayout()
 	if err := stage(l); err != nil {
 		return err
@@ -66,7 +72,7 @@ func setupRoot(s *spec.Spec) error {
 	if err := prepareUpper(s, l, sources); err != nil {
 		return err
 	}
-	if err := mountOverlay(s, l); err != nil {
+	if err := mountOverlay(s, l, overlays); err != nil {
 		return err
 	}
 	root, err := unix.Open(l.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -180,8 +186,9 @@ func mountSquashfuse(target string) error {
 	return nil
 }
 
-func mountOverlay(s *spec.Spec, l layout) error {
-	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", l.lower, l.upper, l.work)
+func mountOverlay(s *spec.Spec, l layout, od overlayDirs) error {
+	lowers, upper, work := od.layers(l)
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
 	if s.Namespaces.User {
 		// In a user namespace overlayfs keeps its metadata in user.* xattrs (trusted.* needs
 		// CAP_SYS_ADMIN in the initial namespace).

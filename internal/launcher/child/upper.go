@@ -31,7 +31,9 @@ func prepareUpper(s *spec.Spec, l layout, ss sources) error {
 		unix.Chmod(l.upper, st.Mode&0o7777) //nolint:errcheck // cosmetic
 	}
 	for i, m := range s.Mounts {
-		if m.Kind == spec.KindBind && ss[i].fd < 0 {
+		// Mount points inside a file system of the Spec's own (a tmpfs /dev, a fresh /proc) are
+		// made there, or exist there, at mount time.
+		if skipped(m, ss[i]) || m.Kind == spec.KindSymlink || coveringKind(s.Mounts, i) != "" && coveringKind(s.Mounts, i) != spec.KindBind {
 			continue
 		}
 		err := u.mountPoint(m.Destination, isDirMount(m, ss[i]))

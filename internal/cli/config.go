@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hpcctl/hpcctl/internal/config"
+)
+
+// configEnv names another configuration file, as --config does.
+const configEnv = "HPCCTL_CONFIG"
+
+// loadConfig reads the site's configuration once per launch: --config or $HPCCTL_CONFIG, else the
+// file beside the installation or /etc/hpcctl/hpcctl.conf (defaults when there is none).
+func loadConfig(flag string) (*config.Config, error) {
+	path := flag
+	if path == "" {
+		path = os.Getenv(configEnv)
+	}
+	if path == "" {
+		return config.Load(defaultConfigPath(), true)
+	}
+	// Running setuid, the site's file is the only one: another would let a user change the policy
+	// that the privileged starter enforces.
+	if os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() {
+		return nil, fmt.Errorf("--config and $%s are not allowed when hpcctl runs setuid; the site's settings are in %s", configEnv, defaultConfigPath())
+	}
+	return config.Load(path, false)
+}
+
+// defaultConfigPath is PREFIX/etc/hpcctl/hpcctl.conf when hpcctl is installed as PREFIX/bin/hpcctl
+// under a prefix of its own (/opt/hpcctl, a module tree) and that file exists, else
+// /etc/hpcctl/hpcctl.conf.
+func defaultConfigPath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return config.DefaultPath
+	}
+	bin := filepath.Dir(exe)
+	prefix := filepath.Dir(bin)
+	if filepath.Base(bin) != "bin" || prefix == "/" || prefix == "/usr" {
+		return config.DefaultPath
+	}
+	p := filepath.Join(prefix, "etc", "hpcctl", "hpcctl.conf")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return config.DefaultPath
+}
+
+// checkImageLimits applies limit_container_paths and limit_container_owners to the image.
+func checkImageLimits(c *config.Config, image string) error {
+	if len(c.LimitContainerPaths) == 0 && len(c.LimitContainerOwners) == 0 {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(image)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if len(c.LimitContainerPaths) > 0 && !slices.ContainsFunc(c.LimitContainerPaths, func(dir string) bool {
+		return real == filepath.Clean(dir) || strings.HasPrefix(real, strings.TrimSuffix(filepath.Clean(dir), "/")+"/")
+	}) {
+		return fmt.Errorf("image %s is outside the directories this site runs images from (limit_container_paths in %s: %s)", real, c.Path, strings.Join(c.LimitContainerPaths, ", "))
+	}
+	if len(c.LimitContainerOwners) == 0 {
+		return nil
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	uid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid))
+	name := ""
+	if f := getent("passwd", uid); len(f) > 0 {
+		name = f[0]
+	}
+	if !slices.Contains(c.LimitContainerOwners, uid) && (name == "" || !slices.Contains(c.LimitContainerOwners, name)) {
+		return fmt.Errorf("image %s is owned by %s, not by a user this site runs images of (limit_container_owners in %s: %s)", real, ownerName(name, uid), c.Path, strings.Join(c.LimitContainerOwners, ", "))
+	}
+	return nil
+}
+
+func ownerName(name, uid string) string {
+	if name == "" {
+		return "UID " + uid
+	}
+	return name
+}
