@@ -21,7 +21,8 @@ demo: build
 	$(GO) run ./tools/mkexample -probe _out/probe -out _out/example-oci
 	bin/hpcctl build --force _out/example.sif oci:_out/example-oci:latest
 	bin/hpcctl inspect _out/example.sif
-	bin/hpcctl run _out/example.sif
+	@for p in default containall isolate; do echo "== hpcctl run --profile $$p _out/example.sif"; \
+		bin/hpcctl run --profile $$p _out/example.sif || exit 1; done
 
 # hpcctl build vs the classic unpack-then-mksquashfs pipeline, on the Debian fixture archive.
 bench-build: build
