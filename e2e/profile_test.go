@@ -210,3 +210,31 @@ func mkdirAllAs(t *testing.T, dir string, uid, gid int) string {
 	}
 	return top
 }
+
+// TestProfileNoPrivs checks that root keeps its capabilities by default, as Apptainer's root does,
+// and loses them all with --no-privs; a plain user never has any.
+func TestProfileNoPrivs(t *testing.T) {
+	e := ltSetup(t)
+	probe := []string{e.bb, "sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '"}
+	cases := []struct {
+		as    ltAs
+		flags []string
+		caps  bool
+		nnp   string
+	}{
+		{asRoot, nil, true, "0"},
+		{asRoot, []string{"--no-privs"}, false, "1"},
+		{asUser, nil, false, "0"},
+	}
+	for _, c := range cases {
+		args := append(append([]string{"exec"}, c.flags...), probe...)
+		r := e.run(t, c.as, e.workdir(t), nil, "", args...)
+		if r.code != 0 {
+			t.Fatalf("%s %v: exit %d: %s", c.as, c.flags, r.code, r.stderr)
+		}
+		noCaps := strings.Contains(r.stdout, "CapEff: 0000000000000000")
+		if noCaps == c.caps || !strings.Contains(r.stdout, "NoNewPrivs: "+c.nnp) {
+			t.Errorf("%s %v: %q, want capabilities %v and NoNewPrivs %s", c.as, c.flags, r.stdout, c.caps, c.nnp)
+		}
+	}
+}

@@ -38,6 +38,7 @@ type launchOptions struct {
 	unsquash bool
 	backend  string
 	writable bool
+	noPrivs  bool
 
 	contain, containAll, isolate bool
 	profile                      string
@@ -62,6 +63,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.unsquash, "unsquash", false, "extract the image to a private temporary directory instead of mounting it")
 	f.StringVar(&o.backend, "backend", "", "how to mount the image: loop (root) or squashfuse (default: chosen automatically)")
 	f.BoolVar(&o.writable, "writable-tmpfs", false, "let the program write to the container root (changes vanish at exit)")
+	f.BoolVar(&o.noPrivs, "no-privs", false, "drop all capabilities, also as root, and set no_new_privs")
 	f.BoolVarP(&o.contain, "contain", "c", false, "profile: minimal /dev, private /tmp and /var/tmp, an empty home, start in the home")
 	f.BoolVarP(&o.containAll, "containall", "C", false, "profile: --contain, plus PID and IPC namespaces and a clean environment")
 	f.BoolVar(&o.isolate, "isolate", false, "profile: --containall, plus loopback-only network, a fixed host name, the image's working directory and an allow-listed environment")
@@ -396,7 +398,7 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	env = append(env, o.env...)
 	return isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
-		Env: env, Writable: o.writable, Switches: sw, NoMount: nm, Overlays: overlays,
+		Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
 	}, nil
 }
 

@@ -45,6 +45,9 @@ type Options struct {
 	// Env holds explicit NAME=value settings, --env-file contents first, then --env.
 	Env      []string
 	Writable bool
+	// NoPrivs drops root's capabilities too and sets no_new_privs (--no-privs); a plain user
+	// never keeps any.
+	NoPrivs bool
 	// Switches add single walls to the profile (--pid, --net, --hostname, ...).
 	Switches Switches
 	NoMount  NoMount
@@ -102,7 +105,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		// Apptainer mounts no overlay by default: the image is read-only.
 		WritableRoot:    o.Writable || persistent,
 		Overlays:        o.Overlays,
-		NoNewPrivileges: p.NoNewPrivs,
+		NoNewPrivileges: p.NoNewPrivs || o.NoPrivs,
 	}
 	if p.Umask >= 0 {
 		u := uint32(p.Umask)
@@ -114,7 +117,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.GIDMap = []spec.IDMap{{ContainerID: uint32(h.GID), HostID: uint32(h.GID), Size: 1}}
 		s.Identity = identity(h, home)
 	} else {
-		s.KeepCapabilities = true
+		s.KeepCapabilities = !o.NoPrivs
 	}
 	s.Mounts = systemMounts(p, nm)
 	if p.ConfigBinds && !nm["bind-paths"] {

@@ -83,6 +83,13 @@ func TestDefaultRoot(t *testing.T) {
 	if got := destinations(s); got[len(got)-1] != "/scratch/run" {
 		t.Errorf("cwd outside home not bound: %q", got)
 	}
+	s, err = Default(h, Options{NoPrivs: true}, Image{Path: "/i.sif", Backend: spec.BackendLoop}, []string{"true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.KeepCapabilities || !s.NoNewPrivileges {
+		t.Errorf("root --no-privs: caps kept %v, no_new_privs %v", s.KeepCapabilities, s.NoNewPrivileges)
+	}
 }
 
 func TestDefaultOptions(t *testing.T) {
