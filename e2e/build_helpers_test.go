@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -226,11 +227,16 @@ func btCopy(t testing.TB, src, dir string) string {
 	return dst
 }
 
-// btWaitGlob polls until pattern matches a file, and reports whether it did in time.
-func btWaitGlob(pattern string, d time.Duration) bool {
+// btWaitOpenIn waits until process pid holds a file open in dir: the build's output, which has
+// no name there while it is written (O_TMPFILE shows as "dir/#N (deleted)" in /proc).
+func btWaitOpenIn(pid int, dir string, d time.Duration) bool {
+	fds := fmt.Sprintf("/proc/%d/fd", pid)
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if m, _ := filepath.Glob(pattern); len(m) > 0 {
-			return true
+		ents, _ := os.ReadDir(fds)
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join(fds, e.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+				return true
+			}
 		}
 	}
 	return false
