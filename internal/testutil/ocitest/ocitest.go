@@ -5,7 +5,6 @@ package ocitest
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	_ "crypto/sha256" // go-digest panics unless the program links sha256 in: a tool may not
 	"encoding/json"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	imgspec "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hpcctl/hpcctl/internal/testutil/layertest"
 )
 
 // Epoch is the creation time given to images and archive entries that set none, so output is
@@ -112,7 +113,7 @@ func (s *store) addImage(img Image, w *Written) imgspecv1.Descriptor {
 		diffIDs = append(diffIDs, digest.FromBytes(l))
 		mt, data := imgspecv1.MediaTypeImageLayer, l
 		if img.Gzip {
-			mt, data = imgspecv1.MediaTypeImageLayerGzip, Gzip(l)
+			mt, data = imgspecv1.MediaTypeImageLayerGzip, layertest.Gzip(l)
 		}
 		d := s.add(mt, data)
 		layers = append(layers, d)
@@ -307,16 +308,6 @@ func TarFiles(files map[string][]byte) []byte {
 		must(err)
 	}
 	must(tw.Close())
-	return buf.Bytes()
-}
-
-// Gzip compresses data deterministically (no name, no modification time in the header).
-func Gzip(data []byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, err := zw.Write(data)
-	must(err)
-	must(zw.Close())
 	return buf.Bytes()
 }
 
