@@ -27,7 +27,7 @@ func loadConfig(flag string) (*config.Config, error) {
 	}
 	// Running setuid, the site's file is the only one: another would let a user change the policy
 	// that the privileged starter enforces.
-	if os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() {
+	if setuid() {
 		return nil, fmt.Errorf("--config and $%s are not allowed when hpcctl runs setuid; the site's settings are in %s", configEnv, defaultConfigPath())
 	}
 	return config.Load(path, false)
@@ -47,10 +47,32 @@ func defaultConfigPath() string {
 		return config.DefaultPath
 	}
 	p := filepath.Join(prefix, "etc", "hpcctl", "hpcctl.conf")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	if _, err := os.Stat(p); err != nil {
+		return config.DefaultPath
 	}
-	return config.DefaultPath
+	// Running setuid, a file found beside the binary counts only when root owns it and every
+	// directory above it and nobody else can write them: otherwise a user who hardlinked the
+	// binary into a tree of their own would choose the configuration.
+	if setuid() && !rootOnly(p) {
+		return config.DefaultPath
+	}
+	return p
+}
+
+func setuid() bool { return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() }
+
+// rootOnly reports whether p and each directory above it are owned by root and writable by no
+// one else.
+func rootOnly(p string) bool {
+	for ; ; p = filepath.Dir(p) {
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil || st.Uid != 0 || st.Mode&0o022 != 0 {
+			return false
+		}
+		if p == "/" {
+			return true
+		}
+	}
 }
 
 // checkImageLimits applies limit_container_paths and limit_container_owners to the image.

@@ -95,3 +95,17 @@ func TestCheckImageLimits(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestRootOnly(t *testing.T) {
+	if !rootOnly("/") {
+		t.Error("/ is root's alone")
+	}
+	f := filepath.Join(t.TempDir(), "hpcctl.conf")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Below /tmp (sticky, world-writable), nothing is root's alone, whoever owns the file.
+	if rootOnly(f) {
+		t.Errorf("%s counted as root's alone", f)
+	}
+}
