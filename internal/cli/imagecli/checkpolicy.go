@@ -46,7 +46,11 @@ func addPolicyFlags(cmd *cobra.Command, p *sign.Policy) {
 // policyImage is the inherited descriptor, named for error messages.
 func policyImage(name string) (*os.File, error) {
 	f := os.NewFile(policyFD, name)
-	if _, err := f.Stat(); err != nil {
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		err = fmt.Errorf("it is not a file or directory (%v)", st.Mode().Type())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: the image must be open as descriptor %d (hpcctl runs this command): %w", cli.CheckPolicyVerb, policyFD, err)
 	}
 	return f, nil
