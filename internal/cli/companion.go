@@ -77,7 +77,8 @@ func execCompanion(g *Globals, verb string, args []string) error {
 	return nil
 }
 
-// companionPath finds hpcctl-image beside this binary, in ../libexec/hpcctl, or on PATH.
+// companionPath finds hpcctl-image beside this binary, in ../libexec/hpcctl, or on PATH (not
+// when setuid).
 func companionPath() (string, error) {
 	self, err := os.Executable()
 	if err == nil {
@@ -87,6 +88,10 @@ func companionPath() (string, error) {
 				return p, nil
 			}
 		}
+	}
+	if os.Getuid() != os.Geteuid() {
+		// Setuid, $PATH is the user's to set: only the installed companion will do.
+		return "", fmt.Errorf("this command needs %s beside hpcctl (setuid hpcctl does not search $PATH): install both binaries from the same build", Companion)
 	}
 	p, err := exec.LookPath(Companion)
 	if errors.Is(err, exec.ErrNotFound) {

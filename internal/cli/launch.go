@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -135,7 +134,7 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err != nil {
 		return err
 	}
-	img, cfg, cleanup, err := resolveImage(g, o, conf, image)
+	img, cfg, file, cleanup, err := resolveImage(g, o, conf, image)
 	if err != nil {
 		return err
 	}
@@ -174,7 +173,7 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err := prepareOverlays(s.Overlays); err != nil {
 		return err
 	}
-	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd()))}
+	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd())), Image: file}
 	if img.Backend == spec.BackendSquashfuse {
 		lo.Squashfuse = squashfusePath(conf)
 	}
@@ -193,28 +192,62 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	return nil
 }
 
-// resolveImage reads a SIF image, takes a plain squashfs file or a sandbox directory, and picks the
-// mount backend.
-func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *v1.ImageConfig, func(), error) {
+// resolveImage opens the image once, checks it against the site's signature policy, reads a SIF
+// image or takes a plain squashfs file or a sandbox directory, and picks the mount backend. The
+// open file it returns is what the launcher runs (nil after --unsquash); cleanup closes it.
+func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *v1.ImageConfig, *os.File, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+		return isolation.Image{}, nil, nil, none, fmt.Errorf("image: %w", err)
 	}
 	if err := checkImageLimits(conf, abs); err != nil {
-		return isolation.Image{}, nil, none, err
+		return isolation.Image{}, nil, nil, none, err
 	}
-	st, err := os.Stat(abs)
+	f, err := os.Open(abs)
+	if err != nil {
+		return isolation.Image{}, nil, nil, none, fmt.Errorf("image: %w", err)
+	}
+	img, cfg, cleanup, err := resolveOpen(g, o, conf, f)
+	if err != nil || img.Path != abs {
+		f.Close()
+		f = nil
+	}
+	if err != nil {
+		return img, nil, nil, none, err
+	}
+	return img, cfg, f, func() {
+		cleanup()
+		if f != nil {
+			f.Close()
+		}
+	}, nil
+}
+
+func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, *v1.ImageConfig, func(), error) {
+	none := func() {}
+	abs := f.Name()
+	st, err := f.Stat()
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
-	if st.IsDir() {
+	kind := kindSIF
+	switch {
+	case st.IsDir():
+		kind = kindDir
+	case isSquashfs(f):
+		kind = kindSquashfs
+	}
+	if err := checkPolicy(conf.Signature, f, kind); err != nil {
+		return isolation.Image{}, nil, none, err
+	}
+	if kind == kindDir {
 		return isolation.Image{Path: abs, Backend: spec.BackendDir}, nil, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
 	var cfg *v1.ImageConfig
-	if !isSquashfs(abs) {
-		si, err := sif.Open(abs)
+	if kind == kindSIF {
+		si, err := sif.OpenFile(f)
 		if err != nil {
 			return img, nil, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
 		}
@@ -224,7 +257,7 @@ func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image strin
 		img.Env, img.WorkingDir = cfg.Env, cfg.WorkingDir
 	}
 	if o.unsquash {
-		dir, cleanup, err := launcher.Unsquash(abs, img.Offset, img.Size, g.Logger)
+		dir, cleanup, err := launcher.Unsquash(f, img.Offset, img.Size, g.Logger)
 		if err != nil {
 			return img, nil, none, err
 		}
@@ -251,15 +284,10 @@ func squashfusePath(conf *config.Config) string {
 
 // isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
 // also runs).
-func isSquashfs(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+func isSquashfs(f *os.File) bool {
 	magic := make([]byte, 4)
-	_, err = io.ReadFull(f, magic)
-	return err == nil && string(magic) == "hsqs"
+	n, _ := f.ReadAt(magic, 0)
+	return n == len(magic) && string(magic) == "hsqs"
 }
 
 // hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and

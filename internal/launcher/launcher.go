@@ -28,6 +28,10 @@ type Options struct {
 	// Interactive is true when stdin is a terminal: the terminal then sends SIGINT and SIGQUIT to
 	// the program itself, and forwarding them too would deliver them twice.
 	Interactive bool
+	// Image is the image already open (and checked against the site's signature policy) by the
+	// caller; Run mounts this descriptor rather than opening Spec.RootFS.Image again, so the file
+	// checked is the file run. Run does not close it. Nil: Run opens the path itself.
+	Image *os.File
 }
 
 // forwarded are the signals hpcctl passes on to the program; Slurm stops a job with SIGTERM
@@ -43,11 +47,14 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	img, err := openImage(s.RootFS)
-	if err != nil {
-		return 0, err
+	img := o.Image
+	if img == nil {
+		var err error
+		if img, err = openImage(s.RootFS); err != nil {
+			return 0, err
+		}
+		defer img.Close()
 	}
-	defer img.Close()
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)

@@ -10,15 +10,11 @@ import (
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
-// Unsquash extracts the squashfs at offset..offset+size of image into a private temporary
-// directory with hpcctl's own reader, for machines that can mount neither with the kernel nor
-// with FUSE. It returns the root and a cleanup that removes it.
-func Unsquash(image string, offset, size int64, log *slog.Logger) (string, func(), error) {
-	f, err := os.Open(image)
-	if err != nil {
-		return "", nil, fmt.Errorf("--unsquash: %w", err)
-	}
-	defer f.Close()
+// Unsquash extracts the squashfs at offset..offset+size of the open image f into a private
+// temporary directory with hpcctl's own reader, for machines that can mount neither with the
+// kernel nor with FUSE. It returns the root and a cleanup that removes it.
+func Unsquash(f *os.File, offset, size int64, log *slog.Logger) (string, func(), error) {
+	image := f.Name()
 	r, err := squashfs.Open(io.NewSectionReader(f, offset, size), size)
 	if err != nil {
 		return "", nil, fmt.Errorf("--unsquash: %s: %w", image, err)

@@ -22,7 +22,19 @@ type Image struct {
 
 // Open reads the SIF at path and locates its primary system partition and OCI config.
 func Open(path string) (*Image, error) {
-	fi, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open SIF image: %w", err)
+	}
+	defer f.Close()
+	return OpenFile(f)
+}
+
+// OpenFile is Open for an image already open, named by f.Name(): the launcher reads, checks and
+// mounts one descriptor, so that no one can swap the file between those steps.
+func OpenFile(f *os.File) (*Image, error) {
+	path := f.Name()
+	fi, err := sif.LoadContainer(f, sif.OptLoadWithFlag(os.O_RDONLY), sif.OptLoadWithCloseOnUnload(false))
 	if err != nil {
 		return nil, fmt.Errorf("open SIF image %s: %w", path, err)
 	}

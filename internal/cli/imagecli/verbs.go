@@ -15,5 +15,6 @@ func Verbs(g *cli.Globals) []*cobra.Command {
 		newKeyCmd(g),
 		newSignCmd(g),
 		newVerifyCmd(g),
+		newCheckPolicyCmd(g),
 	}
 }
