@@ -60,5 +60,5 @@ func (r Run) status() string {
 	case OutcomeTimedOut:
 		return "timed out"
 	}
-	return "not started"
+	return "not started, exit " + itoa(r.Status)
 }

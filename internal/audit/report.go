@@ -62,6 +62,11 @@ func (r Report) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	for _, run := range r.Runs {
+		if run.Error != "" {
+			fmt.Fprintf(w, "%s: %s\n", run.Profile, run.Error)
+		}
+	}
 	if r.Same {
 		if strings.HasPrefix(r.Reference, "record") {
 			_, err := fmt.Fprintf(w, "same: every profile gave the results of the %s\n", r.Reference)

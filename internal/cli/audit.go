@@ -22,6 +22,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
+	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
 // Exit statuses of hpcctl audit besides 0 (report made), 1 (error) and 2 (usage).
@@ -166,7 +167,7 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 	}
 	defer cleanup()
 	specs := map[string]json.RawMessage{}
-	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, cfg: cfg, at: a.at, timeout: a.timeout, specs: specs}
+	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, cfg: cfg, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
 	host := audit.ProbeHost()
 	opts := audit.Options{Profiles: a.profiles, Command: a.command, OutputsDir: a.outputs, OutputsAt: a.at, ShowValues: o.showValues}
 	runs, err := audit.RunAll(ctx, opts, host, l.launch)
@@ -183,6 +184,22 @@ type auditLauncher struct {
 	at      string
 	timeout time.Duration
 	specs   map[string]json.RawMessage
+	// showValues keeps the environment's values in the recorded Spec.
+	showValues bool
+}
+
+// recordedSpec is the Spec as a record keeps it: the environment's values redacted unless asked.
+func recordedSpec(s spec.Spec, showValues bool) json.RawMessage {
+	if !showValues {
+		env := make([]string, len(s.Env))
+		for i, kv := range s.Env {
+			name, value, _ := strings.Cut(kv, "=")
+			env[i] = name + "=" + audit.RedactValue(value)
+		}
+		s.Env = env
+	}
+	b, _ := json.Marshal(s) //nolint:errchkjson // plain data
+	return b
 }
 
 func (l auditLauncher) launch(ctx context.Context, profile string, argv []string, stdout, stderr *os.File, outputs string) (int, error) {
@@ -196,7 +213,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 		return 0, err
 	}
 	if _, seen := l.specs[profile]; !seen {
-		l.specs[profile], _ = json.Marshal(s)
+		l.specs[profile] = recordedSpec(*s, l.showValues)
 	}
 	null, err := os.Open(os.DevNull)
 	if err != nil {
