@@ -305,3 +305,17 @@ func TestPrepareOutputs(t *testing.T) {
 		t.Errorf("error %v, want one about the non-empty directory", err)
 	}
 }
+
+func TestShows(t *testing.T) {
+	for _, tt := range []struct {
+		text, value string
+		want        bool
+	}{
+		{"16.0\n", "8", false}, {"8.0\n", "8", true}, {"threads=8\n", "8", true}, {"x\n", "", false},
+		{"greeting=hello-from-host\n", "hello-from-host", true}, {"abc", "abcd", false}, {"", "abc", false},
+	} {
+		if got := shows(tt.text, tt.value); got != tt.want {
+			t.Errorf("shows(%q, %q) = %v, want %v", tt.text, tt.value, got, tt.want)
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Difference is one result that differs from the reference run.
@@ -67,12 +69,26 @@ func Attribute(r, ref Run) []Cause {
 		if have[l.key()] {
 			continue
 		}
-		likely := l.Kind == "usersite" || l.Kind == "searchpath" ||
-			(len(l.value) >= 3 && r.text != "" && strings.Contains(r.text, l.value))
+		likely := l.Kind == "usersite" || l.Kind == "searchpath" || shows(r.text, l.value)
 		cs = append(cs, Cause{Leak: l, Likely: likely})
 	}
 	sortLeaks(cs)
 	return cs
+}
+
+// shows reports whether a leaked value appears in what the program printed: anywhere for a
+// value of three characters or more, as a whole word for a shorter one (OMP_NUM_THREADS=8).
+func shows(text, value string) bool {
+	switch {
+	case value == "" || text == "":
+		return false
+	case len(value) >= 3:
+		return strings.Contains(text, value)
+	}
+	words := strings.FieldsFunc(text, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-'
+	})
+	return slices.Contains(words, value)
 }
 
 func unionKeys(a, b map[string]string) []string {

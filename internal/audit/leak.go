@@ -72,7 +72,7 @@ func Leaks(p Probe, h Host) []Leak {
 		if mp == home {
 			homeBound = true
 		}
-		ls = append(ls, Leak{Kind: "mount", Name: mp, Text: "host path " + f[2] + " visible at " + mp + describeMount(mp, p)})
+		ls = append(ls, Leak{Kind: mountKind(mp), Name: mp, Text: "host path " + f[2] + " visible at " + mp + describeMount(mp, p)})
 	}
 	for _, k := range p.keys("usersite.") {
 		dir := strings.TrimPrefix(k, "usersite.")
@@ -100,6 +100,20 @@ func Leaks(p Probe, h Host) []Leak {
 		ls = append(ls, Leak{Kind: "network", Name: "net", Text: "host network interfaces: " + net})
 	}
 	return ls
+}
+
+// mountKind tells the user's files (mount) from the host's system files (/etc/hosts, time
+// zone: hostfile) and kernel interfaces (/dev, /sys: system), which rarely change results.
+func mountKind(mp string) string {
+	for _, dir := range []string{"/dev", "/sys", "/proc"} {
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			return "system"
+		}
+	}
+	if strings.HasPrefix(mp, "/etc/") || strings.HasPrefix(mp, "/usr/share/zoneinfo/") {
+		return "hostfile"
+	}
+	return "mount"
 }
 
 func describeMount(mp string, p Probe) string {
@@ -142,7 +156,7 @@ func RedactValue(v string) string {
 
 // sortLeaks puts the likely causes first.
 func sortLeaks(cs []Cause) {
-	rank := map[string]int{"usersite": 0, "searchpath": 1, "env": 2, "locale": 3, "mount": 4, "hostname": 5, "network": 6, "namespace": 7}
+	rank := map[string]int{"usersite": 0, "searchpath": 1, "env": 2, "locale": 3, "mount": 4, "hostname": 5, "network": 6, "hostfile": 7, "namespace": 8, "system": 9}
 	sort.SliceStable(cs, func(i, j int) bool {
 		if cs[i].Likely != cs[j].Likely {
 			return cs[i].Likely

@@ -43,21 +43,18 @@ func (r Report) WriteJSON(w io.Writer) error {
 func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "audit of %s: %s\n\n", r.Image, strings.Join(r.Command, " "))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row := func(name string, f func(Run) string) {
-		cells := []string{name}
-		for _, run := range r.Runs {
-			cells = append(cells, f(run))
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
-	}
-	row("", func(run Run) string { return run.Profile })
-	row("result", Run.status)
-	row("stdout", func(run Run) string { return streamCell(run.Stdout) })
-	row("stderr", func(run Run) string { return streamCell(run.Stderr) })
+	head := "profile\tresult\tstdout\tstderr"
 	if r.Outputs != "" {
-		row("files", filesCell)
+		head += "\tfiles"
 	}
-	row("host leaks", leaksCell)
+	fmt.Fprintln(tw, head+"\thost leaks")
+	for _, run := range r.Runs {
+		cells := []string{run.Profile, run.status(), streamCell(run.Stdout), streamCell(run.Stderr)}
+		if r.Outputs != "" {
+			cells = append(cells, filesCell(run))
+		}
+		fmt.Fprintln(tw, strings.Join(append(cells, leaksCell(run)), "\t"))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -145,8 +142,12 @@ func leaksCell(run Run) string {
 		return "none"
 	}
 	var parts []string
-	for _, k := range []string{"usersite", "searchpath", "env", "locale", "mount", "namespace", "hostname", "network"} {
-		if n[k] > 0 {
+	for _, k := range []string{"usersite", "searchpath", "env", "locale", "mount", "hostfile", "system", "namespace", "hostname", "network"} {
+		switch {
+		case n[k] == 0:
+		case k == "hostname" || k == "network":
+			parts = append(parts, k)
+		default:
 			parts = append(parts, fmt.Sprintf("%s:%d", k, n[k]))
 		}
 	}
