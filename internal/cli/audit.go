@@ -136,6 +136,13 @@ func auditArgs(o *auditOptions, args []string) (auditRun, error) {
 	if len(o.profiles) == 0 {
 		return auditRun{}, UsageError{errors.New("--profiles: name at least one profile")}
 	}
+	seen := map[string]bool{}
+	for _, p := range o.profiles {
+		if seen[p] {
+			return auditRun{}, UsageError{fmt.Errorf("--profiles: %s is named twice", p)}
+		}
+		seen[p] = true
+	}
 	if o.timeout < 0 {
 		return auditRun{}, UsageError{fmt.Errorf("--timeout %s: want a positive duration", o.timeout)}
 	}
