@@ -231,3 +231,50 @@ func TestAuditOutcomes(t *testing.T) {
 	}
 	e.nothingLeft(t, before, e.bb)
 }
+
+// TestAuditRecordSignature: a record names the image's signature status, which hpcctl asks
+// hpcctl-image (installed beside it) for, and the hpcctl version.
+func TestAuditRecordSignature(t *testing.T) {
+	e := ltSetup(t)
+	h := hpcctl{bin: bins.hpcctl, env: []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_CONFIG_HOME=" + t.TempDir(),
+		"HPCCTL_KEY_PASSPHRASE=e2e passphrase", "SOURCE_DATE_EPOCH=1700000000",
+	}}
+	if code, out, errOut := h.run(t, "key", "newpair", "--name", "site"); code != 0 {
+		t.Fatalf("key newpair: %d %s %s", code, out, errOut)
+	}
+	dir := t.TempDir()
+	signed, unsigned := filepath.Join(dir, "signed.sif"), filepath.Join(dir, "unsigned.sif")
+	data, err := os.ReadFile(e.bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{signed, unsigned} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errOut := h.run(t, "sign", "--key", "site", signed); code != 0 {
+		t.Fatalf("sign: %d %s", code, errOut)
+	}
+	for _, tt := range []struct{ image, want string }{
+		{signed, "verified: signed by site"}, {unsigned, "not verified: "},
+	} {
+		rec := filepath.Join(dir, filepath.Base(tt.image)+".json")
+		if code, out, errOut := h.run(t, "audit", "--profiles", "isolate", "--record", rec, tt.image, "--", "true"); code != 0 {
+			t.Fatalf("audit --record: %d %s %s", code, out, errOut)
+		}
+		f, err := os.Open(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := audit.ReadRecord(f, rec)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(r.Image.Signature, tt.want) || r.Version != testVersion {
+			t.Errorf("%s: signature %q, want %q..., version %q", tt.image, r.Image.Signature, tt.want, r.Version)
+		}
+	}
+}

@@ -326,7 +326,8 @@ func imageFacts(ctx context.Context, image string) audit.ImageFacts {
 	return facts
 }
 
-// signatureStatus runs 'hpcctl-image verify --json' (hpcctl itself links no signing code).
+// signatureStatus runs 'hpcctl-image verify --json' (hpcctl itself links no signing code) and
+// sums its answer up in one line.
 func signatureStatus(ctx context.Context, image string) string {
 	path, err := companionPath()
 	if err != nil {
@@ -334,15 +335,31 @@ func signatureStatus(ctx context.Context, image string) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var stderr bytes.Buffer
+	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, "verify", "--json", image)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		why := strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])
-		if why == "" {
-			why = err.Error()
-		}
-		return "not verified: " + strings.TrimPrefix(why, "hpcctl-image: ")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var v struct {
+		Verified   bool   `json:"verified"`
+		Error      string `json:"error"`
+		Signatures []struct {
+			Signer      string `json:"signer"`
+			Fingerprint string `json:"fingerprint"`
+		} `json:"signatures"`
 	}
-	return "verified"
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+		why := strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])
+		if why == "" && runErr != nil {
+			why = runErr.Error()
+		}
+		return "not checked: " + Companion + " verify: " + why
+	}
+	if v.Verified && runErr == nil {
+		var by []string
+		for _, sig := range v.Signatures {
+			by = append(by, strings.TrimSpace(sig.Signer+" "+sig.Fingerprint))
+		}
+		return "verified: signed by " + strings.Join(by, ", ")
+	}
+	return "not verified: " + v.Error
 }
