@@ -2,7 +2,9 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -317,5 +319,74 @@ func TestShows(t *testing.T) {
 		if got := shows(tt.text, tt.value); got != tt.want {
 			t.Errorf("shows(%q, %q) = %v, want %v", tt.text, tt.value, got, tt.want)
 		}
+	}
+}
+
+// fakeLaunch answers like a container would: the probe prints a shell-less image's error or a
+// probe; the command prints per profile, fails, hangs or cannot start.
+func fakeLaunch(hasShell bool) Launch {
+	return func(_ context.Context, profile string, argv []string, stdout, stderr *os.File, outputs string) (int, error) {
+		if argv[0] == "/bin/sh" && len(argv) == 3 && argv[2] == ProbeScript {
+			if !hasShell {
+				return 127, fmt.Errorf("%w: /bin/sh: no such file", ErrNotStarted)
+			}
+			fmt.Fprintf(stdout, "env.FOO=host-foo\nhostname=%s\nprobe=done\n", profile)
+			return 0, nil
+		}
+		switch argv[0] {
+		case "hang":
+			return 137, ErrTimedOut
+		case "missing":
+			return 127, fmt.Errorf("%w: missing: not found", ErrNotStarted)
+		case "fail":
+			fmt.Fprintln(stderr, "oops")
+			return 3, nil
+		}
+		fmt.Fprintln(stdout, "hello from", profile)
+		if outputs != "" && profile == "default" {
+			return 0, os.WriteFile(filepath.Join(outputs, "r.txt"), []byte(profile), 0o644)
+		}
+		return 0, nil
+	}
+}
+
+func TestRunAll(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cmd      string
+		shell    bool
+		outcome  string
+		status   int
+		probed   bool
+		outputs  int
+		sameDiff bool
+	}{
+		{"ok", "echo", true, OutcomeExited, 0, true, 1, false},
+		{"no shell in the image", "echo", false, OutcomeExited, 0, false, 1, false},
+		{"fails", "fail", true, OutcomeExited, 3, true, 0, true},
+		{"hangs", "hang", true, OutcomeTimedOut, 137, true, 0, true},
+		{"not found", "missing", true, OutcomeNoStart, 127, true, 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := Options{Profiles: []string{"default", "isolate"}, Command: []string{tt.cmd}, OutputsDir: dir, OutputsAt: "/out"}
+			if err := PrepareOutputs(dir, o.Profiles); err != nil {
+				t.Fatal(err)
+			}
+			runs, err := RunAll(context.Background(), o, testHost(), fakeLaunch(tt.shell))
+			if err != nil {
+				t.Fatal(err)
+			}
+			def := runs[0]
+			if def.Outcome != tt.outcome || def.Status != tt.status || (def.Probe != nil) != tt.probed || len(def.Outputs) != tt.outputs {
+				t.Errorf("default run %+v", def)
+			}
+			if tt.probed && def.Probe["env.FOO"] != RedactValue("host-foo") {
+				t.Errorf("probe not redacted: %v", def.Probe)
+			}
+			if rep := NewReport("i", o.Command, "/out", runs); rep.Same != tt.sameDiff {
+				t.Errorf("same %v, want %v: %+v", rep.Same, tt.sameDiff, rep.Differences)
+			}
+		})
 	}
 }
