@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/hpcctl/hpcctl/internal/audit"
 	"github.com/hpcctl/hpcctl/internal/config"
@@ -229,6 +230,9 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	defer null.Close()
 	lo := launchSettings(l.g, l.conf, l.img)
 	lo.Stdin, lo.Stdout, lo.Stderr, lo.Timeout = null, stdout, stderr, l.timeout
+	// Without a time limit the container shares hpcctl's process group, and a terminal's ^C
+	// reaches it directly: forwarding it too would deliver it twice.
+	lo.Interactive = l.timeout == 0 && term.IsTerminal(int(os.Stdin.Fd()))
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
 	switch {
