@@ -139,44 +139,13 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 		return err
 	}
 	defer cleanup()
-	argv, err := isolation.Argv(verb, cfg, args)
+	s, err := buildSpec(o, conf, verb, img, cfg, args)
 	if err != nil {
 		return err
 	}
-	host, err := hostFacts()
-	if err != nil {
-		return err
-	}
-	opts, err := isolationOptions(o, host)
-	if err != nil {
-		return err
-	}
-	name, err := o.profileName(conf.DefaultProfile)
-	if err != nil {
-		return err
-	}
-	profile, err := isolation.ProfileFor(conf, name)
-	if err != nil {
-		return UsageError{err}
-	}
-	policy, err := isolation.PolicyFor(conf)
-	if err != nil {
-		return err
-	}
-	s, err := isolation.Build(profile, policy, host, opts, img, argv)
-	if err != nil {
-		return err
-	}
-	if err := checkBindSources(s.Mounts); err != nil {
-		return err
-	}
-	if err := prepareOverlays(s.Overlays); err != nil {
-		return err
-	}
-	lo := launcher.Options{Logger: g.Logger, Interactive: term.IsTerminal(int(os.Stdin.Fd())), Image: file}
-	if img.Backend == spec.BackendSquashfuse {
-		lo.Squashfuse = squashfusePath(conf)
-	}
+	lo := launchSettings(g, conf, img)
+	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
+	lo.Image = file
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
@@ -190,6 +159,52 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 		return ExitStatus{Code: status}
 	}
 	return nil
+}
+
+// launchSettings are the launcher's options for an image.
+func launchSettings(g *Globals, conf *config.Config, img isolation.Image) launcher.Options {
+	lo := launcher.Options{Logger: g.Logger}
+	if img.Backend == spec.BackendSquashfuse {
+		lo.Squashfuse = squashfusePath(conf)
+	}
+	return lo
+}
+
+// buildSpec makes the Spec of one launch from the flags, the configuration and the image, and
+// prepares what it needs on the host (checked bind sources, overlay directories).
+func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, cfg *v1.ImageConfig, args []string) (*spec.Spec, error) {
+	argv, err := isolation.Argv(verb, cfg, args)
+	if err != nil {
+		return nil, err
+	}
+	host, err := hostFacts()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := isolationOptions(o, host)
+	if err != nil {
+		return nil, err
+	}
+	name, err := o.profileName(conf.DefaultProfile)
+	if err != nil {
+		return nil, err
+	}
+	profile, err := isolation.ProfileFor(conf, name)
+	if err != nil {
+		return nil, UsageError{err}
+	}
+	policy, err := isolation.PolicyFor(conf)
+	if err != nil {
+		return nil, err
+	}
+	s, err := isolation.Build(profile, policy, host, opts, img, argv)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBindSources(s.Mounts); err != nil {
+		return nil, err
+	}
+	return s, prepareOverlays(s.Overlays)
 }
 
 // resolveImage opens the image once, checks it against the site's signature policy, reads a SIF

@@ -145,6 +145,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newTestCmd(g),
 		newInspectCmd(g),
 		newSIFCmd(g),
+		newAuditCmd(g),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +33,18 @@ type Options struct {
 	// caller; Run mounts this descriptor rather than opening Spec.RootFS.Image again, so the file
 	// checked is the file run. Run does not close it. Nil: Run opens the path itself.
 	Image *os.File
+	// Stdin, Stdout and Stderr replace hpcctl's own for the program (nil keeps them). Files, not
+	// pipes to buffers: a process the program left in the background may hold them open after it
+	// exits, and copying from a pipe would then wait for it.
+	Stdin          *os.File
+	Stdout, Stderr *os.File
+	// Timeout, when positive, kills the container (SIGKILL) that runs longer; Run then returns
+	// ErrTimedOut with the status.
+	Timeout time.Duration
 }
+
+// ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
+var ErrTimedOut = errors.New("the program ran past its time limit and was killed")
 
 // forwarded are the signals hpcctl passes on to the program; Slurm stops a job with SIGTERM
 // (then SIGKILL), and users and batch systems use the others.
@@ -58,7 +70,7 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
-	c, err := start(s, img)
+	c, err := start(s, img, o)
 	if err != nil {
 		return 0, err
 	}
@@ -110,7 +122,7 @@ type container struct {
 	sock int
 }
 
-func start(s *spec.Spec, img *os.File) (*container, error) {
+func start(s *spec.Spec, img *os.File, o Options) (*container, error) {
 	payload, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("encode the container spec: %w", err)
@@ -131,11 +143,11 @@ func start(s *spec.Spec, img *os.File) (*container, error) {
 		Path:        "/proc/self/exe",
 		Args:        []string{"hpcctl", child.Stage},
 		Env:         []string{},
-		Stdin:       os.Stdin,
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
+		Stdin:       orFile(o.Stdin, os.Stdin),
+		Stdout:      orFile(o.Stdout, os.Stdout),
+		Stderr:      orFile(o.Stderr, os.Stderr),
 		ExtraFiles:  []*os.File{specR, childSock, img},
-		SysProcAttr: sysProcAttr(s),
+		SysProcAttr: sysProcAttr(s, o),
 	}
 	if err := cmd.Start(); err != nil {
 		specW.Close()
@@ -150,6 +162,13 @@ func start(s *spec.Spec, img *os.File) (*container, error) {
 	return &container{cmd: cmd, sock: pair[0]}, nil
 }
 
+func orFile(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
 // hintFor says what to do when the kernel refuses the namespaces.
 func hintFor(s *spec.Spec, err error) string {
 	if s.Namespaces.User && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL)) {
@@ -158,8 +177,10 @@ func hintFor(s *spec.Spec, err error) string {
 	return ""
 }
 
-func sysProcAttr(s *spec.Spec) *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces)}
+func sysProcAttr(s *spec.Spec, o Options) *syscall.SysProcAttr {
+	// With a time limit the container gets its own process group, so that the limit ends the
+	// processes the program started too when there is no PID namespace to do it.
+	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0}
 	if s.Namespaces.User {
 		for _, m := range s.UIDMap {
 			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -229,8 +250,20 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (*mount.Squashf
 func (c *container) wait(sigs <-chan os.Signal, o Options) (int, error) {
 	done := make(chan error, 1)
 	go func() { done <- c.cmd.Wait() }()
+	var expired <-chan time.Time
+	if o.Timeout > 0 {
+		t := time.NewTimer(o.Timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	timedOut := false
 	for {
 		select {
+		case <-expired:
+			// Without a PID namespace the program's own children may outlive it; with one, the
+			// init's death ends them all.
+			timedOut = true
+			unix.Kill(-c.cmd.Process.Pid, unix.SIGKILL) //nolint:errcheck // it may have just exited
 		case sig := <-sigs:
 			if o.Interactive && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
 				continue
@@ -242,6 +275,9 @@ func (c *container) wait(sigs <-chan os.Signal, o Options) (int, error) {
 				return 0, fmt.Errorf("wait for the container: %w", err)
 			}
 			ws := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if timedOut {
+				return child.ExitStatus(unix.WaitStatus(ws)), ErrTimedOut
+			}
 			return child.ExitStatus(unix.WaitStatus(ws)), nil
 		}
 	}
