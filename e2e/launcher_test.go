@@ -312,6 +312,35 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 	e.nothingLeft(t, before, e.bb)
 }
 
+// TestLauncherFUSEServerFailsToStart checks that a squashfuse_ll that exits without ever answering
+// (at once, or while the setup process waits in mount(2) for its answer to FUSE_INIT) is a one-line
+// error and exit status 1, not a hang, and that nothing is left afterwards.
+func TestLauncherFUSEServerFailsToStart(t *testing.T) {
+	e := ltSetup(t)
+	before := ltTake(t)
+	dir := e.workdir(t)
+	servers := map[string]string{"exits at once": "exit 3", "exits later": "sleep 0.3; exit 3"}
+	for name, body := range servers {
+		server := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".sh")
+		conf := server + ".conf"
+		if err := os.WriteFile(server, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(conf, []byte("squashfuse = \""+server+"\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, as := range ltWho {
+			t.Run(name+"/"+string(as), func(t *testing.T) {
+				r := e.run(t, as, dir, nil, "", "exec", "--config", conf, "--backend", "squashfuse", e.bb, "true")
+				if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "hpcctl: ") {
+					t.Errorf("exit %d (want 1), stderr %q (want one line)", r.code, r.stderr)
+				}
+			})
+		}
+	}
+	e.nothingLeft(t, before, e.bb)
+}
+
 // TestLauncherSupplementaryGroups checks the Apptainer-compatible behaviour in a user namespace that
 // maps one GID: setgroups is denied, so the user keeps their supplementary groups for access to
 // host files, and they show as the overflow group (65534) inside; /etc/group names them.

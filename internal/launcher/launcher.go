@@ -224,9 +224,14 @@ func cloneFlags(ns spec.Namespaces) uintptr {
 
 // serve answers the child until it has exec'd the program (the socket closes) or failed. A FUSE
 // connection from the child gets a squashfuse_ll.
-func (c *container) serve(s *spec.Spec, img *os.File, o Options) (*mount.Squashfuse, error) {
+func (c *container) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
 	defer unix.Close(c.sock)
-	var fuse *mount.Squashfuse
+	var killed func() bool
+	defer func() {
+		if killed != nil && killed() && err == nil {
+			err = &StartError{Status: 1, Err: errors.New("squashfuse_ll exited before the container started (see its messages above)")}
+		}
+	}()
 	for {
 		m, err := child.Receive(c.sock)
 		if err != nil || m == nil {
@@ -240,9 +245,32 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (*mount.Squashf
 			// Our copy must go: the server's must be the last, so that its death ends the connection.
 			m.File.Close()
 			if err != nil {
+				c.cmd.Process.Kill() //nolint:errcheck // it may wait for a server that never came
 				return fuse, err
 			}
+			killed = c.killIfServerDies(fuse)
 		}
+	}
+}
+
+// killIfServerDies ends the child if the server exits before the child has exec'd the program,
+// until the returned function is called; that function reports whether it did. The child keeps a
+// copy of a synchronous connection until it has mounted it (mount.MountFUSEConn), so the server's
+// death alone would not end the connection, and the mount would wait for an answer for ever.
+func (c *container) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
+	done, result := make(chan struct{}), make(chan bool, 1)
+	go func() {
+		select {
+		case <-fuse.Done():
+			c.cmd.Process.Kill() //nolint:errcheck // it may have just exited
+			result <- true
+		case <-done:
+			result <- false
+		}
+	}()
+	return func() bool {
+		close(done)
+		return <-result
 	}
 }
 

@@ -13,6 +13,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// fuseDevIocSyncInit is FUSE_DEV_IOC_SYNC_INIT, _IO(229, 3) (Linux 6.18): the kernel then holds a
+// server's reads of the connection until it is mounted, and mount(2) sends FUSE_INIT and waits
+// for the answer.
+const fuseDevIocSyncInit = 229<<8 | 3
+
+// OpenSyncFUSE opens /dev/fuse for a connection that its server may start serving before it is
+// mounted (FUSE_DEV_IOC_SYNC_INIT): squashfuse_ll then starts while the container's root is being
+// prepared instead of after the mount. The kernel mounts a connection only in the user namespace
+// that opened it, so the process that mounts must open it. ok is false when the kernel lacks it
+// (before 6.18) or /dev/fuse cannot be opened: the caller then uses MountFUSE.
+func OpenSyncFUSE() (dev *os.File, ok bool) {
+	// Opened blocking and wrapped with os.NewFile, so that Go's poller never registers it:
+	// epoll_ctl polls the device, and polling a synchronous connection before its mount waits
+	// for the mount.
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), fuseDevIocSyncInit, 0); e != 0 {
+		unix.Close(fd)
+		return nil, false
+	}
+	return os.NewFile(uintptr(fd), "/dev/fuse"), true
+}
+
+// MountFUSEConn mounts, read-only at target, the connection dev (from OpenSyncFUSE) that a server
+// already serves; it returns once the server has answered FUSE_INIT. While the caller holds dev,
+// the server dying does not end the connection: whoever supervises the server must end the caller
+// then. The caller must hold CAP_SYS_ADMIN (in its user namespace).
+func MountFUSEConn(dev *os.File, target, source string, uid, gid int) error {
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,allow_other", dev.Fd(), uid, gid)
+	return Mount(source, target, "fuse."+source, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data)
+}
+
 // MountFUSE opens /dev/fuse and mounts a FUSE file system served through it at target, read-only.
 // The caller must hold CAP_SYS_ADMIN (in its user namespace). It hands the returned descriptor to
 // the server (squashfuse_ll) and closes its own copy: once the server's copy is the only one, the
@@ -22,8 +56,7 @@ func MountFUSE(target, source string, uid, gid int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/fuse: %w (is fuse3 installed and /dev/fuse readable and writable by you?)", err)
 	}
-	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,allow_other", dev.Fd(), uid, gid)
-	if err := Mount(source, target, "fuse."+source, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+	if err := MountFUSEConn(dev, target, source, uid, gid); err != nil {
 		dev.Close()
 		return nil, err
 	}

@@ -42,6 +42,13 @@ func setupRoot(s *spec.Spec) error {
 	if err := mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return err
 	}
+	fuse, err := startFUSE(s)
+	if err != nil {
+		return err
+	}
+	if fuse != nil {
+		defer fuse.Close()
+	}
 	sources, err := openSources(s.Mounts)
 	if err != nil {
 		return err
@@ -63,7 +70,7 @@ func setupRoot(s *spec.Spec) error {
 	if err := stage(l); err != nil {
 		return err
 	}
-	if err := mountImage(s, image, l.lower); err != nil {
+	if err := mountImage(s, image, fuse, l.lower); err != nil {
 		return err
 	}
 	if err := stageUpper(l); err != nil {
@@ -138,13 +145,55 @@ func openSandbox(r spec.RootFS) (int, error) {
 	return fd, nil
 }
 
+// startFUSE opens the FUSE connection of the squashfuse backend and hands it to the parent at
+// once, so that squashfuse_ll starts while the rest of the root is prepared; the mount waits for
+// its answer. It returns nil (and mountSquashfuse does it all) when the kernel cannot do this.
+func startFUSE(s *spec.Spec) (*os.File, error) {
+	if s.RootFS.Backend != spec.BackendSquashfuse {
+		return nil, nil
+	}
+	// Until the mount, our copy keeps the connection alive whatever happens to the server: if
+	// hpcctl died (and squashfuse_ll with it), the mount would wait for ever. If it is already gone,
+	// sending the connection fails.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("set the parent-death signal: %w", err)
+	}
+	dev, ok := mount.OpenSyncFUSE()
+	if !ok {
+		return nil, clearDeathSignal()
+	}
+	if err := SendFD(SocketFD, MsgFUSE, int(dev.Fd())); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("hand the FUSE connection to hpcctl: %w", err)
+	}
+	return dev, nil
+}
+
+// clearDeathSignal undoes startFUSE's parent-death signal once the connection is mounted and our
+// copy closed: the program must outlive hpcctl as it would anywhere else.
+func clearDeathSignal() error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear the parent-death signal: %w", err)
+	}
+	return nil
+}
+
 // mountImage mounts the image read-only at target with the Spec's backend; sandbox is the open
-// sandbox directory for BackendDir.
-func mountImage(s *spec.Spec, sandbox int, target string) error {
+// sandbox directory for BackendDir, fuse the connection from startFUSE.
+func mountImage(s *spec.Spec, sandbox int, fuse *os.File, target string) error {
 	switch s.RootFS.Backend {
 	case spec.BackendLoop:
 		return mountLoop(s, target)
 	case spec.BackendSquashfuse:
+		if fuse != nil {
+			err := mount.MountFUSEConn(fuse, target, "squashfuse", os.Getuid(), os.Getgid())
+			// From here on squashfuse_ll holds the only copy, so that its death ends the connection.
+			fuse.Close()
+			if err != nil {
+				return fmt.Errorf("mount the image with FUSE: %w", err)
+			}
+			return clearDeathSignal()
+		}
 		return mountSquashfuse(target)
 	case spec.BackendDir:
 		if err := mount.Mount(mount.FDPath(sandbox), target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
