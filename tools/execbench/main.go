@@ -89,8 +89,10 @@ func run() error {
 	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
 		return err
 	}
+	// The baseline unmounts at the end, as hpcctl does: a FUSE daemon left mounted would keep its
+	// mount namespace (and itself) alive after the run.
 	userBase := []string{"unshare", "-Urm", "sh", "-c",
-		"squashfuse_ll -o ro,offset=" + off + " \"$0\" \"$1\" && exec chroot \"$1\" /bin/true", c.image, mnt}
+		"squashfuse_ll -o ro,offset=" + off + " \"$0\" \"$1\" || exit 1; chroot \"$1\" /bin/true; s=$?; umount \"$1\"; exit $s", c.image, mnt}
 	return compare("user "+c.user, cred, []string{c.hpcctl, "exec", c.image, "/bin/true"}, userBase, c.n)
 }
 
