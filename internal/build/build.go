@@ -44,6 +44,9 @@ type Options struct {
 	Labels map[string]string
 	// Version is hpcctl's version, recorded in the provenance object.
 	Version string
+	// Sign, when set, signs the finished SIF in f before it is given its name; at is the image's
+	// time, for deterministic signatures.
+	Sign func(ctx context.Context, f *os.File, at time.Time) error
 
 	Logger *slog.Logger
 	// Progress receives progress reports when it is a terminal; nil is quiet.
@@ -77,6 +80,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	stats, err := writeSIF(ctx, out.File, src, created, opts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Sign != nil {
+		if err := opts.Sign(ctx, out.File, created); err != nil {
+			return nil, fmt.Errorf("sign %s: %w", opts.Output, err)
+		}
 	}
 	st, err := out.Stat()
 	if err != nil {

@@ -287,3 +287,24 @@ func TestParseSourceDateEpoch(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildSignStep(t *testing.T) {
+	opts := options(t, layout(t, twoLayers()))
+	var signedAt time.Time
+	opts.Sign = func(_ context.Context, f *os.File, at time.Time) error {
+		signedAt = at
+		if _, err := sif.OpenFile(f); err != nil {
+			t.Errorf("the sign step got no whole SIF: %v", err)
+		}
+		return errors.New("key refused")
+	}
+	if _, err := Build(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "key refused") {
+		t.Fatalf("error %v, want the sign step's", err)
+	}
+	if !signedAt.Equal(ocitest.Epoch) {
+		t.Errorf("signed at %v, want the image's own time", signedAt)
+	}
+	if left := dirEntries(t, filepath.Dir(opts.Output)); len(left) != 0 {
+		t.Errorf("a failed signature left %v", left)
+	}
+}

@@ -1,15 +1,20 @@
 package imagecli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	gosif "github.com/sylabs/sif/v2/pkg/sif"
 
 	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/sign"
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
@@ -24,6 +29,9 @@ type buildOptions struct {
 	insecure    bool
 	authFile    string
 	labels      []string
+	// sign signs the image before it is given its name, with the keys of the sign flags.
+	sign     bool
+	signWith signOptions
 }
 
 func newBuildCmd(g *cli.Globals) *cobra.Command {
@@ -63,12 +71,21 @@ bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
 	f.BoolVar(&o.insecure, "no-https", false, "same as --insecure")
 	f.StringVar(&o.authFile, "authfile", "", "registry credentials file (default: the containers and docker auth files)")
 	f.StringArrayVar(&o.labels, "label", nil, "add a label KEY=VALUE to the image (repeatable)")
+	f.BoolVar(&o.sign, "sign", false, "sign the image before it is written (with --key or --pgp; ed25519 keeps the build reproducible)")
+	f.StringArrayVarP(&o.signWith.keys, "key", "k", nil, "with --sign: private key FILE, or NAME of a key in the key directory (repeatable)")
+	f.BoolVar(&o.signWith.pgp, "pgp", false, "with --sign: sign with an OpenPGP key")
+	f.StringVar(&o.signWith.keyring, "keyring", "", "with --sign --pgp: OpenPGP secret keyring FILE")
+	f.StringVar(&o.signWith.pgpKey, "pgp-key", "", "with --sign --pgp: which OpenPGP key")
+	f.StringVar(&o.signWith.keyDir.dir, "keys-dir", "", "with --sign: key directory (default $XDG_CONFIG_HOME/hpcctl/keys)")
 	return cmd
 }
 
 func runBuild(cmd *cobra.Command, g *cli.Globals, o *buildOptions, output, source string) error {
 	opts, err := o.toBuildOptions(g, output, source)
 	if err != nil {
+		return err
+	}
+	if opts.Sign, err = o.signer(g); err != nil {
 		return err
 	}
 	res, err := build.Build(cmd.Context(), opts)
@@ -111,6 +128,36 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
 		CacheDir: os.Getenv("HPCCTL_CACHEDIR"), SourceDateEpoch: sde, Labels: labels,
 		Version: cli.Version, Logger: g.Logger, Progress: g.Stderr,
+	}, nil
+}
+
+// signer loads the signing keys before anything is fetched (a passphrase is asked at once) and
+// returns the step that signs the finished SIF, at the image's own time so that ed25519
+// signatures of a reproducible build are reproducible too.
+func (o *buildOptions) signer(g *cli.Globals) (func(ctx context.Context, f *os.File, at time.Time) error, error) {
+	if !o.sign {
+		if len(o.signWith.keys) > 0 || o.signWith.pgp {
+			return nil, cli.Usage(errors.New("--key and --pgp sign only with --sign"))
+		}
+		return nil, nil
+	}
+	if len(o.signWith.keys) == 0 && !o.signWith.pgp {
+		return nil, cli.Usage(errors.New("--sign needs --key KEY or --pgp"))
+	}
+	keys, err := loadSigningKeys(g, &o.signWith)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return func(ctx context.Context, f *os.File, at time.Time) error {
+		fi, err := gosif.LoadContainer(f, gosif.OptLoadWithCloseOnUnload(false))
+		if err != nil {
+			return err
+		}
+		if err := sign.SignImage(ctx, fi, keys, sign.SignOptions{Time: at}); err != nil {
+			fi.UnloadContainer()
+			return err
+		}
+		return fi.UnloadContainer()
 	}, nil
 }
 

@@ -3,7 +3,6 @@ package imagecli
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 

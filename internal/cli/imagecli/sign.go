@@ -3,13 +3,13 @@ package imagecli
 import (
 	"errors"
 	"fmt"
-	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 

@@ -3,7 +3,6 @@ package imagecli
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/sylabs/sif/v2/pkg/sif"
 
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 

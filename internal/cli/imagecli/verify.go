@@ -2,11 +2,11 @@ package imagecli
 
 import (
 	"fmt"
-	"github.com/hpcctl/hpcctl/internal/cli"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 
