@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/docker"
+	dockerarchive "go.podman.io/image/v5/docker/archive"
+	ociarchive "go.podman.io/image/v5/oci/archive"
+	ocilayout "go.podman.io/image/v5/oci/layout"
 	"go.podman.io/image/v5/types"
 )
 
@@ -16,8 +19,14 @@ const (
 	TransportDockerArchive = "docker-archive"
 )
 
-var allowedTransports = map[string]bool{
-	TransportDocker: true, TransportOCI: true, TransportOCIArchive: true, TransportDockerArchive: true,
+// transports maps the accepted transport names to their implementations. Naming them here, rather
+// than importing alltransports, keeps the containers-storage transport and its storage drivers out
+// of the binary: hpcctl never reads or writes a local container store.
+var transports = map[string]types.ImageTransport{
+	TransportDocker:        docker.Transport,
+	TransportOCI:           ocilayout.Transport,
+	TransportOCIArchive:    ociarchive.Transport,
+	TransportDockerArchive: dockerarchive.Transport,
 }
 
 // ParseRef splits an image source such as docker://host/repo:tag or oci:DIR:TAG into its
@@ -26,7 +35,7 @@ var allowedTransports = map[string]bool{
 // that also accepts directories can test for it first.
 func ParseRef(ref string) (transport, name string, err error) {
 	transport, name, ok := strings.Cut(ref, ":")
-	if !ok || !allowedTransports[transport] {
+	if !ok || transports[transport] == nil {
 		return "", "", &Error{Kind: ErrUnknownSource, Msg: fmt.Sprintf(
 			"unknown image source %q: use docker://, oci:, oci-archive:, docker-archive: or a directory", ref)}
 	}
@@ -48,7 +57,8 @@ func imageReference(ref string) (types.ImageReference, error) {
 	if _, _, err := ParseRef(ref); err != nil {
 		return nil, err
 	}
-	r, err := alltransports.ParseImageName(ref)
+	transport, within, _ := strings.Cut(ref, ":")
+	r, err := transports[transport].ParseReference(within)
 	if err != nil {
 		return nil, &Error{Kind: ErrUnknownSource, Msg: fmt.Sprintf("image source %q is malformed: %v", ref, err), Err: err}
 	}
