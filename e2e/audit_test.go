@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -107,34 +105,10 @@ func TestAuditHostVariable(t *testing.T) {
 // audit names the user site directory, and isolate imports the image's.
 func TestAuditPythonUserSite(t *testing.T) {
 	e := ltSetup(t)
-	deb, tree := ltDebian(t, e)
-	ver, err := exec.Command("chroot", tree, "/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyver := strings.TrimSpace(string(ver))
-	imageMods := e.workdir(t)
-	if err := os.MkdirAll(filepath.Join(imageMods, "shadowme"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(imageMods, "shadowme", "__init__.py"), []byte("WHO = 'image'\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	deb, pyver, imageMods := shadowImage(t, e)
 	for _, as := range ltWho {
 		t.Run(string(as), func(t *testing.T) {
-			home, uid, gid := "/root", 0, 0
-			if as == asUser {
-				u := ltNeedUser(t)
-				home = u.HomeDir
-				uid, _ = strconv.Atoi(u.Uid)
-				gid, _ = strconv.Atoi(u.Gid)
-			}
-			site := filepath.Join(home, ".local", "lib", "python"+pyver, "site-packages")
-			made := mkdirAllAs(t, filepath.Join(site, "shadowme"), uid, gid)
-			t.Cleanup(func() { os.RemoveAll(made) })
-			if err := os.WriteFile(filepath.Join(site, "shadowme", "__init__.py"), []byte("WHO = 'host-home'\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			shadowInHome(t, as, pyver)
 			rep := e.auditJSON(t, as, e.workdir(t), nil, 0, "--profiles", "default,isolate",
 				"-B", imageMods+":/usr/local/lib/python"+pyver+"/dist-packages:ro",
 				deb, "--", "python3", "-c", "import shadowme; print(shadowme.WHO)")

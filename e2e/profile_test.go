@@ -139,33 +139,9 @@ func TestProfileProcessesEnd(t *testing.T) {
 // same for every profile).
 func TestProfilePythonUserSite(t *testing.T) {
 	e := ltSetup(t)
-	deb, tree := ltDebian(t, e)
-	ver, err := exec.Command("chroot", tree, "/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pyver := strings.TrimSpace(string(ver))
-	imageMods := e.workdir(t)
-	if err := os.MkdirAll(filepath.Join(imageMods, "shadowme"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(imageMods, "shadowme", "__init__.py"), []byte("WHO = 'image'\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	deb, pyver, imageMods := shadowImage(t, e)
 	for _, as := range ltWho {
-		home, uid, gid := "/root", 0, 0
-		if as == asUser {
-			u := ltNeedUser(t)
-			home = u.HomeDir
-			uid, _ = strconv.Atoi(u.Uid)
-			gid, _ = strconv.Atoi(u.Gid)
-		}
-		site := filepath.Join(home, ".local", "lib", "python"+pyver, "site-packages")
-		made := mkdirAllAs(t, filepath.Join(site, "shadowme"), uid, gid)
-		t.Cleanup(func() { os.RemoveAll(made) })
-		if err := os.WriteFile(filepath.Join(site, "shadowme", "__init__.py"), []byte("WHO = 'host-home'\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		shadowInHome(t, as, pyver)
 		for _, tt := range []struct {
 			flag, want string
 		}{{"", "host-home"}, {"--contain", "image"}, {"--containall", "image"}, {"--isolate", "image"}} {
@@ -180,6 +156,45 @@ func TestProfilePythonUserSite(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// shadowImage prepares the "same container, different results" case: the Debian+python3 image,
+// its Python version, and a directory holding the image's module shadowme (WHO = 'image'), to be
+// bound read-only at /usr/local/lib/pythonX.Y/dist-packages.
+func shadowImage(t *testing.T, e *ltEnv) (deb, pyver, imageMods string) {
+	t.Helper()
+	deb, tree := ltDebian(t, e)
+	ver, err := exec.Command("chroot", tree, "/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageMods = e.workdir(t)
+	if err := os.MkdirAll(filepath.Join(imageMods, "shadowme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(imageMods, "shadowme", "__init__.py"), []byte("WHO = 'image'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return deb, strings.TrimSpace(string(ver)), imageMods
+}
+
+// shadowInHome puts a module shadowme (WHO = 'host-home') in the user site directory of as's
+// host home, removed when the test ends.
+func shadowInHome(t *testing.T, as ltAs, pyver string) {
+	t.Helper()
+	home, uid, gid := "/root", 0, 0
+	if as == asUser {
+		u := ltNeedUser(t)
+		home = u.HomeDir
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	site := filepath.Join(home, ".local", "lib", "python"+pyver, "site-packages")
+	made := mkdirAllAs(t, filepath.Join(site, "shadowme"), uid, gid)
+	t.Cleanup(func() { os.RemoveAll(made) })
+	if err := os.WriteFile(filepath.Join(site, "shadowme", "__init__.py"), []byte("WHO = 'host-home'\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
