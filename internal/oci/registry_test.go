@@ -20,7 +20,6 @@ import (
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/transports/alltransports"
 	"go.podman.io/image/v5/types"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -107,11 +106,11 @@ func waitReady(t testing.TB, addr string, exited <-chan error, logs *strings.Bui
 // push copies every image in an OCI layout to the registry under repo:tag.
 func (r *registry) push(t testing.TB, layout, repoTag string) {
 	t.Helper()
-	src, err := alltransports.ParseImageName("oci:" + layout)
+	src, err := imageReference("oci:" + layout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := alltransports.ParseImageName("docker://" + r.addr + "/" + repoTag)
+	dst, err := imageReference("docker://" + r.addr + "/" + repoTag)
 	if err != nil {
 		t.Fatal(err)
 	}
