@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -64,18 +66,65 @@ func execCompanion(g *Globals, verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	argv := []string{"hpcctl"}
-	for flag, on := range map[string]bool{"--verbose": g.Verbose, "--debug": g.Debug, "--quiet": g.Quiet} {
-		if on {
-			argv = append(argv, flag)
-		}
-	}
-	argv = append(append(argv, verb), args...)
-	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
+	if err := syscall.Exec(path, companionArgv(g, verb, args), os.Environ()); err != nil {
 		return fmt.Errorf("run %s: %w", path, err)
 	}
 	return nil
 }
+
+// companionArgv is the companion's command line for verb: the global flags given to hpcctl, the
+// verb and its arguments.
+func companionArgv(g *Globals, verb string, args []string) []string {
+	argv := []string{"hpcctl"}
+	for _, f := range []struct {
+		flag string
+		on   bool
+	}{{"--verbose", g.Verbose}, {"--debug", g.Debug}, {"--quiet", g.Quiet}} {
+		if f.on {
+			argv = append(argv, f.flag)
+		}
+	}
+	return append(append(argv, verb), args...)
+}
+
+// runCompanion runs one of the companion's hidden commands on the open image (its descriptor 3)
+// and waits for it. The command depends on its arguments and the image only, never on the
+// user's environment (in setuid mode it may run with privilege). What it prints goes to hpcctl's
+// stderr, but for its last line on failure, which becomes the error.
+func runCompanion(g *Globals, verb string, args []string, image *os.File) error {
+	path, err := companionPath()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := &exec.Cmd{Path: path, Args: companionArgv(g, verb, args), Env: []string{}, Stderr: &stderr, ExtraFiles: []*os.File{image}}
+	err = cmd.Run()
+	msg := strings.TrimSpace(stderr.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if msg != "" {
+			fmt.Fprintln(g.Stderr, msg)
+		}
+		if err != nil {
+			return fmt.Errorf("run %s %s: %w", path, verb, err)
+		}
+		return nil
+	}
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		fmt.Fprintln(g.Stderr, msg[:i])
+		msg = msg[i+1:]
+	}
+	if msg = strings.TrimPrefix(msg, "hpcctl: "); msg == "" {
+		msg = fmt.Sprintf("%s %s failed (%v)", path, verb, err)
+	}
+	return companionFailed(msg)
+}
+
+// companionFailed is a companion command's own one-line report of its failure; other errors from
+// runCompanion say that the companion could not be run at all.
+type companionFailed string
+
+func (e companionFailed) Error() string { return string(e) }
 
 // companionPath finds hpcctl-image beside this binary, in ../libexec/hpcctl, or on PATH (not
 // when setuid).

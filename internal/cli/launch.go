@@ -253,7 +253,7 @@ func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) 
 	case isSquashfs(f):
 		kind = kindSquashfs
 	}
-	if err := checkPolicy(conf.Signature, f, kind); err != nil {
+	if err := checkPolicy(g, conf.Signature, f, kind); err != nil {
 		return isolation.Image{}, nil, none, err
 	}
 	if kind == kindDir {
@@ -272,7 +272,7 @@ func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) 
 		img.Env, img.WorkingDir = cfg.Env, cfg.WorkingDir
 	}
 	if o.unsquash {
-		dir, cleanup, err := launcher.Unsquash(f, img.Offset, img.Size, g.Logger)
+		dir, cleanup, err := unsquash(g, f, img.Offset, img.Size)
 		if err != nil {
 			return img, nil, none, err
 		}

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 
 	"github.com/hpcctl/hpcctl/internal/config"
 )
@@ -16,10 +13,10 @@ import (
 // double the start-up time of every job, including the jobs of sites without a policy.
 const CheckPolicyVerb = "check-policy"
 
-// PolicyArgs are the companion's arguments for checking image (the name its errors give) against
-// the [signature] table.
+// PolicyArgs are the arguments of the companion's CheckPolicyVerb for checking image (the name
+// its errors give) against the [signature] table.
 func PolicyArgs(sig config.Signature, image string) []string {
-	args := []string{CheckPolicyVerb}
+	var args []string
 	if sig.RequireSigned {
 		args = append(args, "--require-signed")
 	}
@@ -49,7 +46,7 @@ const (
 
 // checkPolicy checks the open image f against the site's signature policy, with the companion.
 // The caller then runs the same descriptor, so the file checked is the file run.
-func checkPolicy(sig config.Signature, f *os.File, kind imageKind) error {
+func checkPolicy(g *Globals, sig config.Signature, f *os.File, kind imageKind) error {
 	if policyEmpty(sig) {
 		return nil
 	}
@@ -60,35 +57,10 @@ func checkPolicy(sig config.Signature, f *os.File, kind imageKind) error {
 		}
 		return fmt.Errorf("image %s is not a signed SIF (it is %s): the site requires signed images; run a SIF image signed by a key the site trusts", f.Name(), what)
 	}
-	path, err := companionPath()
-	if err != nil {
-		return fmt.Errorf("the site's signature policy cannot be checked: %w", err)
+	err := runCompanion(g, CheckPolicyVerb, PolicyArgs(sig, f.Name()), f)
+	var refused companionFailed
+	if err != nil && !errors.As(err, &refused) {
+		return fmt.Errorf("image %s: the site's signature policy cannot be checked: %w", f.Name(), err)
 	}
-	var stderr bytes.Buffer
-	cmd := &exec.Cmd{
-		Path: path,
-		Args: append([]string{Companion}, PolicyArgs(sig, f.Name())...),
-		// The check depends on the configuration and the image only, never on the user's
-		// environment (in setuid mode it runs with privilege).
-		Env:        []string{},
-		Stderr:     &stderr,
-		ExtraFiles: []*os.File{f},
-	}
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		msg = strings.TrimPrefix(msg, "hpcctl: ")
-		if msg == "" {
-			msg = fmt.Sprintf("image %s refused by site policy: %s %s failed (%v)", f.Name(), path, CheckPolicyVerb, err)
-		}
-		return errors.New(msg)
-	}
-	if err != nil {
-		return fmt.Errorf("check image %s against the site's signature policy: run %s: %w", f.Name(), path, err)
-	}
-	return nil
+	return err
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,9 +18,9 @@ func TestPolicyArgs(t *testing.T) {
 		want []string
 	}{
 		{"require signed", config.Signature{RequireSigned: true, TrustedKeysDir: "/etc/hpcctl/keys"},
-			[]string{CheckPolicyVerb, "--require-signed", "--trusted-keys-dir", "/etc/hpcctl/keys", "--", "/x/-a.sif"}},
+			[]string{"--require-signed", "--trusted-keys-dir", "/etc/hpcctl/keys", "--", "/x/-a.sif"}},
 		{"allowed paths", config.Signature{AllowedPaths: []string{"/a", "/b c"}},
-			[]string{CheckPolicyVerb, "--allowed-path", "/a", "--allowed-path", "/b c", "--", "/x/-a.sif"}},
+			[]string{"--allowed-path", "/a", "--allowed-path", "/b c", "--", "/x/-a.sif"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,7 +83,7 @@ func TestCheckPolicyWithoutCompanion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkPolicy(tc.sig, tc.f, tc.kind)
+			err := checkPolicy(&Globals{Stderr: io.Discard}, tc.sig, tc.f, tc.kind)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -10,9 +10,9 @@ import (
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 
-// policyFD is the descriptor hpcctl passes the open image on (exec.Cmd.ExtraFiles[0]): the
-// image is checked, and then run, through the one descriptor.
-const policyFD = 3
+// imageFD is the descriptor hpcctl passes the open image on (exec.Cmd.ExtraFiles[0]) to the
+// hidden commands: the image is checked, extracted and run through the one descriptor.
+const imageFD = 3
 
 // newCheckPolicyCmd is the hidden command hpcctl runs before a launch when the site sets a
 // signature policy; it prints nothing on success and one line on refusal (exit status 1).
@@ -24,7 +24,7 @@ func newCheckPolicyCmd(g *cli.Globals) *cobra.Command {
 		Hidden: true,
 		Args:   cli.ExactArgs(1, "the IMAGE name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := policyImage(args[0])
+			f, err := inheritedImage(cli.CheckPolicyVerb, args[0])
 			if err != nil {
 				return err
 			}
@@ -43,15 +43,15 @@ func addPolicyFlags(cmd *cobra.Command, p *sign.Policy) {
 	f.StringArrayVar(&p.AllowedPaths, "allowed-path", nil, "refuse images outside this `dir`ectory (repeatable)")
 }
 
-// policyImage is the inherited descriptor, named for error messages.
-func policyImage(name string) (*os.File, error) {
-	f := os.NewFile(policyFD, name)
+// inheritedImage is the image descriptor hpcctl passed to verb, named for error messages.
+func inheritedImage(verb, name string) (*os.File, error) {
+	f := os.NewFile(imageFD, name)
 	st, err := f.Stat()
 	if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
 		err = fmt.Errorf("it is not a file or directory (%v)", st.Mode().Type())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: the image must be open as descriptor %d (hpcctl runs this command): %w", cli.CheckPolicyVerb, policyFD, err)
+		return nil, fmt.Errorf("%s: the image must be open as descriptor %d (hpcctl runs this command): %w", verb, imageFD, err)
 	}
 	return f, nil
 }

@@ -32,8 +32,7 @@ func TestPolicyFlags(t *testing.T) {
 			var got sign.Policy
 			cmd := &cobra.Command{Use: cli.CheckPolicyVerb}
 			addPolicyFlags(cmd, &got)
-			args := cli.PolicyArgs(tc.sig, "-image.sif")
-			if err := cmd.ParseFlags(args[1:]); err != nil {
+			if err := cmd.ParseFlags(cli.PolicyArgs(tc.sig, "-image.sif")); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {

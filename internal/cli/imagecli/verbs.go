@@ -16,5 +16,6 @@ func Verbs(g *cli.Globals) []*cobra.Command {
 		newSignCmd(g),
 		newVerifyCmd(g),
 		newCheckPolicyCmd(g),
+		newUnsquashCmd(g),
 	}
 }

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// UnsquashVerb is the companion's hidden command that extracts the squashfs partition of the
+// image open as descriptor 3 into a directory, for --unsquash. The squashfs reader lives in
+// hpcctl-image: its decompressors' package initialisation (zstd, xz, lz4) cost every hpcctl
+// process about half a millisecond, and every job starts hpcctl twice, for a rarely used fallback.
+const UnsquashVerb = "unsquash-image"
+
+// UnsquashArgs are the arguments of UnsquashVerb: the partition at offset..offset+size of image
+// (the name its errors give) goes into the existing directory dest.
+func UnsquashArgs(offset, size int64, image, dest string) []string {
+	return []string{"--offset", strconv.FormatInt(offset, 10), "--size", strconv.FormatInt(size, 10), "--", image, dest}
+}
+
+// unsquash extracts the squashfs at offset..offset+size of the open image f into a private
+// temporary directory, for machines that can mount neither with the kernel nor with FUSE. It
+// returns the root and a cleanup that removes it.
+func unsquash(g *Globals, f *os.File, offset, size int64) (string, func(), error) {
+	tmp, err := os.MkdirTemp("", "hpcctl-unsquash-")
+	if err != nil {
+		return "", nil, fmt.Errorf("--unsquash: %w", err)
+	}
+	cleanup := func() {
+		// Extracted directories may lack the owner's write bit; restore it so they can be removed.
+		filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error { //nolint:errcheck // best effort before RemoveAll
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700) //nolint:errcheck // same
+			}
+			return nil
+		})
+		if err := os.RemoveAll(tmp); err != nil {
+			g.Logger.Warn("remove the extracted image", "dir", tmp, "err", err)
+		}
+	}
+	root := filepath.Join(tmp, "root")
+	if err = os.Mkdir(root, 0o755); err == nil {
+		err = runCompanion(g, UnsquashVerb, UnsquashArgs(offset, size, f.Name(), root), f)
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("--unsquash: %w", err)
+	}
+	return root, cleanup, nil
+}
