@@ -134,6 +134,8 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	if err != nil {
 		return err
 	}
+	stage := prestart(o, conf)
+	defer stage.Abandon()
 	img, cfg, file, cleanup, err := resolveImage(g, o, conf, image)
 	if err != nil {
 		return err
@@ -146,6 +148,7 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	lo := launchSettings(g, conf, img)
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Image = file
+	lo.Stage = stage
 	status, err := launcher.Run(s, lo)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
@@ -170,6 +173,39 @@ func launchSettings(g *Globals, conf *config.Config, img isolation.Image) launch
 	return lo
 }
 
+// resolveProfile is the profile the flags ask for, from the built-in ones and the configuration.
+func (o *launchOptions) resolveProfile(conf *config.Config) (isolation.Profile, error) {
+	name, err := o.profileName(conf.DefaultProfile)
+	if err != nil {
+		return isolation.Profile{}, err
+	}
+	p, err := isolation.ProfileFor(conf, name)
+	if err != nil {
+		return p, UsageError{err}
+	}
+	return p, nil
+}
+
+// prestart starts the container's setup process for the namespaces the flags ask for, so that
+// its start overlaps opening the image and making the Spec. It returns nil when the flags or the
+// configuration are in error (buildSpec says why) or the process cannot start (launcher.Run,
+// starting it again, says why).
+func prestart(o *launchOptions, conf *config.Config) *launcher.Stage {
+	p, err := o.resolveProfile(conf)
+	if err != nil {
+		return nil
+	}
+	sw, err := o.switches()
+	if err != nil {
+		return nil
+	}
+	st, err := launcher.Prestart(isolation.ShapeOf(p.With(sw), os.Getuid(), os.Getgid()), launcher.Options{})
+	if err != nil {
+		return nil
+	}
+	return st
+}
+
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and
 // prepares what it needs on the host (checked bind sources, overlay directories).
 func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, cfg *v1.ImageConfig, args []string) (*spec.Spec, error) {
@@ -185,13 +221,9 @@ func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img i
 	if err != nil {
 		return nil, err
 	}
-	name, err := o.profileName(conf.DefaultProfile)
+	profile, err := o.resolveProfile(conf)
 	if err != nil {
 		return nil, err
-	}
-	profile, err := isolation.ProfileFor(conf, name)
-	if err != nil {
-		return nil, UsageError{err}
 	}
 	policy, err := isolation.PolicyFor(conf)
 	if err != nil {

@@ -74,6 +74,19 @@ func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
 	return Build(Profiles()[ProfileDefault], Policy{}, h, o, img, argv)
 }
 
+// ShapeOf is the namespaces and ID maps Build gives a launch with profile p (switches applied)
+// by the user uid:gid. A plain user gets a user namespace that maps only their own IDs; root
+// needs none.
+func ShapeOf(p Profile, uid, gid int) spec.Shape {
+	sh := spec.Shape{Namespaces: spec.Namespaces{Mount: true, PID: p.PID, IPC: p.IPC, Net: p.Net, UTS: p.UTS}}
+	if uid != 0 {
+		sh.Namespaces.User = true
+		sh.UIDMap = []spec.IDMap{{ContainerID: uint32(uid), HostID: uint32(uid), Size: 1}}
+		sh.GIDMap = []spec.IDMap{{ContainerID: uint32(gid), HostID: uint32(gid), Size: 1}}
+	}
+	return sh
+}
+
 // Build turns a profile, the site's policy and the user's options into the Spec of one launch. A
 // plain user gets a user namespace that maps only their own IDs; root runs as root with its
 // capabilities. argv is the program to run.
@@ -97,8 +110,11 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if persistent && o.Writable {
 		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
 	}
+	sh := ShapeOf(p, h.UID, h.GID)
 	s := &spec.Spec{
-		Namespaces: spec.Namespaces{Mount: true, PID: p.PID, IPC: p.IPC, Net: p.Net, UTS: p.UTS},
+		Namespaces: sh.Namespaces,
+		UIDMap:     sh.UIDMap,
+		GIDMap:     sh.GIDMap,
 		Hostname:   p.Hostname,
 		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
 		Args:       argv,
@@ -112,9 +128,6 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.Umask = &u
 	}
 	if h.UID != 0 {
-		s.Namespaces.User = true
-		s.UIDMap = []spec.IDMap{{ContainerID: uint32(h.UID), HostID: uint32(h.UID), Size: 1}}
-		s.GIDMap = []spec.IDMap{{ContainerID: uint32(h.GID), HostID: uint32(h.GID), Size: 1}}
 		s.Identity = identity(h, home)
 	} else {
 		s.KeepCapabilities = !o.NoPrivs

@@ -41,6 +41,9 @@ type Options struct {
 	// Timeout, when positive, kills the container (SIGKILL) that runs longer; Run then returns
 	// ErrTimedOut with the status.
 	Timeout time.Duration
+	// Stage is a setup process started early with Prestart (with these same options); Run uses it
+	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
+	Stage *Stage
 }
 
 // ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
@@ -70,8 +73,12 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
-	c, err := start(s, img, o)
+	c, err := o.Stage.take(s.Shape(), o)
 	if err != nil {
+		return 0, err
+	}
+	if err := c.send(s, img); err != nil {
+		c.end()
 		return 0, err
 	}
 	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
@@ -116,17 +123,62 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-// container is a started child stage.
-type container struct {
-	cmd  *exec.Cmd
-	sock int
+// Stage is the container's setup process (the child stage), started in its namespaces and
+// waiting for its Spec and image.
+type Stage struct {
+	cmd   *exec.Cmd
+	specW *os.File // the Spec goes here; closing it unsent tells the stage to exit quietly
+	sock  int      // to and from the stage: the image descriptor out, FUSE connections and errors in
+	shape spec.Shape
+	o     Options // the options it was started with (stdio, process group)
+	taken bool
 }
 
-func start(s *spec.Spec, img *os.File, o Options) (*container, error) {
-	payload, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("encode the container spec: %w", err)
+// Prestart starts the container's setup process for a Spec of shape sh before the Spec is made:
+// its start (a new process in new namespaces, the Go runtime) then overlaps opening and reading
+// the image. Pass it to Run in Options.Stage, and call Abandon when Run is not reached.
+func Prestart(sh spec.Shape, o Options) (*Stage, error) {
+	return spawn(sh, o)
+}
+
+// take returns the prestarted stage when it was started for this shape and these options, or
+// ends it and starts a new one.
+func (st *Stage) take(sh spec.Shape, o Options) (*Stage, error) {
+	if st != nil && !st.taken && st.shape.Equal(sh) && st.o.fits(o) {
+		st.taken = true
+		return st, nil
 	}
+	st.Abandon()
+	c, err := spawn(sh, o)
+	if err == nil {
+		c.taken = true
+	}
+	return c, err
+}
+
+// fits reports whether a stage started with options a can serve a launch with options b.
+func (a Options) fits(b Options) bool {
+	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0)
+}
+
+// Abandon ends a stage that Run did not take; it does nothing to one Run took (or to nil).
+func (st *Stage) Abandon() {
+	if st == nil || st.taken {
+		return
+	}
+	st.taken = true
+	st.end()
+}
+
+// end kills the stage and waits for it.
+func (st *Stage) end() {
+	st.specW.Close()
+	unix.Close(st.sock)
+	st.cmd.Process.Kill() //nolint:errcheck // it may have exited on seeing the Spec pipe close
+	st.cmd.Wait()         //nolint:errcheck // killed on purpose
+}
+
+func spawn(sh spec.Shape, o Options) (*Stage, error) {
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
@@ -146,20 +198,32 @@ func start(s *spec.Spec, img *os.File, o Options) (*container, error) {
 		Stdin:       orFile(o.Stdin, os.Stdin),
 		Stdout:      orFile(o.Stdout, os.Stdout),
 		Stderr:      orFile(o.Stderr, os.Stderr),
-		ExtraFiles:  []*os.File{specR, childSock, img},
-		SysProcAttr: sysProcAttr(s, o),
+		ExtraFiles:  []*os.File{specR, childSock},
+		SysProcAttr: sysProcAttr(sh, o),
 	}
 	if err := cmd.Start(); err != nil {
 		specW.Close()
 		unix.Close(pair[0])
-		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(s, err))
+		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
+	}
+	return &Stage{cmd: cmd, specW: specW, sock: pair[0], shape: sh, o: o}, nil
+}
+
+// send gives the stage its Spec and the image descriptor, opened with the user's own rights.
+func (st *Stage) send(s *spec.Spec, img *os.File) error {
+	payload, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode the container spec: %w", err)
 	}
 	go func() {
-		// The child reads the whole Spec before it does anything; a failed write shows as its error.
-		specW.Write(payload) //nolint:errcheck
-		specW.Close()
+		// The stage reads the whole Spec before it does anything; a failed write shows as its error.
+		st.specW.Write(payload) //nolint:errcheck
+		st.specW.Close()
 	}()
-	return &container{cmd: cmd, sock: pair[0]}, nil
+	if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
+		return fmt.Errorf("hand the image to the container's setup process: %w", err)
+	}
+	return nil
 }
 
 func orFile(f, def *os.File) *os.File {
@@ -170,14 +234,14 @@ func orFile(f, def *os.File) *os.File {
 }
 
 // hintFor says what to do when the kernel refuses the namespaces.
-func hintFor(s *spec.Spec, err error) string {
-	if s.Namespaces.User && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL)) {
+func hintFor(sh spec.Shape, err error) string {
+	if sh.Namespaces.User && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL)) {
 		return " (unprivileged user namespaces are disabled: ask the administrators to enable them, e.g. sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone)"
 	}
 	return ""
 }
 
-func sysProcAttr(s *spec.Spec, o Options) *syscall.SysProcAttr {
+func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 	// With a time limit the container gets its own process group, so that the limit ends the
 	// processes the program started too when there is no PID namespace to do it.
 	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0}
@@ -224,8 +288,8 @@ func cloneFlags(ns spec.Namespaces) uintptr {
 
 // serve answers the child until it has exec'd the program (the socket closes) or failed. A FUSE
 // connection from the child gets a squashfuse_ll.
-func (c *container) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
-	defer unix.Close(c.sock)
+func (st *Stage) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
+	defer unix.Close(st.sock)
 	var killed func() bool
 	defer func() {
 		if killed != nil && killed() && err == nil {
@@ -233,7 +297,7 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Sq
 		}
 	}()
 	for {
-		m, err := child.Receive(c.sock)
+		m, err := child.Receive(st.sock)
 		if err != nil || m == nil {
 			return fuse, err
 		}
@@ -245,10 +309,10 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Sq
 			// Our copy must go: the server's must be the last, so that its death ends the connection.
 			m.File.Close()
 			if err != nil {
-				c.cmd.Process.Kill() //nolint:errcheck // it may wait for a server that never came
+				st.cmd.Process.Kill() //nolint:errcheck // it may wait for a server that never came
 				return fuse, err
 			}
-			killed = c.killIfServerDies(fuse)
+			killed = st.killIfServerDies(fuse)
 		}
 	}
 }
@@ -257,12 +321,12 @@ func (c *container) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Sq
 // until the returned function is called; that function reports whether it did. The child keeps a
 // copy of a synchronous connection until it has mounted it (mount.MountFUSEConn), so the server's
 // death alone would not end the connection, and the mount would wait for an answer for ever.
-func (c *container) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
+func (st *Stage) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
 	done, result := make(chan struct{}), make(chan bool, 1)
 	go func() {
 		select {
 		case <-fuse.Done():
-			c.cmd.Process.Kill() //nolint:errcheck // it may have just exited
+			st.cmd.Process.Kill() //nolint:errcheck // it may have just exited
 			result <- true
 		case <-done:
 			result <- false
@@ -275,9 +339,9 @@ func (c *container) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) 
 }
 
 // wait forwards signals until the child exits and returns the program's status.
-func (c *container) wait(sigs <-chan os.Signal, o Options) (int, error) {
+func (st *Stage) wait(sigs <-chan os.Signal, o Options) (int, error) {
 	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
+	go func() { done <- st.cmd.Wait() }()
 	var expired <-chan time.Time
 	if o.Timeout > 0 {
 		t := time.NewTimer(o.Timeout)
@@ -291,18 +355,18 @@ func (c *container) wait(sigs <-chan os.Signal, o Options) (int, error) {
 			// Without a PID namespace the program's own children may outlive it; with one, the
 			// init's death ends them all.
 			timedOut = true
-			unix.Kill(-c.cmd.Process.Pid, unix.SIGKILL) //nolint:errcheck // it may have just exited
+			unix.Kill(-st.cmd.Process.Pid, unix.SIGKILL) //nolint:errcheck // it may have just exited
 		case sig := <-sigs:
 			if o.Interactive && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
 				continue
 			}
-			c.cmd.Process.Signal(sig) //nolint:errcheck // it may have just exited
+			st.cmd.Process.Signal(sig) //nolint:errcheck // it may have just exited
 		case err := <-done:
 			var ee *exec.ExitError
 			if err != nil && !errors.As(err, &ee) {
 				return 0, fmt.Errorf("wait for the container: %w", err)
 			}
-			ws := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			ws := st.cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if timedOut {
 				return child.ExitStatus(unix.WaitStatus(ws)), ErrTimedOut
 			}

@@ -18,12 +18,19 @@ import (
 func Main() int {
 	// Capabilities, ambient sets and execve act per thread: keep all of it on this one.
 	runtime.LockOSThread()
-	for _, fd := range []int{SpecFD, SocketFD, ImageFD} {
+	for _, fd := range []int{SpecFD, SocketFD} {
 		unix.CloseOnExec(fd)
 	}
 	s, err := readSpec()
+	if errors.Is(err, errAbandoned) {
+		return 0
+	}
+	var img *os.File
 	if err == nil {
-		err = run(s)
+		img, err = receiveImage()
+	}
+	if err == nil {
+		err = run(s, img)
 	}
 	// run returns only on failure, or with the program's status as PID 1.
 	var ie initExit
@@ -63,12 +70,19 @@ func commandStatus(err error) int {
 	return 126
 }
 
+// errAbandoned is the parent closing the Spec pipe without a Spec: it started this process early
+// (launcher.Prestart) and then did not launch, having failed or chosen otherwise.
+var errAbandoned = errors.New("abandoned by hpcctl")
+
 func readSpec() (*spec.Spec, error) {
 	f := os.NewFile(SpecFD, "spec")
 	defer f.Close()
 	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read the container spec: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, errAbandoned
 	}
 	var s spec.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -77,13 +91,25 @@ func readSpec() (*spec.Spec, error) {
 	return &s, s.Validate()
 }
 
-func run(s *spec.Spec) error {
+// receiveImage takes the image file the parent sends after the Spec.
+func receiveImage() (*os.File, error) {
+	m, err := Receive(SocketFD)
+	if err == nil && (m == nil || m.Kind != MsgImage || m.File == nil) {
+		err = errors.New("no image descriptor")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receive the image from hpcctl: %w", err)
+	}
+	return m.File, nil
+}
+
+func run(s *spec.Spec, img *os.File) error {
 	if s.Namespaces.Net {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
 	}
-	if err := setupRoot(s); err != nil {
+	if err := setupRoot(s, img); err != nil {
 		return err
 	}
 	if s.Namespaces.UTS && s.Hostname != "" {

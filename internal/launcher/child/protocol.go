@@ -18,17 +18,18 @@ const Stage = "__hpcctl_child__"
 const (
 	// SpecFD carries the Spec as JSON, closed by the parent after writing.
 	SpecFD = 3
-	// SocketFD is a SOCK_SEQPACKET socket to the parent: the child sends messages, and the parent
-	// sees it close (close-on-exec) when the program has been exec'd.
+	// SocketFD is a SOCK_SEQPACKET socket to the parent: the parent sends the image, the child
+	// sends messages, and the parent sees it close (close-on-exec) when the program has been exec'd.
 	SocketFD = 4
-	// ImageFD is the image file, opened by the parent with the user's own rights.
-	ImageFD = 5
 )
 
 // Message kinds, the first byte of each packet on SocketFD.
 const (
 	// MsgFUSE carries the /dev/fuse descriptor (SCM_RIGHTS) for the parent to hand to squashfuse_ll.
 	MsgFUSE byte = 'F'
+	// MsgImage, from the parent, carries the image file (SCM_RIGHTS), opened with the user's own
+	// rights; the parent may start the child before it has opened the image.
+	MsgImage byte = 'I'
 	// MsgError carries the exit status (one byte) and the one-line reason the container could not
 	// start.
 	MsgError byte = 'E'
@@ -44,7 +45,7 @@ type Message struct {
 	Kind   byte
 	Text   string
 	Status int      // MsgError only
-	File   *os.File // MsgFUSE only
+	File   *os.File // MsgFUSE and MsgImage only
 }
 
 // Receive reads one message; io.EOF-like end (nil, nil) means the child exec'd or exited.
@@ -71,10 +72,18 @@ func Receive(sock int) (*Message, error) {
 			if err != nil {
 				return nil, err
 			}
-			m.File = os.NewFile(uintptr(fd), "/dev/fuse")
+			m.File = os.NewFile(uintptr(fd), fileName(m.Kind))
 		}
 		return m, nil
 	}
+}
+
+// fileName names a received descriptor for error messages.
+func fileName(kind byte) string {
+	if kind == MsgFUSE {
+		return "/dev/fuse"
+	}
+	return "image"
 }
 
 func parseRights(oob []byte) (int, error) {

@@ -36,7 +36,9 @@ func newLayout() layout {
 // into it. The root is an overlay: the image below, a private tmpfs above that only ever receives
 // what hpcctl puts there (mount points missing from the image, the merged /etc/passwd), and it is
 // made read-only before the program runs unless the Spec asks for a writable root.
-func setupRoot(s *spec.Spec) error {
+func setupRoot(s *spec.Spec, img *os.File) error {
+	// Only the loop device needs the image past this point (the FUSE server has the parent's copy).
+	defer img.Close()
 	// Mounts made from here on must not propagate back to the host, nor the host's to us by
 	// surprise: slave keeps host unmounts arriving (an NFS automount going away) and sends nothing back.
 	if err := mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
@@ -70,7 +72,7 @@ func setupRoot(s *spec.Spec) error {
 	if err := stage(l); err != nil {
 		return err
 	}
-	if err := mountImage(s, image, fuse, l.lower); err != nil {
+	if err := mountImage(s, img, image, fuse, l.lower); err != nil {
 		return err
 	}
 	if err := stageUpper(l); err != nil {
@@ -178,12 +180,13 @@ func clearDeathSignal() error {
 	return nil
 }
 
-// mountImage mounts the image read-only at target with the Spec's backend; sandbox is the open
-// sandbox directory for BackendDir, fuse the connection from startFUSE.
-func mountImage(s *spec.Spec, sandbox int, fuse *os.File, target string) error {
+// mountImage mounts the image read-only at target with the Spec's backend; img is the image file
+// from the parent, sandbox the open sandbox directory for BackendDir, fuse the connection from
+// startFUSE.
+func mountImage(s *spec.Spec, img *os.File, sandbox int, fuse *os.File, target string) error {
 	switch s.RootFS.Backend {
 	case spec.BackendLoop:
-		return mountLoop(s, target)
+		return mountLoop(s, img, target)
 	case spec.BackendSquashfuse:
 		if fuse != nil {
 			err := mount.MountFUSEConn(fuse, target, "squashfuse", os.Getuid(), os.Getgid())
@@ -204,9 +207,7 @@ func mountImage(s *spec.Spec, sandbox int, fuse *os.File, target string) error {
 	return fmt.Errorf("unknown mount backend %q", s.RootFS.Backend)
 }
 
-func mountLoop(s *spec.Spec, target string) error {
-	img := os.NewFile(ImageFD, s.RootFS.Image)
-	defer img.Close()
+func mountLoop(s *spec.Spec, img *os.File, target string) error {
 	dev, path, err := mount.AttachLoop(img, s.RootFS.Offset, s.RootFS.Size)
 	if err != nil {
 		return err
