@@ -24,8 +24,6 @@ import (
 	"github.com/hpcctl/hpcctl/internal/testutil"
 )
 
-const ltTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
-
 // ltUser is the plain user the unprivileged tests run as.
 const ltUser = "hpcuser"
 
@@ -86,13 +84,10 @@ func ltBuild() (*ltEnv, error) {
 	}
 	tok := make([]byte, 8)
 	rand.Read(tok) //nolint:errcheck // never fails
-	e := &ltEnv{dir: dir, bin: filepath.Join(dir, "hpcctl"), bb: filepath.Join(dir, "bb.sif"),
+	// The harness's hpcctl, with hpcctl-image beside it as installed (--unsquash and signature
+	// policies run it).
+	e := &ltEnv{dir: dir, bin: bins.hpcctl, bb: filepath.Join(dir, "bb.sif"),
 		bbTree: filepath.Join(dir, "bbtree"), bbSqfs: filepath.Join(dir, "bb.sqfs"), app: filepath.Join(dir, "app.sif"), token: hex.EncodeToString(tok)}
-	cmd := exec.Command("go", "build", "-tags", ltTags, "-o", e.bin, "./cmd/hpcctl")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build hpcctl: %v: %s", err, out)
-	}
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
 		return nil, fmt.Errorf("needs busybox (busybox-static): %w", err)
