@@ -34,7 +34,7 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 		return nil, err
 	}
 	sys := opts.sourceContext(root)
-	src, err := resolve(ctx, srcRef, sys)
+	src, err := resolveSource(ctx, transport, name, srcRef, sys)
 	if err != nil {
 		return nil, classify(err, ref, transport, name, opts)
 	}
@@ -127,6 +127,16 @@ type resolved struct {
 	digest    digest.Digest        // the chosen manifest
 	index     digest.Digest        // the index it was chosen from, if any
 	nativeOCI bool                 // the chosen manifest is OCI, so the cache stores it unchanged
+}
+
+// resolveSource is resolve, reading an oci-archive in place when it can (resolveArchive).
+func resolveSource(ctx context.Context, transport, name string, ref types.ImageReference, sys *types.SystemContext) (resolved, error) {
+	if transport == TransportOCIArchive {
+		if r, ok, err := resolveArchive(name, ref, sys); ok {
+			return r, err
+		}
+	}
+	return resolve(ctx, ref, sys)
 }
 
 // resolve reads the source's manifest and picks the instance for the requested platform.
