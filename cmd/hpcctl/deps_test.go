@@ -11,7 +11,8 @@ import (
 // hpcctl starts twice per job: it must not link the image and signing libraries, whose package
 // initialisation alone doubled its start-up (they live in hpcctl-image, which checks signatures),
 // nor the squashfs reader's decompressors, whose tables cost each start about half a millisecond
-// (hpcctl-image extracts for --unsquash).
+// (hpcctl-image extracts for --unsquash), nor image-spec, whose go-digest compiles regular
+// expressions at start (sif.ImageConfig decodes what a launch needs).
 func TestLeanImports(t *testing.T) {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
@@ -25,6 +26,7 @@ func TestLeanImports(t *testing.T) {
 			"go.podman.io/", "github.com/sylabs/sif/v2/pkg/integrity", "github.com/ProtonMail/",
 			"github.com/hpcctl/hpcctl/internal/squashfs", "github.com/klauspost/compress",
 			"github.com/ulikunitz/xz", "github.com/pierrec/lz4",
+			"github.com/opencontainers/go-digest", "github.com/opencontainers/image-spec",
 		} {
 			if pkg == banned || strings.HasPrefix(pkg, banned+"/") || (strings.HasSuffix(banned, "/") && strings.HasPrefix(pkg, banned)) {
 				t.Errorf("hpcctl imports %s: move the code that needs it to hpcctl-image", pkg)

@@ -5,6 +5,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -159,11 +160,16 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if _, err := scratch.Seek(0, io.SeekStart); err != nil {
 		return stats, fmt.Errorf("rewind scratch file: %w", err)
 	}
+	cfg := src.config(opts.Labels)
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return stats, fmt.Errorf("encode the image config: %w", err)
+	}
 	md := sif.Metadata{
 		Arch:       opts.Arch,
 		Created:    created,
-		Config:     src.config(opts.Labels),
-		Labels:     src.config(opts.Labels).Config.Labels,
+		Config:     cfgJSON,
+		Labels:     cfg.Config.Labels,
 		Provenance: src.provenance(opts),
 	}
 	if err := sif.Write(out, scratch, md); err != nil {

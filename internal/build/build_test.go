@@ -112,7 +112,10 @@ func TestBuildFlattensLayers(t *testing.T) {
 			t.Errorf("mount point %s missing: %v", mp, err)
 		}
 	}
-	c := d.Config.Config
+	c, err := d.ImageConfig()
+	if err != nil || c == nil {
+		t.Fatalf("config not recorded: %v", err)
+	}
 	if c.WorkingDir != "/opt" || c.Cmd[0] != "/bin/tool" || c.Labels["from"] != "image" || c.Labels["extra"] != "yes" {
 		t.Errorf("config not recorded: %+v", c)
 	}
@@ -172,8 +175,8 @@ func TestBuildFromDirectory(t *testing.T) {
 	if got, err := r.ReadFile("bin/hello"); err != nil || string(got) != "hi" {
 		t.Errorf("bin/hello through the symlink = %q, %v", got, err)
 	}
-	if d.Provenance.SourceDigest != "" || d.Config == nil || len(d.Config.Config.Env) == 0 {
-		t.Errorf("directory image metadata: %+v %+v", d.Provenance, d.Config)
+	if c, err := d.ImageConfig(); d.Provenance.SourceDigest != "" || err != nil || c == nil || len(c.Env) == 0 {
+		t.Errorf("directory image metadata: %+v %s (%v)", d.Provenance, d.Config, err)
 	}
 }
 

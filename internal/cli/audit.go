@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -169,13 +168,13 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 			return nil, audit.Host{}, nil, UsageError{fmt.Errorf("--profiles: %w", err)}
 		}
 	}
-	img, cfg, file, cleanup, err := resolveImage(g, &o.launch, conf, a.image)
+	img, file, cleanup, err := resolveImage(g, &o.launch, conf, a.image)
 	if err != nil {
 		return nil, audit.Host{}, nil, err
 	}
 	defer cleanup()
 	specs := map[string]json.RawMessage{}
-	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, file: file, cfg: cfg, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
+	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, file: file, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
 	host := audit.ProbeHost()
 	opts := audit.Options{Profiles: a.profiles, Command: a.command, OutputsDir: a.outputs, OutputsAt: a.at, ShowValues: o.showValues}
 	runs, err := audit.RunAll(ctx, opts, host, l.launch)
@@ -190,7 +189,6 @@ type auditLauncher struct {
 	img  isolation.Image
 	// file is the image opened (and checked against the signature policy) once for every run.
 	file    *os.File
-	cfg     *v1.ImageConfig
 	at      string
 	timeout time.Duration
 	specs   map[string]json.RawMessage
@@ -218,7 +216,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	if outputs != "" {
 		o.binds = append(append([]string(nil), o.binds...), outputs+":"+l.at)
 	}
-	s, err := buildSpec(&o, l.conf, isolation.VerbExec, l.img, l.cfg, argv)
+	s, err := buildSpec(&o, l.conf, isolation.VerbExec, l.img, argv)
 	if err != nil {
 		return 0, err
 	}

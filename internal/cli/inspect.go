@@ -51,11 +51,15 @@ func printDescription(w io.Writer, path string, d *sif.Description) error {
 		fmt.Fprintf(tw, "Source:\t%s\n", src)
 		fmt.Fprintf(tw, "Built by:\thpcctl %s, %s level %d, %d KiB blocks\n", p.HpcctlVersion, p.Compression, p.Level, p.BlockSize>>10)
 	}
-	if c := d.Config; c != nil {
-		fmt.Fprintf(tw, "Runscript:\t%s\n", shellJoin(append(slices.Clone(c.Config.Entrypoint), c.Config.Cmd...)))
-		fmt.Fprintf(tw, "WorkingDir:\t%s\n", c.Config.WorkingDir)
-		fmt.Fprintf(tw, "User:\t%s\n", c.Config.User)
-		fmt.Fprintf(tw, "Environment:\t%s\n", strings.Join(c.Config.Env, "\n\t"))
+	c, err := d.ImageConfig()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if c != nil {
+		fmt.Fprintf(tw, "Runscript:\t%s\n", shellJoin(append(slices.Clone(c.Entrypoint), c.Cmd...)))
+		fmt.Fprintf(tw, "WorkingDir:\t%s\n", c.WorkingDir)
+		fmt.Fprintf(tw, "User:\t%s\n", c.User)
+		fmt.Fprintf(tw, "Environment:\t%s\n", strings.Join(c.Env, "\n\t"))
 	}
 	if len(d.Labels) > 0 {
 		var lines []string

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -136,12 +135,12 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	}
 	stage := prestart(o, conf)
 	defer stage.Abandon()
-	img, cfg, file, cleanup, err := resolveImage(g, o, conf, image)
+	img, file, cleanup, err := resolveImage(g, o, conf, image)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	s, err := buildSpec(o, conf, verb, img, cfg, args)
+	s, err := buildSpec(o, conf, verb, img, args)
 	if err != nil {
 		return err
 	}
@@ -208,8 +207,8 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Stage {
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and
 // prepares what it needs on the host (checked bind sources, overlay directories).
-func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, cfg *v1.ImageConfig, args []string) (*spec.Spec, error) {
-	argv, err := isolation.Argv(verb, cfg, args)
+func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, args []string) (*spec.Spec, error) {
+	argv, err := isolation.Argv(verb, img, args)
 	if err != nil {
 		return nil, err
 	}
@@ -242,28 +241,28 @@ func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img i
 // resolveImage opens the image once, checks it against the site's signature policy, reads a SIF
 // image or takes a plain squashfs file or a sandbox directory, and picks the mount backend. The
 // open file it returns is what the launcher runs (nil after --unsquash); cleanup closes it.
-func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *v1.ImageConfig, *os.File, func(), error) {
+func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *os.File, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
-		return isolation.Image{}, nil, nil, none, fmt.Errorf("image: %w", err)
+		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
 	if err := checkImageLimits(conf, abs); err != nil {
-		return isolation.Image{}, nil, nil, none, err
+		return isolation.Image{}, nil, none, err
 	}
 	f, err := os.Open(abs)
 	if err != nil {
-		return isolation.Image{}, nil, nil, none, fmt.Errorf("image: %w", err)
+		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
-	img, cfg, cleanup, err := resolveOpen(g, o, conf, f)
+	img, cleanup, err := resolveOpen(g, o, conf, f)
 	if err != nil || img.Path != abs {
 		f.Close()
 		f = nil
 	}
 	if err != nil {
-		return img, nil, nil, none, err
+		return img, nil, none, err
 	}
-	return img, cfg, f, func() {
+	return img, f, func() {
 		cleanup()
 		if f != nil {
 			f.Close()
@@ -271,12 +270,12 @@ func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image strin
 	}, nil
 }
 
-func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, *v1.ImageConfig, func(), error) {
+func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, func(), error) {
 	none := func() {}
 	abs := f.Name()
 	st, err := f.Stat()
 	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+		return isolation.Image{}, none, fmt.Errorf("image: %w", err)
 	}
 	kind := kindSIF
 	switch {
@@ -286,35 +285,34 @@ func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) 
 		kind = kindSquashfs
 	}
 	if err := checkPolicy(g, conf.Signature, f, kind); err != nil {
-		return isolation.Image{}, nil, none, err
+		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {
-		return isolation.Image{Path: abs, Backend: spec.BackendDir}, nil, none, nil
+		return isolation.Image{Path: abs, Backend: spec.BackendDir}, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
-	var cfg *v1.ImageConfig
 	if kind == kindSIF {
 		si, err := sif.OpenFile(f)
 		if err != nil {
-			return img, nil, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
+			return img, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
 		}
-		img.Offset, img.Size, cfg = si.Offset, si.Size, si.Config
-	}
-	if cfg != nil {
-		img.Env, img.WorkingDir = cfg.Env, cfg.WorkingDir
+		img.Offset, img.Size = si.Offset, si.Size
+		if c := si.Config; c != nil {
+			img.OCIConfig, img.Env, img.WorkingDir, img.Entrypoint, img.Cmd = true, c.Env, c.WorkingDir, c.Entrypoint, c.Cmd
+		}
 	}
 	if o.unsquash {
 		dir, cleanup, err := unsquash(g, f, img.Offset, img.Size)
 		if err != nil {
-			return img, nil, none, err
+			return img, none, err
 		}
 		img.Backend, img.Path = spec.BackendDir, dir
-		return img, cfg, cleanup, nil
+		return img, cleanup, nil
 	}
 	env := launcher.Probe()
 	env.Squashfuse = squashfusePath(conf)
 	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), env)
-	return img, cfg, none, err
+	return img, none, err
 }
 
 // squashfusePath is the configured squashfuse_ll, else the one on PATH ("" when there is none).

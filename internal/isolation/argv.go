@@ -1,10 +1,6 @@
 package isolation
 
-import (
-	"errors"
-
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-)
+import "errors"
 
 // Verb is the command that launches the container.
 type Verb string
@@ -25,9 +21,9 @@ const shellScript = `if [ -x /bin/bash ]; then exec /bin/bash "$@"; fi; exec /bi
 
 const testScript = `if [ -x /.singularity.d/test ]; then exec /.singularity.d/test "$@"; fi; echo "hpcctl: the image defines no test" >&2; exit 0`
 
-// Argv returns the program a verb runs. cfg is the image's OCI config, nil for an Apptainer image
-// (whose runscript and environment scripts live in the image under /.singularity.d).
-func Argv(verb Verb, cfg *v1.ImageConfig, args []string) ([]string, error) {
+// Argv returns the program a verb runs in img: an image without an OCI config (Apptainer's) has
+// its runscript and environment scripts under /.singularity.d.
+func Argv(verb Verb, img Image, args []string) ([]string, error) {
 	var argv []string
 	switch verb {
 	case VerbExec:
@@ -36,15 +32,15 @@ func Argv(verb Verb, cfg *v1.ImageConfig, args []string) ([]string, error) {
 		}
 		argv = args
 	case VerbRun:
-		if cfg == nil {
+		if !img.OCIConfig {
 			argv = append([]string{"/.singularity.d/runscript"}, args...)
 			break
 		}
-		argv = append(argv, cfg.Entrypoint...)
+		argv = append(argv, img.Entrypoint...)
 		if len(args) > 0 {
 			argv = append(argv, args...)
 		} else {
-			argv = append(argv, cfg.Cmd...)
+			argv = append(argv, img.Cmd...)
 		}
 		if len(argv) == 0 {
 			return nil, errors.New("the image sets no entrypoint or command; use hpcctl exec IMAGE COMMAND")
@@ -56,7 +52,7 @@ func Argv(verb Verb, cfg *v1.ImageConfig, args []string) ([]string, error) {
 	default:
 		return nil, errors.New("unknown verb " + string(verb))
 	}
-	if cfg == nil {
+	if !img.OCIConfig {
 		argv = append([]string{"/bin/sh", "-c", apptainerEnv, "sh"}, argv...)
 	}
 	return argv, nil

@@ -64,6 +64,12 @@ type Image struct {
 	Env []string
 	// WorkingDir is the OCI config's WorkingDir ("" when unset).
 	WorkingDir string
+	// Entrypoint and Cmd are the OCI config's, for run.
+	Entrypoint, Cmd []string
+	// OCIConfig is false for images without an OCI config (made by Apptainer or SingularityCE, or
+	// bare squashfs and sandbox directories), which keep their runscript and environment scripts
+	// under /.singularity.d instead.
+	OCIConfig bool
 }
 
 // Default builds the default profile, "a virtualenv on steroids" as Apptainer users know it: same

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -140,11 +138,12 @@ func TestDefaultOptions(t *testing.T) {
 }
 
 func TestArgv(t *testing.T) {
-	cfg := &v1.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
+	cfg := Image{OCIConfig: true, Entrypoint: []string{"/entry"}, Cmd: []string{"default"}}
+	apptainer := Image{}
 	tests := []struct {
 		name string
 		verb Verb
-		cfg  *v1.ImageConfig
+		cfg  Image
 		args []string
 		want []string
 		err  bool
@@ -153,9 +152,9 @@ func TestArgv(t *testing.T) {
 		{"exec without command", VerbExec, cfg, nil, nil, true},
 		{"run uses cmd", VerbRun, cfg, nil, []string{"/entry", "default"}, false},
 		{"run args replace cmd", VerbRun, cfg, []string{"a"}, []string{"/entry", "a"}, false},
-		{"run with nothing", VerbRun, &v1.ImageConfig{}, nil, nil, true},
-		{"run apptainer", VerbRun, nil, []string{"a"}, []string{"/bin/sh", "-c", apptainerEnv, "sh", "/.singularity.d/runscript", "a"}, false},
-		{"exec apptainer sources env", VerbExec, nil, []string{"id"}, []string{"/bin/sh", "-c", apptainerEnv, "sh", "id"}, false},
+		{"run with nothing", VerbRun, Image{OCIConfig: true}, nil, nil, true},
+		{"run apptainer", VerbRun, apptainer, []string{"a"}, []string{"/bin/sh", "-c", apptainerEnv, "sh", "/.singularity.d/runscript", "a"}, false},
+		{"exec apptainer sources env", VerbExec, apptainer, []string{"id"}, []string{"/bin/sh", "-c", apptainerEnv, "sh", "id"}, false},
 		{"shell", VerbShell, cfg, nil, []string{"/bin/sh", "-c", shellScript, "sh"}, false},
 		{"test", VerbTest, cfg, nil, []string{"/bin/sh", "-c", testScript, "sh"}, false},
 	}

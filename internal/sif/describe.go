@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sylabs/sif/v2/pkg/sif"
 )
 
@@ -31,10 +30,24 @@ type Description struct {
 	Arch       string            `json:"arch"`
 	Created    time.Time         `json:"created"`
 	Objects    []Object          `json:"objects"`
-	Config     *imgspecv1.Image  `json:"config,omitempty"`
+	Config     json.RawMessage   `json:"config,omitempty"` // the OCI image config, as stored
 	Labels     map[string]string `json:"labels,omitempty"`
 	Provenance *Provenance       `json:"provenance,omitempty"`
 	Deffile    string            `json:"deffile,omitempty"`
+}
+
+// ImageConfig decodes the launch fields of the stored OCI config; nil when the image has none.
+func (d *Description) ImageConfig() (*ImageConfig, error) {
+	if len(d.Config) == 0 {
+		return nil, nil
+	}
+	var img struct {
+		Config ImageConfig `json:"config"`
+	}
+	if err := json.Unmarshal(d.Config, &img); err != nil {
+		return nil, fmt.Errorf("decode the OCI config: %w", err)
+	}
+	return &img.Config, nil
 }
 
 // Describe reads the header, the descriptors and hpcctl's metadata objects of the SIF at path.
@@ -75,11 +88,11 @@ func describeObject(od sif.Descriptor) Object {
 
 // decodeMetadata fills the config, labels, provenance and definition file from their objects.
 func decodeMetadata(f *sif.FileImage, d *Description) error {
-	var cfg imgspecv1.Image
+	var cfg json.RawMessage
 	if ok, err := ReadJSONObject(f, sif.DataGenericJSON, ConfigObjectName, &cfg); err != nil {
 		return err
 	} else if ok {
-		d.Config = &cfg
+		d.Config = cfg
 	}
 	if _, err := ReadJSONObject(f, sif.DataLabels, "", &d.Labels); err != nil {
 		return err

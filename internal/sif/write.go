@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sylabs/sif/v2/pkg/sif"
 )
 
@@ -28,8 +27,10 @@ type Metadata struct {
 	// Arch is a Go architecture name (amd64, arm64, ...).
 	Arch string
 	// Created is the image time written into the SIF header and descriptors.
-	Created    time.Time
-	Config     imgspecv1.Image
+	Created time.Time
+	// Config is the OCI image config (an image-spec v1 Image, encoded): the builder encodes it,
+	// so that hpcctl, which reads SIF files on every launch, need not link image-spec.
+	Config     json.RawMessage
 	Labels     map[string]string
 	Provenance Provenance
 	// Deffile is the definition file the image was built from, if any.
@@ -117,7 +118,7 @@ func labelsOrEmpty(l map[string]string) map[string]string {
 // with the same options gives the same bytes (a random ID would differ on every build).
 func deterministicID(md Metadata) (string, error) {
 	b, err := json.Marshal(struct {
-		Config     imgspecv1.Image
+		Config     json.RawMessage
 		Labels     map[string]string
 		Provenance Provenance
 		Deffile    []byte

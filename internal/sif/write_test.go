@@ -2,6 +2,7 @@ package sif
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,12 +15,20 @@ func testMetadata() Metadata {
 	return Metadata{
 		Arch:    "amd64",
 		Created: time.Unix(1700000000, 0),
-		Config: imgspecv1.Image{Config: imgspecv1.ImageConfig{
+		Config: mustJSON(imgspecv1.Image{Config: imgspecv1.ImageConfig{
 			Env: []string{"PATH=/usr/bin:/bin"}, Cmd: []string{"/bin/sh"}, WorkingDir: "/work",
-		}},
+		}}),
 		Labels:     map[string]string{"org.example.name": "demo"},
 		Provenance: Provenance{Source: "oci:demo", SourceDigest: "sha256:abc", HpcctlVersion: "test", Compression: "zstd", BlockSize: 131072},
 	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func writeFile(t *testing.T, md Metadata, rootfs []byte) string {
@@ -46,8 +55,8 @@ func TestWriteDescribeRoundTrip(t *testing.T) {
 	if d.Arch != "amd64" || !d.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("header: arch %q created %v", d.Arch, d.Created)
 	}
-	if d.Config == nil || d.Config.Config.WorkingDir != "/work" || d.Config.Config.Cmd[0] != "/bin/sh" {
-		t.Errorf("config not read back: %+v", d.Config)
+	if c, err := d.ImageConfig(); err != nil || c == nil || c.WorkingDir != "/work" || c.Cmd[0] != "/bin/sh" {
+		t.Errorf("config not read back: %+v (%v) from %s", c, err, d.Config)
 	}
 	if d.Labels["org.example.name"] != "demo" {
 		t.Errorf("labels: %v", d.Labels)
