@@ -215,11 +215,10 @@ func (st *Stage) send(s *spec.Spec, img *os.File) error {
 	if err != nil {
 		return fmt.Errorf("encode the container spec: %w", err)
 	}
-	go func() {
-		// The stage reads the whole Spec before it does anything; a failed write shows as its error.
-		st.specW.Write(payload) //nolint:errcheck
-		st.specW.Close()
-	}()
+	// The stage reads the whole Spec before it does anything else, so writing it here cannot
+	// block for long; a failed write (the stage died) shows as the stage's error.
+	st.specW.Write(payload) //nolint:errcheck
+	st.specW.Close()
 	if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
 		return fmt.Errorf("hand the image to the container's setup process: %w", err)
 	}
