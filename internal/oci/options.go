@@ -115,14 +115,14 @@ func (o SourceOptions) sourceContext(cacheDir string) *types.SystemContext {
 	return sys
 }
 
-// destContext is the SystemContext for writing into the cache layout.
-func destContext(cacheDir string) *types.SystemContext {
+// destContext is the SystemContext for writing into the cache layout, staging blobs in tmp.
+func destContext(cacheDir, tmp string) *types.SystemContext {
 	return &types.SystemContext{
 		// Keep layers byte-identical to the source (docker-archive layers are plain tar): the cache
 		// must not recompress, which would cost time and change layer digests.
 		OCIAcceptUncompressedLayers: true,
 		BlobInfoCacheDir:            cacheDir,
-		BigFilesTemporaryDir:        tempDir(cacheDir),
+		BigFilesTemporaryDir:        tmp,
 	}
 }
 

@@ -34,11 +34,13 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 		return nil, err
 	}
 	sys := opts.sourceContext(root)
-	src, err := resolveSource(ctx, transport, name, srcRef, sys)
+	tmp := &scratch{parent: tempDir(root), log: opts.logger()}
+	defer tmp.release()
+	src, err := resolveSource(ctx, transport, name, srcRef, sys, tmp)
 	if err != nil {
 		return nil, classify(err, ref, transport, name, opts)
 	}
-	img, err := c.pull(ctx, src, sys, opts)
+	img, err := c.pull(ctx, src, sys, tmp, opts)
 	var copyErr *copyError
 	if errors.As(err, &copyErr) {
 		return nil, classify(copyErr.err, ref, transport, name, opts)
@@ -52,7 +54,7 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 }
 
 // pull returns the cached image for src, copying it in first when it is missing or damaged.
-func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext, opts SourceOptions) (*Image, error) {
+func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext, tmp *scratch, opts SourceOptions) (*Image, error) {
 	log := opts.logger()
 	unlock, err := c.lock(ctx, log)
 	if err != nil {
@@ -67,6 +69,9 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 		return img, nil
 	}
 	if !errors.Is(err, errMiss) {
+		return nil, err
+	}
+	if err := tmp.use(sys); err != nil {
 		return nil, err
 	}
 	stats, err := c.copyIn(ctx, src, tag, sys, opts)
@@ -97,7 +102,7 @@ func (c *cache) copyIn(ctx context.Context, src resolved, tag string, sys *types
 	opts.logger().Debug("copying image into cache", "source", src.ref.StringWithinTransport(), "digest", src.digest)
 	out, err := copy.Image(ctx, pc, destRef, src.ref, &copy.Options{
 		SourceCtx:          sys,
-		DestinationCtx:     destContext(c.root),
+		DestinationCtx:     destContext(c.root, sys.BigFilesTemporaryDir),
 		ImageListSelection: copy.CopySystemImage,
 		ReportWriter:       progress.report,
 		Progress:           progress.events,
@@ -130,11 +135,15 @@ type resolved struct {
 }
 
 // resolveSource is resolve, reading an oci-archive in place when it can (resolveArchive).
-func resolveSource(ctx context.Context, transport, name string, ref types.ImageReference, sys *types.SystemContext) (resolved, error) {
+// Otherwise the source may unpack an archive: into this process's scratch directory.
+func resolveSource(ctx context.Context, transport, name string, ref types.ImageReference, sys *types.SystemContext, tmp *scratch) (resolved, error) {
 	if transport == TransportOCIArchive {
 		if r, ok, err := resolveArchive(name, ref, sys); ok {
 			return r, err
 		}
+	}
+	if err := tmp.use(sys); err != nil {
+		return resolved{}, err
 	}
 	return resolve(ctx, ref, sys)
 }
