@@ -1,10 +1,3 @@
-// Every job starts hpcctl twice (the command, then its container setup stage), and the stage
-// runs nothing parallel: sizing GOMAXPROCS from the cgroup's CPU limit at start-up, and watching
-// it afterwards, only cost each start about a millisecond of CPU reading /proc and /sys.
-
-//go:debug containermaxprocs=0
-//go:debug updatemaxprocs=0
-
 // Command hpcctl builds signed single-file SIF images from OCI images and runs them on HPC clusters.
 package main
 
