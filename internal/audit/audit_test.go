@@ -47,18 +47,23 @@ func leakNames(ls []Leak) []string {
 }
 
 func TestLeaks(t *testing.T) {
+	all := []string{"env:FOO", "locale:LANG", "searchpath:PYTHONPATH", "mount:/home/u", "mount:/tmp",
+		"usersite:~/.local/lib/python3.11/site-packages", "namespace:net", "hostname:hostname", "network:net"}
 	for _, tt := range []struct {
-		name string
-		p    Probe
-		want []string
+		name  string
+		p     Probe
+		image []string
+		want  []string
 	}{
-		{"default", leakyProbe(), []string{"env:FOO", "locale:LANG", "searchpath:PYTHONPATH", "mount:/home/u", "mount:/tmp",
-			"usersite:~/.local/lib/python3.11/site-packages", "namespace:net", "hostname:hostname", "network:net"}},
-		{"isolate", strictProbe(), nil},
-		{"no probe", nil, nil},
+		{"default", leakyProbe(), nil, all},
+		// The image sets FOO and LANG to what the host has: the container's values are the image's.
+		{"image sets the same values", leakyProbe(), []string{"FOO=host-foo", "LANG=de_DE.UTF-8", "PATH=/bin"}, all[2:]},
+		{"image sets other values", leakyProbe(), []string{"FOO=image-foo"}, all},
+		{"isolate", strictProbe(), nil, nil},
+		{"no probe", nil, nil, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := leakNames(Leaks(tt.p, testHost())); !reflect.DeepEqual(got, tt.want) {
+			if got := leakNames(Leaks(tt.p, testHost(), tt.image)); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("leaks %q, want %q", got, tt.want)
 			}
 		})
@@ -66,7 +71,7 @@ func TestLeaks(t *testing.T) {
 }
 
 func TestLeakTexts(t *testing.T) {
-	ls := Leaks(leakyProbe(), testHost())
+	ls := Leaks(leakyProbe(), testHost(), nil)
 	var texts []string
 	for _, l := range ls {
 		texts = append(texts, l.Text)
@@ -98,7 +103,7 @@ func TestParseProbe(t *testing.T) {
 }
 
 func mkRun(profile string, p Probe, stdout, text string, status int) Run {
-	r := Run{Profile: profile, Outcome: OutcomeExited, Status: status, Probe: p, Leaks: Leaks(p, testHost()),
+	r := Run{Profile: profile, Outcome: OutcomeExited, Status: status, Probe: p, Leaks: Leaks(p, testHost(), nil),
 		Stdout: Stream{Digest: "sha256:" + stdout}, Stderr: Stream{Digest: "sha256:e3b0"}}
 	r.SetText(text)
 	return r
@@ -219,7 +224,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rec.json")
 	runs := []Run{mkRun("default", Redact(leakyProbe()), "aa", "", 0), mkRun("isolate", strictProbe(), "bb", "", 0)}
-	runs[0].Leaks = Leaks(leakyProbe(), testHost())
+	runs[0].Leaks = Leaks(leakyProbe(), testHost(), nil)
 	runs[0].Outputs = map[string]string{"f": "sha256:1"}
 	runs[0].Spec = json.RawMessage(`{"args":["prog"]}`)
 	rec := Record{Version: "1.2.3", Image: ImageFacts{Path: "/i.sif", Digest: "sha256:ff", Signature: "verified"},

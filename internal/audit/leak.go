@@ -42,13 +42,16 @@ func isLocale(name string) bool {
 // pseudoFS are file systems a container gets its own instance of.
 var pseudoFS = map[string]bool{"proc": true, "sysfs": true, "devpts": true, "mqueue": true, "cgroup": true, "cgroup2": true, "squashfs": true, "overlay": true}
 
-// Leaks lists what came from the host in a probe.
-func Leaks(p Probe, h Host) []Leak {
+// Leaks lists what came from the host in a probe. imageEnv is the image's own environment
+// (NAME=value): a variable the container holds with the image's value is the image's, even when
+// the host happens to set the same.
+func Leaks(p Probe, h Host, imageEnv []string) []Leak {
 	var ls []Leak
+	image := envMap(imageEnv)
 	for _, k := range p.keys("env.") {
 		name := strings.TrimPrefix(k, "env.")
 		hv, onHost := h.Env[name]
-		if !onHost || hv != p[k] || shellMade[name] {
+		if iv, set := image[name]; !onHost || hv != p[k] || shellMade[name] || (set && iv == p[k]) {
 			continue
 		}
 		switch {
@@ -163,4 +166,15 @@ func sortLeaks(cs []Cause) {
 		}
 		return rank[cs[i].Kind] < rank[cs[j].Kind]
 	})
+}
+
+// envMap turns NAME=value entries into a map.
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			m[name] = value
+		}
+	}
+	return m
 }

@@ -36,6 +36,9 @@ type Options struct {
 	OutputsAt  string
 	// ShowValues keeps the values of environment variables in the probes.
 	ShowValues bool
+	// ImageEnv is the image's own environment (its OCI config's Env), so that a variable the
+	// image sets is not taken for a host leak.
+	ImageEnv []string
 }
 
 // RunAll runs the command, then the probe, under every profile, in order.
@@ -54,7 +57,7 @@ func RunAll(ctx context.Context, o Options, host Host, launch Launch) ([]Run, er
 		if err != nil {
 			return nil, err
 		}
-		r.Leaks = Leaks(r.Probe, host)
+		r.Leaks = Leaks(r.Probe, host, o.ImageEnv)
 		if !o.ShowValues && r.Probe != nil {
 			r.Probe = Redact(r.Probe)
 		}
