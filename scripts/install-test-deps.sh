@@ -11,6 +11,9 @@ PACKAGES=(
 	squashfs-tools squashfs-tools-ng squashfuse fuse3 uidmap busybox-static debootstrap
 	umoci skopeo docker-registry slurmctld slurmd slurm-client munge attr zstd xz-utils lz4
 	iproute2 util-linux procps curl ca-certificates git make gcc libc6-dev e2fsprogs kmod
+	# Only for a plain `go vet ./...` (cgo, no build tags), which builds containers/image's gpgme
+	# signing mechanism; hpcctl itself builds CGO-free with containers_image_openpgp.
+	libgpgme-dev pkg-config
 )
 TEST_USER=hpcuser
 TEST_UID=2000
