@@ -168,7 +168,7 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 			return nil, audit.Host{}, nil, UsageError{fmt.Errorf("--profiles: %w", err)}
 		}
 	}
-	img, file, cleanup, err := resolveImage(g, &o.launch, conf, a.image)
+	img, file, cleanup, err := resolveImage(ctx, g, &o.launch, conf, a.image)
 	if err != nil {
 		return nil, audit.Host{}, nil, err
 	}
@@ -234,7 +234,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	// Without a time limit the container shares hpcctl's process group, and a terminal's ^C
 	// reaches it directly: forwarding it too would deliver it twice.
 	lo.Interactive = l.timeout == 0 && term.IsTerminal(int(os.Stdin.Fd()))
-	status, err := launcher.Run(s, lo)
+	status, err := launcher.Run(ctx, s, lo)
 	var se *launcher.StartError
 	switch {
 	case errors.As(err, &se):

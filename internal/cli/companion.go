@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -88,16 +89,18 @@ func companionArgv(g *Globals, verb string, args []string) []string {
 }
 
 // runCompanion runs one of the companion's hidden commands on the open image (its descriptor 3)
-// and waits for it. The command depends on its arguments and the image only, never on the
-// user's environment (in setuid mode it may run with privilege). What it prints goes to hpcctl's
-// stderr, but for its last line on failure, which becomes the error.
-func runCompanion(g *Globals, verb string, args []string, image *os.File) error {
+// and waits for it; it is killed when ctx is cancelled (SIGINT, SIGTERM). The command depends on
+// its arguments and the image only, never on the user's environment (in setuid mode it may run
+// with privilege). What it prints goes to hpcctl's stderr, but for its last line on failure, which
+// becomes the error.
+func runCompanion(ctx context.Context, g *Globals, verb string, args []string, image *os.File) error {
 	path, err := companionPath()
 	if err != nil {
 		return err
 	}
 	var stderr bytes.Buffer
-	cmd := &exec.Cmd{Path: path, Args: companionArgv(g, verb, args), Env: []string{}, Stderr: &stderr, ExtraFiles: []*os.File{image}}
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, []*os.File{image}
 	err = cmd.Run()
 	msg := strings.TrimSpace(stderr.String())
 	var ee *exec.ExitError

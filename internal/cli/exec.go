@@ -15,7 +15,7 @@ func newExecCmd(g *Globals) *cobra.Command {
 directory, /tmp and the host's network, as if it ran natively. The exit status is the command's.`,
 		Args: minArgs("IMAGE", "COMMAND"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return launch(g, isolation.VerbExec, &o, args[0], args[1:])
+			return launch(cmd.Context(), g, isolation.VerbExec, &o, args[0], args[1:])
 		},
 	}
 	addLaunchFlags(cmd, &o)

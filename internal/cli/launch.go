@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -128,14 +129,14 @@ func minArgs(names ...string) cobra.PositionalArgs {
 }
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
-func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
+func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
 	conf, err := loadConfig(o.config)
 	if err != nil {
 		return err
 	}
 	stage := prestart(o, conf)
 	defer stage.Abandon()
-	img, file, cleanup, err := resolveImage(g, o, conf, image)
+	img, file, cleanup, err := resolveImage(ctx, g, o, conf, image)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func launch(g *Globals, verb isolation.Verb, o *launchOptions, image string, arg
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Image = file
 	lo.Stage = stage
-	status, err := launcher.Run(s, lo)
+	status, err := launcher.Run(ctx, s, lo)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
 		fmt.Fprintf(g.Stderr, "hpcctl: %v\n", se)
@@ -241,7 +242,7 @@ func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img i
 // resolveImage opens the image once, checks it against the site's signature policy, reads a SIF
 // image or takes a plain squashfs file or a sandbox directory, and picks the mount backend. The
 // open file it returns is what the launcher runs (nil after --unsquash); cleanup closes it.
-func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *os.File, func(), error) {
+func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *os.File, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
@@ -254,7 +255,7 @@ func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image strin
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
-	img, cleanup, err := resolveOpen(g, o, conf, f)
+	img, cleanup, err := resolveOpen(ctx, g, o, conf, f)
 	if err != nil || img.Path != abs {
 		f.Close()
 		f = nil
@@ -270,7 +271,7 @@ func resolveImage(g *Globals, o *launchOptions, conf *config.Config, image strin
 	}, nil
 }
 
-func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, func(), error) {
+func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, func(), error) {
 	none := func() {}
 	abs := f.Name()
 	st, err := f.Stat()
@@ -284,7 +285,7 @@ func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) 
 	case isSquashfs(f):
 		kind = kindSquashfs
 	}
-	if err := checkPolicy(g, conf.Signature, f, kind); err != nil {
+	if err := checkPolicy(ctx, g, conf.Signature, f, kind); err != nil {
 		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {
@@ -302,7 +303,7 @@ func resolveOpen(g *Globals, o *launchOptions, conf *config.Config, f *os.File) 
 		}
 	}
 	if o.unsquash {
-		dir, cleanup, err := unsquash(g, f, img.Offset, img.Size)
+		dir, cleanup, err := unsquash(ctx, g, f, img.Offset, img.Size)
 		if err != nil {
 			return img, none, err
 		}

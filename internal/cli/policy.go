@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -46,7 +47,7 @@ const (
 
 // checkPolicy checks the open image f against the site's signature policy, with the companion.
 // The caller then runs the same descriptor, so the file checked is the file run.
-func checkPolicy(g *Globals, sig config.Signature, f *os.File, kind imageKind) error {
+func checkPolicy(ctx context.Context, g *Globals, sig config.Signature, f *os.File, kind imageKind) error {
 	if policyEmpty(sig) {
 		return nil
 	}
@@ -57,7 +58,7 @@ func checkPolicy(g *Globals, sig config.Signature, f *os.File, kind imageKind) e
 		}
 		return fmt.Errorf("image %s is not a signed SIF (it is %s): the site requires signed images; run a SIF image signed by a key the site trusts", f.Name(), what)
 	}
-	err := runCompanion(g, CheckPolicyVerb, PolicyArgs(sig, f.Name()), f)
+	err := runCompanion(ctx, g, CheckPolicyVerb, PolicyArgs(sig, f.Name()), f)
 	var refused companionFailed
 	if err != nil && !errors.As(err, &refused) {
 		return fmt.Errorf("image %s: the site's signature policy cannot be checked: %w", f.Name(), err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -83,7 +84,7 @@ func TestCheckPolicyWithoutCompanion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkPolicy(&Globals{Stderr: io.Discard}, tc.sig, tc.f, tc.kind)
+			err := checkPolicy(context.Background(), &Globals{Stderr: io.Discard}, tc.sig, tc.f, tc.kind)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -15,7 +15,7 @@ func newRunCmd(g *Globals) *cobra.Command {
 made by Apptainer or SingularityCE.`,
 		Args: minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return launch(g, isolation.VerbRun, &o, args[0], args[1:])
+			return launch(cmd.Context(), g, isolation.VerbRun, &o, args[0], args[1:])
 		},
 	}
 	addLaunchFlags(cmd, &o)

@@ -14,7 +14,7 @@ func newShellCmd(g *Globals) *cobra.Command {
 		Long:  `Start /bin/bash, or /bin/sh when the image has no bash, on your terminal inside IMAGE.`,
 		Args:  minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return launch(g, isolation.VerbShell, &o, args[0], args[1:])
+			return launch(cmd.Context(), g, isolation.VerbShell, &o, args[0], args[1:])
 		},
 	}
 	addLaunchFlags(cmd, &o)

@@ -14,7 +14,7 @@ func newTestCmd(g *Globals) *cobra.Command {
 		Long:  `Run the test script the image defines (/.singularity.d/test); an image without one passes.`,
 		Args:  minArgs("IMAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return launch(g, isolation.VerbTest, &o, args[0], args[1:])
+			return launch(cmd.Context(), g, isolation.VerbTest, &o, args[0], args[1:])
 		},
 	}
 	addLaunchFlags(cmd, &o)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ func UnsquashArgs(offset, size int64, image, dest string) []string {
 // unsquash extracts the squashfs at offset..offset+size of the open image f into a private
 // temporary directory, for machines that can mount neither with the kernel nor with FUSE. It
 // returns the root and a cleanup that removes it.
-func unsquash(g *Globals, f *os.File, offset, size int64) (string, func(), error) {
+func unsquash(ctx context.Context, g *Globals, f *os.File, offset, size int64) (string, func(), error) {
 	tmp, err := os.MkdirTemp("", "hpcctl-unsquash-")
 	if err != nil {
 		return "", nil, fmt.Errorf("--unsquash: %w", err)
@@ -41,7 +42,7 @@ func unsquash(g *Globals, f *os.File, offset, size int64) (string, func(), error
 	}
 	root := filepath.Join(tmp, "root")
 	if err = os.Mkdir(root, 0o755); err == nil {
-		err = runCompanion(g, UnsquashVerb, UnsquashArgs(offset, size, f.Name(), root), f)
+		err = runCompanion(ctx, g, UnsquashVerb, UnsquashArgs(offset, size, f.Name(), root), f)
 	}
 	if err != nil {
 		cleanup()

@@ -4,6 +4,7 @@
 package launcher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,8 +55,10 @@ var ErrTimedOut = errors.New("the program ran past its time limit and was killed
 var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM}
 
 // Run launches the container the Spec describes and waits for it. It returns the program's exit
-// status (128+N when killed by signal N), or an error when the container could not start.
-func Run(s *spec.Spec, o Options) (int, error) {
+// status (128+N when killed by signal N), or an error when the container could not start. A ctx
+// cancelled before the container starts (hpcctl was told to stop while it prepared) starts
+// nothing and returns its cause; once the container runs, signals reach the program instead.
+func Run(ctx context.Context, s *spec.Spec, o Options) (int, error) {
 	if err := s.Validate(); err != nil {
 		return 0, fmt.Errorf("container spec: %w", err)
 	}
@@ -73,6 +76,9 @@ func Run(s *spec.Spec, o Options) (int, error) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
+	}
 	c, err := o.Stage.take(s.Shape(), o)
 	if err != nil {
 		return 0, err

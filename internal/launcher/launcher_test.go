@@ -1,6 +1,8 @@
 package launcher
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -64,7 +66,7 @@ func TestPIDNamespaceInit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, out := sandboxSpec(t, tt.script)
 			start := time.Now()
-			status, err := Run(s, Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			status, err := Run(context.Background(), s, Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			t.Logf("ran in %v", time.Since(start))
 			if err != nil {
 				t.Fatal(err)
@@ -89,7 +91,7 @@ func TestPIDNamespaceForwardsSignals(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := Run(s, Options{})
+		st, err := Run(context.Background(), s, Options{})
 		done <- result{st, err}
 	}()
 	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -116,7 +118,7 @@ func TestPIDNamespaceForwardsSignals(t *testing.T) {
 func TestRunReportsSetupErrors(t *testing.T) {
 	s, _ := sandboxSpec(t, "true")
 	s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: "/no/such/dir", Destination: "/x"})
-	_, err := Run(s, Options{})
+	_, err := Run(context.Background(), s, Options{})
 	var se *StartError
 	if err == nil || !strings.Contains(err.Error(), "/no/such/dir") {
 		t.Fatalf("err = %v, want it to name the missing source", err)
@@ -127,7 +129,7 @@ func TestRunReportsSetupErrors(t *testing.T) {
 	s, _ = sandboxSpec(t, "true")
 	s.Namespaces.PID = false
 	s.Args = []string{"no-such-program"}
-	_, err = Run(s, Options{})
+	_, err = Run(context.Background(), s, Options{})
 	if !asStartError(err, &se) || se.Status != 127 {
 		t.Errorf("err %v: want a StartError with status 127", err)
 	}
@@ -142,4 +144,56 @@ func asStartError(err error, se **StartError) bool {
 		*se = e
 	}
 	return ok
+}
+
+// A prestarted stage runs the Spec when its namespaces fit, and is replaced when they do not.
+func TestPrestartedStage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sh   spec.Shape
+	}{
+		{"fits", spec.Shape{Namespaces: spec.Namespaces{Mount: true, PID: true}}},
+		{"other namespaces", spec.Shape{Namespaces: spec.Namespaces{Mount: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, out := sandboxSpec(t, "echo ran > /out/r")
+			st, err := Prestart(tc.sh, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, err := Run(context.Background(), s, Options{Stage: st})
+			if err != nil || status != 0 {
+				t.Fatalf("status %d, err %v", status, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(out, "r")); string(b) != "ran\n" {
+				t.Errorf("the program did not run: %q", b)
+			}
+			st.Abandon() // a no-op on a stage Run took or replaced
+			if st.cmd.ProcessState == nil {
+				t.Error("the prestarted stage was not waited for")
+			}
+		})
+	}
+}
+
+// A launch told to stop while hpcctl prepared it starts nothing, and an unused stage ends.
+func TestRunCancelledStartsNothing(t *testing.T) {
+	s, out := sandboxSpec(t, "echo ran > /out/r")
+	st, err := Prestart(s.Shape(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("interrupted")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(stop)
+	if _, err := Run(ctx, s, Options{Stage: st}); !errors.Is(err, stop) {
+		t.Errorf("err = %v, want the cancellation's cause", err)
+	}
+	st.Abandon()
+	if st.cmd.ProcessState == nil {
+		t.Error("the abandoned stage was not waited for")
+	}
+	if _, err := os.Stat(filepath.Join(out, "r")); !os.IsNotExist(err) {
+		t.Errorf("the program ran (%v)", err)
+	}
 }
