@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
 )
 
 // TestLauncherStoppedWhilePreparing sends SIGTERM (what Slurm's scancel sends hpcctl) while hpcctl
@@ -77,4 +79,35 @@ func lsExtracting(tmp string, done chan error) bool {
 		}
 	}
 	return false
+}
+
+// TestLauncherDamagedImage: squashfuse_ll serves an image whose superblock is damaged, and the
+// program then fails as if it were missing; hpcctl must refuse such an image first, as root
+// (kernel mount) and as a plain user (FUSE) alike, with one line, and start nothing.
+func TestLauncherDamagedImage(t *testing.T) {
+	e := ltSetup(t)
+	img, err := hsif.Open(e.bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(e.bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(e.workdir(t), "damaged.sif")
+	// The inode table's start (superblock offset 64) now lies past the end of the image.
+	copy(b[img.Offset+64:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0})
+	if err := os.WriteFile(damaged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range ltWho {
+		t.Run(string(as), func(t *testing.T) {
+			before := ltTake(t)
+			r := e.run(t, as, "/", nil, "", "exec", damaged, "true")
+			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, damaged) || !strings.Contains(r.stderr, "damaged") {
+				t.Errorf("exit %d, stderr %q; want 1 and one line saying %s is damaged", r.code, r.stderr, damaged)
+			}
+			e.nothingLeft(t, before, damaged)
+		})
+	}
 }

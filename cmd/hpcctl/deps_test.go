@@ -20,6 +20,11 @@ func TestLeanImports(t *testing.T) {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
+		// The superblock check, a leaf without compressors, is the one part of package squashfs
+		// hpcctl needs (a damaged image is refused before it is mounted).
+		if pkg == "github.com/hpcctl/hpcctl/internal/squashfs/superblock" {
+			continue
+		}
 		for _, banned := range []string{
 			"github.com/hpcctl/hpcctl/internal/sign", "github.com/hpcctl/hpcctl/internal/cli/imagecli",
 			"github.com/hpcctl/hpcctl/internal/build", "github.com/hpcctl/hpcctl/internal/oci",

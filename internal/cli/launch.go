@@ -20,6 +20,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/spec"
+	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
 )
 
 // bindEnv holds binds added to every launch, as APPTAINER_BIND does for Apptainer.
@@ -301,6 +302,11 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		if c := si.Config; c != nil {
 			img.OCIConfig, img.Env, img.WorkingDir, img.Entrypoint, img.Cmd = true, c.Env, c.WorkingDir, c.Entrypoint, c.Cmd
 		}
+	}
+	// squashfuse_ll serves a damaged image anyway, and the program then fails oddly ("command
+	// not found"): refuse it here, with what to do, whichever way it would be mounted.
+	if _, err := superblock.ReadAt(f, img.Offset, img.Size); err != nil {
+		return img, none, fmt.Errorf("image %s: its squashfs file system is damaged or cut short (%v): copy or build it again", abs, err)
 	}
 	if o.unsquash {
 		dir, cleanup, err := unsquash(ctx, g, f, img.Offset, img.Size)

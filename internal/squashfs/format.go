@@ -6,22 +6,18 @@
 // table, export table, id table, xattr tables. Every number on disk is little-endian.
 package squashfs
 
-import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-)
+import "github.com/hpcctl/hpcctl/internal/squashfs/superblock"
 
 // Magic is "hsqs" read as a little-endian uint32.
-const Magic = 0x73717368
+const Magic = superblock.Magic
 
 // SuperblockSize is the size of the on-disk superblock.
-const SuperblockSize = 96
+const SuperblockSize = superblock.Size
 
 // Block size limits from the format: a power of two from 4 KiB to 1 MiB.
 const (
-	MinBlockSize     = 4 << 10
-	MaxBlockSize     = 1 << 20
+	MinBlockSize     = superblock.MinBlockSize
+	MaxBlockSize     = superblock.MaxBlockSize
 	DefaultBlockSize = 128 << 10
 )
 
@@ -98,99 +94,26 @@ const (
 )
 
 // Compression identifies the compressor used for every block of an image.
-type Compression uint16
+type Compression = superblock.Compression
 
 // Compressor IDs as stored in the superblock.
 const (
-	Gzip Compression = 1
-	LZMA Compression = 2
-	LZO  Compression = 3
-	XZ   Compression = 4
-	LZ4  Compression = 5
-	Zstd Compression = 6
+	Gzip = superblock.Gzip
+	LZMA = superblock.LZMA
+	LZO  = superblock.LZO
+	XZ   = superblock.XZ
+	LZ4  = superblock.LZ4
+	Zstd = superblock.Zstd
 )
 
-// String returns the name squashfs-tools uses for the compressor.
-func (c Compression) String() string {
-	switch c {
-	case Gzip:
-		return "gzip"
-	case LZMA:
-		return "lzma"
-	case LZO:
-		return "lzo"
-	case XZ:
-		return "xz"
-	case LZ4:
-		return "lz4"
-	case Zstd:
-		return "zstd"
-	}
-	return fmt.Sprintf("compression(%d)", uint16(c))
-}
-
 // ParseCompression accepts the names mksquashfs accepts for the compressors hpcctl writes.
-func ParseCompression(name string) (Compression, error) {
-	for _, c := range []Compression{Gzip, XZ, LZ4, Zstd} {
-		if c.String() == name {
-			return c, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown squashfs compression %q: use gzip, zstd, xz or lz4", name)
-}
+func ParseCompression(name string) (Compression, error) { return superblock.ParseCompression(name) }
 
 // Superblock is the first 96 bytes of an image.
-type Superblock struct {
-	Magic               uint32
-	InodeCount          uint32
-	ModTime             uint32
-	BlockSize           uint32
-	FragmentCount       uint32
-	Compression         Compression
-	BlockLog            uint16
-	Flags               uint16
-	IDCount             uint16
-	VersionMajor        uint16
-	VersionMinor        uint16
-	RootInode           uint64 // inode reference: metadata block start << 16 | offset in block
-	BytesUsed           uint64
-	IDTableStart        uint64
-	XattrIDTableStart   uint64
-	InodeTableStart     uint64
-	DirectoryTableStart uint64
-	FragmentTableStart  uint64
-	ExportTableStart    uint64
-}
-
-// MarshalBinary encodes the superblock in its on-disk form.
-func (s *Superblock) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, SuperblockSize)
-	return binary.Append(b, binary.LittleEndian, s)
-}
+type Superblock = superblock.Superblock
 
 // ErrNotSquashfs is returned when the magic number does not match.
-var ErrNotSquashfs = errors.New("not a squashfs image (bad magic)")
-
-// UnmarshalBinary decodes and checks a superblock: magic, version and block size.
-func (s *Superblock) UnmarshalBinary(b []byte) error {
-	if len(b) < SuperblockSize {
-		return fmt.Errorf("superblock: truncated at %d of %d bytes", len(b), SuperblockSize)
-	}
-	if _, err := binary.Decode(b[:SuperblockSize], binary.LittleEndian, s); err != nil {
-		return fmt.Errorf("superblock: %w", err)
-	}
-	if s.Magic != Magic {
-		return ErrNotSquashfs
-	}
-	if s.VersionMajor != 4 || s.VersionMinor != 0 {
-		return fmt.Errorf("superblock: squashfs version %d.%d is not supported (need 4.0)", s.VersionMajor, s.VersionMinor)
-	}
-	if s.BlockSize < MinBlockSize || s.BlockSize > MaxBlockSize || s.BlockSize&(s.BlockSize-1) != 0 ||
-		uint32(1)<<s.BlockLog != s.BlockSize {
-		return fmt.Errorf("superblock: invalid block size %d (log %d)", s.BlockSize, s.BlockLog)
-	}
-	return nil
-}
+var ErrNotSquashfs = superblock.ErrNotSquashfs
 
 // inodeRef packs the position of an inode: the offset of its metadata block from the start of
 // the inode table, and its offset inside the uncompressed block.

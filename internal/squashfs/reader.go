@@ -2,10 +2,11 @@ package squashfs
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
 )
 
 // Reader reads a squashfs 4.0 image through an io.ReaderAt.
@@ -42,7 +43,7 @@ const (
 )
 
 // ErrTruncated is wrapped by errors for structures that run past the end of the image or table.
-var ErrTruncated = errors.New("truncated")
+var ErrTruncated = superblock.ErrTruncated
 
 // region is the byte range a table's metadata blocks must lie in.
 type region struct {
@@ -100,13 +101,8 @@ func (r *Reader) readSuperblock(size int64) error {
 		return err
 	}
 	sb := &r.sb
-	if sb.BytesUsed > uint64(size) {
-		return fmt.Errorf("superblock: image is %d bytes but bytes_used is %d: %w", size, sb.BytesUsed, ErrTruncated)
-	}
-	if !(SuperblockSize <= sb.InodeTableStart && sb.InodeTableStart < sb.DirectoryTableStart &&
-		sb.DirectoryTableStart <= sb.BytesUsed && sb.IDTableStart < sb.BytesUsed) {
-		return fmt.Errorf("superblock: table offsets out of order (inodes 0x%x, directories 0x%x, ids 0x%x, bytes used 0x%x)",
-			sb.InodeTableStart, sb.DirectoryTableStart, sb.IDTableStart, sb.BytesUsed)
+	if err := sb.CheckLayout(size); err != nil {
+		return err
 	}
 	r.inodes = region{"inode table", sb.InodeTableStart, sb.DirectoryTableStart}
 	dirEnd := sb.BytesUsed
