@@ -191,7 +191,7 @@ func (o *launchOptions) resolveProfile(conf *config.Config) (isolation.Profile, 
 // its start overlaps opening the image and making the Spec. It returns nil when the flags or the
 // configuration are in error (buildSpec says why) or the process cannot start (launcher.Run,
 // starting it again, says why).
-func prestart(o *launchOptions, conf *config.Config) *launcher.Stage {
+func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 	p, err := o.resolveProfile(conf)
 	if err != nil {
 		return nil
@@ -200,11 +200,7 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Stage {
 	if err != nil {
 		return nil
 	}
-	st, err := launcher.Prestart(isolation.ShapeOf(p.With(sw), os.Getuid(), os.Getgid()), launcher.Options{})
-	if err != nil {
-		return nil
-	}
-	return st
+	return launcher.Prestart(isolation.ShapeOf(p.With(sw), os.Getuid(), os.Getgid()), launcher.Options{})
 }
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and

@@ -44,7 +44,7 @@ type Options struct {
 	Timeout time.Duration
 	// Stage is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
-	Stage *Stage
+	Stage *Pending
 }
 
 // ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
@@ -137,29 +137,43 @@ type Stage struct {
 	sock  int      // to and from the stage: the image descriptor out, FUSE connections and errors in
 	shape spec.Shape
 	o     Options // the options it was started with (stdio, process group)
-	taken bool
 }
 
-// Prestart starts the container's setup process for a Spec of shape sh before the Spec is made:
-// its start (a new process in new namespaces, the Go runtime) then overlaps opening and reading
-// the image. Pass it to Run in Options.Stage, and call Abandon when Run is not reached.
-func Prestart(sh spec.Shape, o Options) (*Stage, error) {
+// Pending is a setup process Prestart is starting.
+type Pending struct {
+	ready chan struct{} // closed once the start has succeeded or failed
+	st    *Stage
+	err   error
+	used  bool // taken by Run, or abandoned
+}
+
+// Prestart starts the container's setup process for a Spec of shape sh before the Spec is made,
+// in the background: the process start (clone, ID maps, exec) and its Go runtime then overlap
+// opening and reading the image. Pass it to Run in Options.Stage, and call Abandon when Run is not
+// reached. A stage that could not start is started again by Run, which then says why.
+func Prestart(sh spec.Shape, o Options) *Pending {
+	p := &Pending{ready: make(chan struct{})}
+	go func() {
+		defer close(p.ready)
+		p.st, p.err = spawn(sh, o)
+	}()
+	return p
+}
+
+// take returns the prestarted stage when it started for this shape and these options, or ends it
+// and starts a new one.
+func (p *Pending) take(sh spec.Shape, o Options) (*Stage, error) {
+	if p != nil && !p.used {
+		p.used = true
+		<-p.ready
+		if p.err == nil && p.st.shape.Equal(sh) && p.st.o.fits(o) {
+			return p.st, nil
+		}
+		if p.err == nil {
+			p.st.end()
+		}
+	}
 	return spawn(sh, o)
-}
-
-// take returns the prestarted stage when it was started for this shape and these options, or
-// ends it and starts a new one.
-func (st *Stage) take(sh spec.Shape, o Options) (*Stage, error) {
-	if st != nil && !st.taken && st.shape.Equal(sh) && st.o.fits(o) {
-		st.taken = true
-		return st, nil
-	}
-	st.Abandon()
-	c, err := spawn(sh, o)
-	if err == nil {
-		c.taken = true
-	}
-	return c, err
 }
 
 // fits reports whether a stage started with options a can serve a launch with options b.
@@ -168,12 +182,15 @@ func (a Options) fits(b Options) bool {
 }
 
 // Abandon ends a stage that Run did not take; it does nothing to one Run took (or to nil).
-func (st *Stage) Abandon() {
-	if st == nil || st.taken {
+func (p *Pending) Abandon() {
+	if p == nil || p.used {
 		return
 	}
-	st.taken = true
-	st.end()
+	p.used = true
+	<-p.ready
+	if p.err == nil {
+		p.st.end()
+	}
 }
 
 // end kills the stage and waits for it.

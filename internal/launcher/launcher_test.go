@@ -157,19 +157,16 @@ func TestPrestartedStage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, out := sandboxSpec(t, "echo ran > /out/r")
-			st, err := Prestart(tc.sh, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, err := Run(context.Background(), s, Options{Stage: st})
+			p := Prestart(tc.sh, Options{})
+			status, err := Run(context.Background(), s, Options{Stage: p})
 			if err != nil || status != 0 {
 				t.Fatalf("status %d, err %v", status, err)
 			}
 			if b, _ := os.ReadFile(filepath.Join(out, "r")); string(b) != "ran\n" {
 				t.Errorf("the program did not run: %q", b)
 			}
-			st.Abandon() // a no-op on a stage Run took or replaced
-			if st.cmd.ProcessState == nil {
+			p.Abandon() // a no-op on a stage Run took or replaced
+			if p.err != nil || p.st.cmd.ProcessState == nil {
 				t.Error("the prestarted stage was not waited for")
 			}
 		})
@@ -179,18 +176,15 @@ func TestPrestartedStage(t *testing.T) {
 // A launch told to stop while hpcctl prepared it starts nothing, and an unused stage ends.
 func TestRunCancelledStartsNothing(t *testing.T) {
 	s, out := sandboxSpec(t, "echo ran > /out/r")
-	st, err := Prestart(s.Shape(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := Prestart(s.Shape(), Options{})
 	stop := errors.New("interrupted")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(stop)
-	if _, err := Run(ctx, s, Options{Stage: st}); !errors.Is(err, stop) {
+	if _, err := Run(ctx, s, Options{Stage: p}); !errors.Is(err, stop) {
 		t.Errorf("err = %v, want the cancellation's cause", err)
 	}
-	st.Abandon()
-	if st.cmd.ProcessState == nil {
+	p.Abandon()
+	if p.err != nil || p.st.cmd.ProcessState == nil {
 		t.Error("the abandoned stage was not waited for")
 	}
 	if _, err := os.Stat(filepath.Join(out, "r")); !os.IsNotExist(err) {
