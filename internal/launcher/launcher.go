@@ -348,6 +348,10 @@ func (st *Stage) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
 	go func() {
 		select {
 		case <-fuse.Done():
+			if st.programStarted() {
+				result <- false
+				return
+			}
 			st.cmd.Process.Kill() //nolint:errcheck // it may have just exited
 			result <- true
 		case <-done:
@@ -358,6 +362,17 @@ func (st *Stage) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
 		close(done)
 		return <-result
 	}
+}
+
+// programStarted reports whether the setup process has closed its end of the socket, which it does
+// as the program starts. The server also exits when a program that already ran ends (the kernel
+// tears its mount namespace down): a quick program can do all that before serve reads the end of
+// the socket, and the two events then look simultaneous here. The socket tells them apart: it
+// closed before the program started, so before the server could end that way.
+func (st *Stage) programStarted() bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(st.sock, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == nil && n == 0
 }
 
 // wait forwards signals until the child exits and returns the program's status.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
 	"github.com/hpcctl/hpcctl/internal/spec"
@@ -189,5 +191,32 @@ func TestRunCancelledStartsNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "r")); !os.IsNotExist(err) {
 		t.Errorf("the program ran (%v)", err)
+	}
+}
+
+// programStarted tells a server that ended after the program started (the socket closed first)
+// from one that died during the setup (the socket still open).
+func TestProgramStarted(t *testing.T) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[0])
+	st := &Stage{sock: pair[0]}
+	if st.programStarted() {
+		t.Error("programStarted with the setup process's end still open")
+	}
+	if err := child.SendFD(pair[1], child.MsgError, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st.programStarted() {
+		t.Error("programStarted with a message waiting")
+	}
+	if _, err := child.Receive(pair[0]); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(pair[1])
+	if !st.programStarted() {
+		t.Error("not programStarted after the setup process closed its end")
 	}
 }
