@@ -88,19 +88,20 @@ func companionArgv(g *Globals, verb string, args []string) []string {
 	return append(append(argv, verb), args...)
 }
 
-// runCompanion runs one of the companion's hidden commands on the open image (its descriptor 3)
+// runCompanion runs one of the companion's hidden commands on the open image (its descriptor 3,
+// then any files to inherit, from 4 on)
 // and waits for it; it is killed when ctx is cancelled (SIGINT, SIGTERM). The command depends on
 // its arguments and the image only, never on the user's environment (in setuid mode it may run
 // with privilege). What it prints goes to hpcctl's stderr, but for its last line on failure, which
 // becomes the error.
-func runCompanion(ctx context.Context, g *Globals, verb string, args []string, image *os.File) error {
+func runCompanion(ctx context.Context, g *Globals, verb string, args []string, image *os.File, inherit ...*os.File) error {
 	path, err := companionPath()
 	if err != nil {
 		return err
 	}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
-	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, []*os.File{image}
+	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, append([]*os.File{image}, inherit...)
 	err = cmd.Run()
 	msg := strings.TrimSpace(stderr.String())
 	var ee *exec.ExitError

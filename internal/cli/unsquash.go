@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/hpcctl/hpcctl/internal/scratch"
 )
 
 // UnsquashVerb is the companion's hidden command that extracts the squashfs partition of the
@@ -22,27 +24,22 @@ func UnsquashArgs(offset, size int64, image, dest string) []string {
 
 // unsquash extracts the squashfs at offset..offset+size of the open image f into a private
 // temporary directory, for machines that can mount neither with the kernel nor with FUSE. It
-// returns the root and a cleanup that removes it.
+// returns the root and a cleanup that removes it. A copy that a killed hpcctl left behind is
+// removed by the next --unsquash (package scratch); the companion holds the directory's lock too,
+// so that it is not swept while an orphaned extraction still writes into it.
 func unsquash(ctx context.Context, g *Globals, f *os.File, offset, size int64) (string, func(), error) {
-	tmp, err := os.MkdirTemp("", "hpcctl-unsquash-")
+	d, err := scratch.Make(os.TempDir(), "hpcctl-unsquash-", g.Logger)
 	if err != nil {
 		return "", nil, fmt.Errorf("--unsquash: %w", err)
 	}
 	cleanup := func() {
-		// Extracted directories may lack the owner's write bit; restore it so they can be removed.
-		filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error { //nolint:errcheck // best effort before RemoveAll
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700) //nolint:errcheck // same
-			}
-			return nil
-		})
-		if err := os.RemoveAll(tmp); err != nil {
-			g.Logger.Warn("remove the extracted image", "dir", tmp, "err", err)
+		if err := d.Remove(); err != nil {
+			g.Logger.Warn("remove the extracted image", "dir", d.Path, "err", err)
 		}
 	}
-	root := filepath.Join(tmp, "root")
+	root := filepath.Join(d.Path, "root")
 	if err = os.Mkdir(root, 0o755); err == nil {
-		err = runCompanion(ctx, g, UnsquashVerb, UnsquashArgs(offset, size, f.Name(), root), f)
+		err = runCompanion(ctx, g, UnsquashVerb, UnsquashArgs(offset, size, f.Name(), root), f, d.LockFile())
 	}
 	if err != nil {
 		cleanup()

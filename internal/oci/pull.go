@@ -34,7 +34,7 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 		return nil, err
 	}
 	sys := opts.sourceContext(root)
-	tmp := &scratch{parent: tempDir(root), log: opts.logger()}
+	tmp := &pullScratch{parent: tempDir(root), log: opts.logger()}
 	defer tmp.release()
 	src, err := resolveSource(ctx, transport, name, srcRef, sys, tmp)
 	if err != nil {
@@ -54,7 +54,7 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 }
 
 // pull returns the cached image for src, copying it in first when it is missing or damaged.
-func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext, tmp *scratch, opts SourceOptions) (*Image, error) {
+func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext, tmp *pullScratch, opts SourceOptions) (*Image, error) {
 	log := opts.logger()
 	unlock, err := c.lock(ctx, log)
 	if err != nil {
@@ -136,7 +136,7 @@ type resolved struct {
 
 // resolveSource is resolve, reading an oci-archive in place when it can (resolveArchive).
 // Otherwise the source may unpack an archive: into this process's scratch directory.
-func resolveSource(ctx context.Context, transport, name string, ref types.ImageReference, sys *types.SystemContext, tmp *scratch) (resolved, error) {
+func resolveSource(ctx context.Context, transport, name string, ref types.ImageReference, sys *types.SystemContext, tmp *pullScratch) (resolved, error) {
 	if transport == TransportOCIArchive {
 		if r, ok, err := resolveArchive(name, ref, sys); ok {
 			return r, err

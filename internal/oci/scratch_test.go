@@ -1,13 +1,11 @@
 package oci
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	"go.podman.io/image/v5/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
@@ -49,37 +47,6 @@ func leave(t *testing.T, parent, name string, locked bool) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func TestScratch(t *testing.T) {
-	parent := t.TempDir()
-	leave(t, parent, "pull-killed", false)
-	leave(t, parent, "pull-live", true)
-	s := &scratch{parent: parent, log: slog.New(slog.DiscardHandler)}
-	var sys types.SystemContext
-	if err := s.use(&sys); err != nil {
-		t.Fatal(err)
-	}
-	ours := filepath.Base(sys.BigFilesTemporaryDir)
-	if filepath.Dir(sys.BigFilesTemporaryDir) != parent {
-		t.Fatalf("scratch directory %s is not in %s", sys.BigFilesTemporaryDir, parent)
-	}
-	if got, want := names(t, parent), []string{"pull-live", "pull-live.lock", ours, ours + ".lock"}; !slices.Equal(got, sortedCopy(want)) {
-		t.Errorf("after use: %q, want %q (the killed pull's directory removed, the live one kept)", got, sortedCopy(want))
-	}
-	if err := s.use(&sys); err != nil || filepath.Base(sys.BigFilesTemporaryDir) != ours {
-		t.Errorf("second use: %v, %s: want the same directory", err, sys.BigFilesTemporaryDir)
-	}
-	s.release()
-	if got := names(t, parent); !slices.Equal(got, []string{"pull-live", "pull-live.lock"}) {
-		t.Errorf("after release: %q, want only the live pull's", got)
-	}
-}
-
-func sortedCopy(s []string) []string {
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c
 }
 
 // A pull sweeps what a killed pull left, and leaves nothing of its own.
