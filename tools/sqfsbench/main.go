@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -43,7 +44,7 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "directory for the images (default: a temporary directory)")
 	flag.IntVar(&c.reps, "reps", 3, "runs per tool and compressor; the median is reported")
 	flag.BoolVar(&c.child, "child", false, "internal: write one image with hpcctl's writer and exit")
-	flag.StringVar(&c.comp, "comp", "zstd", "internal: compressor for -child")
+	flag.StringVar(&c.comp, "comp", "", "compressors to compare, comma-separated (default zstd,gzip; -child: the one to write, default zstd)")
 	flag.IntVar(&c.level, "level", 0, "internal: level for -child")
 	flag.StringVar(&c.out, "o", "", "internal: output for -child")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "internal: CPU profile of -child")
@@ -73,7 +74,7 @@ func writeImage(c config) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	comp, err := squashfs.ParseCompression(c.comp)
+	comp, err := squashfs.ParseCompression(cmp.Or(c.comp, "zstd"))
 	if err != nil {
 		return err
 	}
@@ -111,6 +112,10 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 		c.work = dir
 	}
+	runs, err := comparisons(cmp.Or(c.comp, "zstd,gzip"))
+	if err != nil {
+		return err
+	}
 	in, err := inputBytes(c.tree)
 	if err != nil {
 		return err
@@ -122,10 +127,7 @@ func run(c config) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(os.Stdout, "tree %s: %.1f MB of file content, %d runs each (median)\n", c.tree, float64(in)/1e6, c.reps)
 	fmt.Fprintln(tw, "compressor\ttool\tseconds\tCPU s\tMB/s\toutput MB\tpeak RSS MB\ttime ratio\tCPU ratio\tsize ratio\t")
-	for _, cl := range []struct {
-		comp  string
-		level int
-	}{{"zstd", 3}, {"gzip", 9}} {
+	for _, cl := range runs {
 		out := filepath.Join(c.work, cl.comp+".sqfs")
 		mk, err := median(c.reps, exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
 			"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"), out)
@@ -142,6 +144,26 @@ func run(c config) error {
 			fmt.Sprintf("%.2f", ours.cpuSecs/mk.cpuSecs), fmt.Sprintf("%.3f", float64(ours.outBytes)/float64(mk.outBytes)))
 	}
 	return tw.Flush()
+}
+
+// comparison is one compressor and the level both tools use for it.
+type comparison struct {
+	comp  string
+	level int
+}
+
+// comparisons parses -comp: zstd runs at level 3 (hpcctl's default), gzip at 9 (both tools').
+func comparisons(list string) ([]comparison, error) {
+	levels := map[string]int{"zstd": 3, "gzip": 9}
+	var out []comparison
+	for name := range strings.SplitSeq(list, ",") {
+		level, ok := levels[name]
+		if !ok {
+			return nil, fmt.Errorf("-comp %q: use zstd, gzip or both, comma-separated", name)
+		}
+		out = append(out, comparison{name, level})
+	}
+	return out, nil
 }
 
 func row(tw *tabwriter.Writer, comp, tool string, r result, in int64, tr, cr, sr string) {
