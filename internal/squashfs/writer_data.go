@@ -71,9 +71,16 @@ type pipeline struct {
 	err     error
 }
 
+// queuedBytes bounds the uncompressed blocks waiting in the pipeline. A queue this deep lets the
+// reader run ahead while the workers compress a large file, so they still have blocks to work on
+// while it walks a stretch of small files that only feed fragments (issue #2: with 2*workers+2
+// blocks the workers idled for 0.2 s each of a 1.5 s write).
+const queuedBytes = 2 << 20
+
 func startPipeline(w *Writer, workers int) (*pipeline, error) {
 	bs := int(w.opts.BlockSize)
-	p := &pipeline{w: w, work: make(chan *job, workers), order: make(chan *job, 2*workers+2), outDone: make(chan struct{})}
+	depth := max(2*workers+2, queuedBytes/bs)
+	p := &pipeline{w: w, work: make(chan *job, depth), order: make(chan *job, depth), outDone: make(chan struct{})}
 	p.bufs.New = func() any { b := make([]byte, bs); return &b }
 	p.outs.New = func() any { b := make([]byte, 0, bs+bs/16+64); return &b }
 	for range workers {
