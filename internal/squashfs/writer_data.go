@@ -85,13 +85,17 @@ func startPipeline(w *Writer, workers int) (*pipeline, error) {
 	p.outs.New = func() any { b := make([]byte, 0, bs+bs/16+64); return &b }
 	for range workers {
 		c, err := w.blockCodec.newCompressor()
+		var cf compressor
+		if err == nil {
+			cf, err = w.blockCodec.newFragmentCompressor(c)
+		}
 		if err != nil {
 			close(p.work)
 			close(p.order)
 			return nil, err
 		}
 		p.wg.Add(1)
-		go p.compress(c)
+		go p.compress(c, cf)
 	}
 	go p.output()
 	return p, nil
@@ -135,7 +139,8 @@ func (p *pipeline) submit(j *job) error {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func (p *pipeline) compress(c compressor) {
+// compress runs one worker: data blocks through c, fragment blocks through cf.
+func (p *pipeline) compress(c, cf compressor) {
 	defer p.wg.Done()
 	for j := range p.work {
 		if j.kind == jobData && isZeroBlock(j.in) {
@@ -143,7 +148,11 @@ func (p *pipeline) compress(c compressor) {
 			close(j.done)
 			continue
 		}
-		out, err := c.compress(p.getOut(), j.in)
+		comp := c
+		if j.kind == jobFragment {
+			comp = cf
+		}
+		out, err := comp.compress(p.getOut(), j.in)
 		switch {
 		case err != nil:
 			j.err = err
