@@ -256,7 +256,7 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 	}
 	f.sizes = make([]uint32, nblocks)
 	var h hash.Hash
-	if !w.opts.NoDuplicates {
+	if !w.opts.NoDuplicates && !e.UniqueSize {
 		h = sha256.New()
 	}
 	for i := range nblocks {
