@@ -129,15 +129,12 @@ func run(c config) error {
 	fmt.Fprintln(tw, "compressor\ttool\tseconds\tCPU s\tMB/s\toutput MB\tpeak RSS MB\ttime ratio\tCPU ratio\tsize ratio\t")
 	for _, cl := range runs {
 		out := filepath.Join(c.work, cl.comp+".sqfs")
-		mk, err := median(c.reps, exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
-			"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"), out)
+		mk, ours, err := medians(c.reps, out,
+			exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
+				"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"),
+			exec.Command(self, "-child", "-tree", c.tree, "-comp", cl.comp, "-level", fmt.Sprint(cl.level), "-o", out))
 		if err != nil {
-			return fmt.Errorf("mksquashfs %s: %w", cl.comp, err)
-		}
-		ours, err := median(c.reps, exec.Command(self, "-child", "-tree", c.tree, "-comp", cl.comp,
-			"-level", fmt.Sprint(cl.level), "-o", out), out)
-		if err != nil {
-			return fmt.Errorf("hpcctl %s: %w", cl.comp, err)
+			return fmt.Errorf("%s: %w", cl.comp, err)
 		}
 		row(tw, cl.comp, "mksquashfs", mk, in, "", "", "")
 		row(tw, cl.comp, "hpcctl", ours, in, fmt.Sprintf("%.2f", ours.secs/mk.secs),
@@ -171,28 +168,42 @@ func row(tw *tabwriter.Writer, comp, tool string, r result, in int64, tr, cr, sr
 		float64(in)/1e6/r.secs, float64(r.outBytes)/1e6, float64(r.peakRSSKiB)/1024, tr, cr, sr)
 }
 
-// median runs the command reps times (a fresh copy each time) and returns the median run by time.
-func median(reps int, proto *exec.Cmd, out string) (result, error) {
-	var rs []result
+// medians runs the baseline and hpcctl reps times each, alternating so that a burst of load from
+// others on a shared machine hits both alike, and returns each one's median run by time.
+func medians(reps int, out string, base, ours *exec.Cmd) (result, result, error) {
+	var rs [2][]result
 	for range reps {
-		os.Remove(out)
-		cmd := exec.Command(proto.Path, proto.Args[1:]...)
-		cmd.Stderr = os.Stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return result{}, err
+		for i, proto := range []*exec.Cmd{base, ours} {
+			r, err := runOnce(proto, out)
+			if err != nil {
+				return result{}, result{}, fmt.Errorf("%s: %w", filepath.Base(proto.Path), err)
+			}
+			rs[i] = append(rs[i], r)
 		}
-		secs := time.Since(start).Seconds()
-		st, err := os.Stat(out)
-		if err != nil {
-			return result{}, err
-		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		rs = append(rs, result{secs: secs, cpuSecs: cpu, outBytes: st.Size(), peakRSSKiB: ru.Maxrss})
 	}
-	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.secs, b.secs) })
-	return rs[len(rs)/2], nil
+	for _, r := range rs {
+		slices.SortFunc(r, func(a, b result) int { return cmp.Compare(a.secs, b.secs) })
+	}
+	return rs[0][reps/2], rs[1][reps/2], nil
+}
+
+// runOnce runs a fresh copy of the command, which writes out, and measures it.
+func runOnce(proto *exec.Cmd, out string) (result, error) {
+	os.Remove(out)
+	cmd := exec.Command(proto.Path, proto.Args[1:]...)
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return result{}, err
+	}
+	secs := time.Since(start).Seconds()
+	st, err := os.Stat(out)
+	if err != nil {
+		return result{}, err
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return result{secs: secs, cpuSecs: cpu, outBytes: st.Size(), peakRSSKiB: ru.Maxrss}, nil
 }
 
 // inputBytes sums the sizes of the regular files in the tree.
