@@ -65,6 +65,10 @@ type Entry struct {
 	Size int64
 	// Body yields exactly Size bytes of a regular file. It is read during Add only.
 	Body io.Reader
+	// UniqueSize says that no other regular file of the image has this Size, so the writer need
+	// not hash the content to find duplicates (WriteTree knows the sizes beforehand). A wrong
+	// hint only costs a duplicate that is stored twice.
+	UniqueSize bool
 	// Linkname is a symlink's target, or the Path of the entry a hardlink shares its inode with.
 	Linkname string
 	// DevMajor and DevMinor are a device treeNode's numbers.

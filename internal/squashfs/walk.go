@@ -29,6 +29,10 @@ type treeWalker struct {
 	root  string
 	links map[inodeKey]string
 	buf   []byte
+	// sizes counts regular files (hardlinks once) per size, 2 meaning "2 or more"; it may be
+	// read once counted is closed.
+	sizes   map[int64]int
+	counted chan struct{}
 }
 
 // WriteTree adds the directory dir and everything below it, as on disk: ownership, modes, times,
@@ -38,6 +42,11 @@ type treeWalker struct {
 // cannot be stored in squashfs and are skipped, as mksquashfs does.
 // The walk stops with ctx's error when ctx is cancelled.
 func WriteTree(ctx context.Context, w Adder, dir string) error {
+	return writeTree(ctx, w, dir, false)
+}
+
+// writeTree is WriteTree; countFirst makes the walk wait for the size count (for tests).
+func writeTree(ctx context.Context, w Adder, dir string, countFirst bool) error {
 	t := &treeWalker{ctx: ctx, w: w, root: dir, links: map[inodeKey]string{}}
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil {
@@ -46,7 +55,51 @@ func WriteTree(ctx context.Context, w Adder, dir string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return fmt.Errorf("squashfs: %s is not a directory", dir)
 	}
+	// The count runs beside the walk, so compression starts at once; files added before it ends
+	// are hashed, which gives the same image.
+	t.counted = make(chan struct{})
+	go func() {
+		defer close(t.counted)
+		t.sizes = countSizes(ctx, dir)
+	}()
+	defer func() { <-t.counted }()
+	if countFirst {
+		<-t.counted
+	}
 	return t.walk(".", &st)
+}
+
+// countSizes counts the regular files of the tree by size, so that files of a size nothing else
+// has skip the duplicate hash: on the Debian tree they hold 229 of 256 MB, and SHA-256 took 7% of
+// the writer's CPU (issue #2). The count costs a second lstat per entry (40 ms there). It is only
+// a hint: what it cannot read is left out, and the walk reports the error.
+func countSizes(ctx context.Context, dir string) map[int64]int {
+	sizes := map[int64]int{}
+	inodes := map[inodeKey]bool{}
+	var count func(dir string)
+	count = func(dir string) {
+		ents, err := os.ReadDir(dir)
+		if err != nil || ctx.Err() != nil {
+			return
+		}
+		for _, e := range ents {
+			full := filepath.Join(dir, e.Name())
+			var st unix.Stat_t
+			switch {
+			case e.IsDir():
+				count(full)
+			case !e.Type().IsRegular() || unix.Lstat(full, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG:
+			case st.Nlink > 1 && inodes[inodeKey{dev: uint64(st.Dev), ino: st.Ino}]:
+			default:
+				if st.Nlink > 1 {
+					inodes[inodeKey{dev: uint64(st.Dev), ino: st.Ino}] = true
+				}
+				sizes[st.Size] = min(sizes[st.Size]+1, 2)
+			}
+		}
+	}
+	count(dir)
+	return sizes
 }
 
 // walk adds the directory rel (already lstat'ed) and then its children, depth first.
@@ -145,6 +198,11 @@ func (t *treeWalker) addFile(full string, e Entry, st *unix.Stat_t) error {
 		return fmt.Errorf("squashfs: %s changed while being read; pack a tree that nothing modifies", full)
 	}
 	e.Type, e.Size, e.Body = TypeRegular, st.Size, f
+	select {
+	case <-t.counted:
+		e.UniqueSize = t.sizes[st.Size] == 1
+	default:
+	}
 	return t.w.Add(e)
 }
 

@@ -222,3 +222,70 @@ func TestDebianLikeMksquashfs(t *testing.T) {
 		compareDirs(t, dir, mountImage(t, img, false, 0), compareOpts{owners: true, xattrs: true})
 	}
 }
+
+// hintCounter passes entries on, counting WriteTree's UniqueSize hints or dropping them.
+type hintCounter struct {
+	w      *Writer
+	drop   bool
+	hinted int
+}
+
+func (h *hintCounter) Add(e Entry) error {
+	if e.UniqueSize {
+		h.hinted++
+	}
+	if h.drop {
+		e.UniqueSize = false
+	}
+	return h.w.Add(e)
+}
+
+// TestWriteTreeSizeHints checks that skipping the duplicate hash for files of a unique size
+// changes nothing: the image is the one every file hashed gives, duplicates found as before.
+func TestWriteTreeSizeHints(t *testing.T) {
+	dir := makeSourceTree(t)
+	for name, size := range map[string]int{"a/b/c/same-size": 300000, "a/b/c/other-size": 300001} {
+		if err := os.WriteFile(filepath.Join(dir, name), testContent(name, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(hints bool) ([]byte, Stats) {
+		t.Helper()
+		var f memFile
+		w, err := NewWriter(&f, Options{ModTime: testModTime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &hintCounter{w: w, drop: !hints}
+		if err := writeTree(context.Background(), a, dir, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// empty, suid, other-size and a/small (its hardlink counts once), not the three of 300000 bytes.
+		if a.hinted != 4 {
+			t.Errorf("%d files hinted as of a unique size, want 4", a.hinted)
+		}
+		return f.b, w.Stats()
+	}
+	withHints, st := write(true)
+	without, _ := write(false)
+	if !bytes.Equal(withHints, without) {
+		t.Errorf("image with size hints (%d bytes) differs from the one without (%d bytes)", len(withHints), len(without))
+	}
+	if st.Duplicates != 1 || st.DuplicateBytes != 300000 {
+		t.Errorf("duplicates %d (%d bytes), want big-copy: 1 (300000 bytes)", st.Duplicates, st.DuplicateBytes)
+	}
+}
+
+func TestCountSizes(t *testing.T) {
+	dir := makeSourceTree(t)
+	sizes := countSizes(context.Background(), dir)
+	// a/small and its hardlink private/hard are one file; empty is the only empty one.
+	for size, want := range map[int64]int{300000: 2, 6: 1, 0: 1, 10: 1} {
+		if sizes[size] != want {
+			t.Errorf("files of %d bytes: %d, want %d", size, sizes[size], want)
+		}
+	}
+}

@@ -16,8 +16,9 @@ import (
 type Options struct {
 	Compression Compression // default Zstd
 	// Level 0 is the compressor's default (zstd 3, gzip 9). Zstd levels 1 to 22 map onto the
-	// pure-Go encoder's four speeds (1-2 fastest, 3-5 default, 6-9 better, 10+ best); gzip takes
-	// 1 to 9; lz4 uses its high-compression mode for 1 to 9; xz takes no level.
+	// pure-Go encoder's four speeds (1-2 fastest, 3-5 default with fragments at the fastest,
+	// 6-9 better, 10+ best); gzip takes 1 to 9; lz4 uses its high-compression mode for 1 to 9;
+	// xz takes no level.
 	Level     int
 	BlockSize uint32 // default DefaultBlockSize; a power of two from 4 KiB to 1 MiB
 	// ModTime is the superblock time (callers pass SOURCE_DATE_EPOCH) and the time of implicit

@@ -71,20 +71,31 @@ type pipeline struct {
 	err     error
 }
 
+// queuedBytes bounds the uncompressed blocks waiting in the pipeline. A queue this deep lets the
+// reader run ahead while the workers compress a large file, so they still have blocks to work on
+// while it walks a stretch of small files that only feed fragments (issue #2: with 2*workers+2
+// blocks the workers idled for 0.2 s each of a 1.5 s write).
+const queuedBytes = 2 << 20
+
 func startPipeline(w *Writer, workers int) (*pipeline, error) {
 	bs := int(w.opts.BlockSize)
-	p := &pipeline{w: w, work: make(chan *job, workers), order: make(chan *job, 2*workers+2), outDone: make(chan struct{})}
+	depth := max(2*workers+2, queuedBytes/bs)
+	p := &pipeline{w: w, work: make(chan *job, depth), order: make(chan *job, depth), outDone: make(chan struct{})}
 	p.bufs.New = func() any { b := make([]byte, bs); return &b }
 	p.outs.New = func() any { b := make([]byte, 0, bs+bs/16+64); return &b }
 	for range workers {
 		c, err := w.blockCodec.newCompressor()
+		var cf compressor
+		if err == nil {
+			cf, err = w.blockCodec.newFragmentCompressor(c)
+		}
 		if err != nil {
 			close(p.work)
 			close(p.order)
 			return nil, err
 		}
 		p.wg.Add(1)
-		go p.compress(c)
+		go p.compress(c, cf)
 	}
 	go p.output()
 	return p, nil
@@ -128,7 +139,8 @@ func (p *pipeline) submit(j *job) error {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func (p *pipeline) compress(c compressor) {
+// compress runs one worker: data blocks through c, fragment blocks through cf.
+func (p *pipeline) compress(c, cf compressor) {
 	defer p.wg.Done()
 	for j := range p.work {
 		if j.kind == jobData && isZeroBlock(j.in) {
@@ -136,7 +148,11 @@ func (p *pipeline) compress(c compressor) {
 			close(j.done)
 			continue
 		}
-		out, err := c.compress(p.getOut(), j.in)
+		comp := c
+		if j.kind == jobFragment {
+			comp = cf
+		}
+		out, err := comp.compress(p.getOut(), j.in)
 		switch {
 		case err != nil:
 			j.err = err
@@ -240,7 +256,7 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 	}
 	f.sizes = make([]uint32, nblocks)
 	var h hash.Hash
-	if !w.opts.NoDuplicates {
+	if !w.opts.NoDuplicates && !e.UniqueSize {
 		h = sha256.New()
 	}
 	for i := range nblocks {

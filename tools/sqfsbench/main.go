@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -43,7 +44,7 @@ func main() {
 	flag.StringVar(&c.work, "work", "", "directory for the images (default: a temporary directory)")
 	flag.IntVar(&c.reps, "reps", 3, "runs per tool and compressor; the median is reported")
 	flag.BoolVar(&c.child, "child", false, "internal: write one image with hpcctl's writer and exit")
-	flag.StringVar(&c.comp, "comp", "zstd", "internal: compressor for -child")
+	flag.StringVar(&c.comp, "comp", "", "compressors to compare, comma-separated (default zstd,gzip; -child: the one to write, default zstd)")
 	flag.IntVar(&c.level, "level", 0, "internal: level for -child")
 	flag.StringVar(&c.out, "o", "", "internal: output for -child")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "internal: CPU profile of -child")
@@ -73,7 +74,7 @@ func writeImage(c config) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	comp, err := squashfs.ParseCompression(c.comp)
+	comp, err := squashfs.ParseCompression(cmp.Or(c.comp, "zstd"))
 	if err != nil {
 		return err
 	}
@@ -111,6 +112,10 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 		c.work = dir
 	}
+	runs, err := comparisons(cmp.Or(c.comp, "zstd,gzip"))
+	if err != nil {
+		return err
+	}
 	in, err := inputBytes(c.tree)
 	if err != nil {
 		return err
@@ -122,20 +127,14 @@ func run(c config) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(os.Stdout, "tree %s: %.1f MB of file content, %d runs each (median)\n", c.tree, float64(in)/1e6, c.reps)
 	fmt.Fprintln(tw, "compressor\ttool\tseconds\tCPU s\tMB/s\toutput MB\tpeak RSS MB\ttime ratio\tCPU ratio\tsize ratio\t")
-	for _, cl := range []struct {
-		comp  string
-		level int
-	}{{"zstd", 3}, {"gzip", 9}} {
+	for _, cl := range runs {
 		out := filepath.Join(c.work, cl.comp+".sqfs")
-		mk, err := median(c.reps, exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
-			"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"), out)
+		mk, ours, err := medians(c.reps, out,
+			exec.Command("mksquashfs", c.tree, out, "-comp", cl.comp,
+				"-Xcompression-level", fmt.Sprint(cl.level), "-noappend", "-no-progress", "-quiet"),
+			exec.Command(self, "-child", "-tree", c.tree, "-comp", cl.comp, "-level", fmt.Sprint(cl.level), "-o", out))
 		if err != nil {
-			return fmt.Errorf("mksquashfs %s: %w", cl.comp, err)
-		}
-		ours, err := median(c.reps, exec.Command(self, "-child", "-tree", c.tree, "-comp", cl.comp,
-			"-level", fmt.Sprint(cl.level), "-o", out), out)
-		if err != nil {
-			return fmt.Errorf("hpcctl %s: %w", cl.comp, err)
+			return fmt.Errorf("%s: %w", cl.comp, err)
 		}
 		row(tw, cl.comp, "mksquashfs", mk, in, "", "", "")
 		row(tw, cl.comp, "hpcctl", ours, in, fmt.Sprintf("%.2f", ours.secs/mk.secs),
@@ -144,33 +143,67 @@ func run(c config) error {
 	return tw.Flush()
 }
 
+// comparison is one compressor and the level both tools use for it.
+type comparison struct {
+	comp  string
+	level int
+}
+
+// comparisons parses -comp: zstd runs at level 3 (hpcctl's default), gzip at 9 (both tools').
+func comparisons(list string) ([]comparison, error) {
+	levels := map[string]int{"zstd": 3, "gzip": 9}
+	var out []comparison
+	for name := range strings.SplitSeq(list, ",") {
+		level, ok := levels[name]
+		if !ok {
+			return nil, fmt.Errorf("-comp %q: use zstd, gzip or both, comma-separated", name)
+		}
+		out = append(out, comparison{name, level})
+	}
+	return out, nil
+}
+
 func row(tw *tabwriter.Writer, comp, tool string, r result, in int64, tr, cr, sr string) {
 	fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%s\t%s\t%s\t\n", comp, tool, r.secs, r.cpuSecs,
 		float64(in)/1e6/r.secs, float64(r.outBytes)/1e6, float64(r.peakRSSKiB)/1024, tr, cr, sr)
 }
 
-// median runs the command reps times (a fresh copy each time) and returns the median run by time.
-func median(reps int, proto *exec.Cmd, out string) (result, error) {
-	var rs []result
+// medians runs the baseline and hpcctl reps times each, alternating so that a burst of load from
+// others on a shared machine hits both alike, and returns each one's median run by time.
+func medians(reps int, out string, base, ours *exec.Cmd) (result, result, error) {
+	var rs [2][]result
 	for range reps {
-		os.Remove(out)
-		cmd := exec.Command(proto.Path, proto.Args[1:]...)
-		cmd.Stderr = os.Stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return result{}, err
+		for i, proto := range []*exec.Cmd{base, ours} {
+			r, err := runOnce(proto, out)
+			if err != nil {
+				return result{}, result{}, fmt.Errorf("%s: %w", filepath.Base(proto.Path), err)
+			}
+			rs[i] = append(rs[i], r)
 		}
-		secs := time.Since(start).Seconds()
-		st, err := os.Stat(out)
-		if err != nil {
-			return result{}, err
-		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		rs = append(rs, result{secs: secs, cpuSecs: cpu, outBytes: st.Size(), peakRSSKiB: ru.Maxrss})
 	}
-	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.secs, b.secs) })
-	return rs[len(rs)/2], nil
+	for _, r := range rs {
+		slices.SortFunc(r, func(a, b result) int { return cmp.Compare(a.secs, b.secs) })
+	}
+	return rs[0][reps/2], rs[1][reps/2], nil
+}
+
+// runOnce runs a fresh copy of the command, which writes out, and measures it.
+func runOnce(proto *exec.Cmd, out string) (result, error) {
+	os.Remove(out)
+	cmd := exec.Command(proto.Path, proto.Args[1:]...)
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return result{}, err
+	}
+	secs := time.Since(start).Seconds()
+	st, err := os.Stat(out)
+	if err != nil {
+		return result{}, err
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return result{secs: secs, cpuSecs: cpu, outBytes: st.Size(), peakRSSKiB: ru.Maxrss}, nil
 }
 
 // inputBytes sums the sizes of the regular files in the tree.
