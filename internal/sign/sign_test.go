@@ -111,7 +111,16 @@ func TestVerifyFailures(t *testing.T) {
 		if i < 0 {
 			t.Fatal("no sig field in the DSSE envelope")
 		}
-		flipByte(t, p, off+int64(i)+10)
+		// Flip the case of a letter of the base64 value: still valid base64, another signature.
+		// (A digit, + or / would become a control character, and the envelope would not decode:
+		// that is the corrupt-object case below, not this one.)
+		v := off + int64(i) + int64(len(`"sig":"`))
+		end := bytes.IndexByte(data[v:off+size], '"')
+		j := bytes.IndexFunc(data[v:v+int64(max(end, 0))], func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' })
+		if j < 0 {
+			t.Fatal("no letter in the signature value")
+		}
+		flipByte(t, p, v+int64(j))
 	}
 	tests := []struct {
 		name   string
