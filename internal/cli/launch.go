@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -18,9 +17,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
-	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/spec"
-	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
 )
 
 // bindEnv holds binds added to every launch, as APPTAINER_BIND does for Apptainer.
@@ -234,108 +231,6 @@ func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img i
 		return nil, err
 	}
 	return s, prepareOverlays(s.Overlays)
-}
-
-// resolveImage opens the image once, checks it against the site's signature policy, reads a SIF
-// image or takes a plain squashfs file or a sandbox directory, and picks the mount backend. The
-// open file it returns is what the launcher runs (nil after --unsquash); cleanup closes it.
-func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *os.File, func(), error) {
-	none := func() {}
-	abs, err := filepath.Abs(image)
-	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
-	}
-	if err := checkImageLimits(conf, abs); err != nil {
-		return isolation.Image{}, nil, none, err
-	}
-	f, err := os.Open(abs)
-	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
-	}
-	img, cleanup, err := resolveOpen(ctx, g, o, conf, f)
-	if err != nil || img.Path != abs {
-		f.Close()
-		f = nil
-	}
-	if err != nil {
-		return img, nil, none, err
-	}
-	return img, f, func() {
-		cleanup()
-		if f != nil {
-			f.Close()
-		}
-	}, nil
-}
-
-func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, func(), error) {
-	none := func() {}
-	abs := f.Name()
-	st, err := f.Stat()
-	if err != nil {
-		return isolation.Image{}, none, fmt.Errorf("image: %w", err)
-	}
-	kind := kindSIF
-	switch {
-	case st.IsDir():
-		kind = kindDir
-	case isSquashfs(f):
-		kind = kindSquashfs
-	}
-	if err := checkPolicy(ctx, g, conf.Signature, f, kind); err != nil {
-		return isolation.Image{}, none, err
-	}
-	if kind == kindDir {
-		return isolation.Image{Path: abs, Backend: spec.BackendDir}, none, nil
-	}
-	img := isolation.Image{Path: abs, Size: st.Size()}
-	if kind == kindSIF {
-		si, err := sif.OpenFile(f)
-		if err != nil {
-			return img, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
-		}
-		img.Offset, img.Size = si.Offset, si.Size
-		if c := si.Config; c != nil {
-			img.OCIConfig, img.Env, img.WorkingDir, img.Entrypoint, img.Cmd = true, c.Env, c.WorkingDir, c.Entrypoint, c.Cmd
-		}
-	}
-	// squashfuse_ll serves a damaged image anyway, and the program then fails oddly ("command
-	// not found"): refuse it here, with what to do, whichever way it would be mounted.
-	if _, err := superblock.ReadAt(f, img.Offset, img.Size); err != nil {
-		return img, none, fmt.Errorf("image %s: its squashfs file system is damaged or cut short (%v): copy or build it again", abs, err)
-	}
-	if o.unsquash {
-		dir, cleanup, err := unsquash(ctx, g, f, img.Offset, img.Size)
-		if err != nil {
-			return img, none, err
-		}
-		img.Backend, img.Path = spec.BackendDir, dir
-		return img, cleanup, nil
-	}
-	env := launcher.Probe()
-	env.Squashfuse = squashfusePath(conf)
-	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), env)
-	return img, none, err
-}
-
-// squashfusePath is the configured squashfuse_ll, else the one on PATH ("" when there is none).
-func squashfusePath(conf *config.Config) string {
-	if conf.Squashfuse != "" {
-		if unix.Access(conf.Squashfuse, unix.X_OK) != nil {
-			return ""
-		}
-		return conf.Squashfuse
-	}
-	p, _ := exec.LookPath("squashfuse_ll")
-	return p
-}
-
-// isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer
-// also runs).
-func isSquashfs(f *os.File) bool {
-	magic := make([]byte, 4)
-	n, _ := f.ReadAt(magic, 0)
-	return n == len(magic) && string(magic) == "hsqs"
 }
 
 // hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and
