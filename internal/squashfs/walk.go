@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -184,20 +184,21 @@ func (t *treeWalker) add(rel string, st *unix.Stat_t) error {
 // addFile stores a regular file. O_NOFOLLOW and O_NONBLOCK keep a path swapped for a symlink or
 // a FIFO after the lstat from being followed or from blocking; the fstat catches any swap.
 func (t *treeWalker) addFile(full string, e Entry, st *unix.Stat_t) error {
-	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	// A raw descriptor, not an os.File: opened non-blocking, an os.File would try to register
+	// it with the runtime's poller, one failing epoll_ctl per file of the tree.
+	fd, err := unix.Open(full, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("squashfs: %w", err)
+		return fmt.Errorf("squashfs: %s: %w", full, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("squashfs: %w", err)
+	defer unix.Close(fd)
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		return fmt.Errorf("squashfs: %s: %w", full, err)
 	}
-	now, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || now.Dev != st.Dev || now.Ino != st.Ino || !fi.Mode().IsRegular() {
+	if now.Dev != st.Dev || now.Ino != st.Ino || now.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("squashfs: %s changed while being read; pack a tree that nothing modifies", full)
 	}
-	e.Type, e.Size, e.Body = TypeRegular, st.Size, f
+	e.Type, e.Size, e.Body = TypeRegular, st.Size, fdReader{fd: fd, name: full}
 	select {
 	case <-t.counted:
 		e.UniqueSize = t.sizes[st.Size] == 1
@@ -264,5 +265,26 @@ func (t *treeWalker) getXattr(full, name string) (string, error) {
 			return "", fmt.Errorf("squashfs: read xattr %s of %s: %w", name, full, err)
 		}
 		return string(t.buf[:n]), nil
+	}
+}
+
+// fdReader reads a regular file's descriptor.
+type fdReader struct {
+	fd   int
+	name string
+}
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(r.fd, p)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("read %s: %w", r.name, err)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
 	}
 }
