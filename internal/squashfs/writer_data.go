@@ -77,6 +77,9 @@ type pipeline struct {
 // blocks the workers idled for 0.2 s each of a 1.5 s write).
 const queuedBytes = 2 << 20
 
+// heldBytes bounds the blocks of a possible duplicate that are held back until its hash is known.
+const heldBytes = 16 << 20
+
 func startPipeline(w *Writer, workers int) (*pipeline, error) {
 	bs := int(w.opts.BlockSize)
 	depth := max(2*workers+2, queuedBytes/bs)
@@ -259,23 +262,35 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 	if !w.opts.NoDuplicates && !e.UniqueSize {
 		h = sha256.New()
 	}
+	// A file that may be a duplicate and is small enough keeps its blocks until its hash is
+	// known, so that a duplicate is never compressed; larger ones are compressed as they are read
+	// and their blocks taken back afterwards (the memory held stays bounded).
+	var held []*job
+	hold := h != nil && nblocks*bs <= heldBytes
 	for i := range nblocks {
 		n := min(bs, e.Size-i*bs)
 		buf := w.pipe.getBuf()[:n]
 		if err := readBody(body, buf, i*bs, e.Size); err != nil {
 			w.pipe.putBuf(buf)
+			w.release(held)
 			return nil, err
 		}
 		if h != nil {
 			h.Write(buf)
 		}
-		if err := w.pipe.submit(&job{kind: jobData, in: buf, file: f, index: int(i)}); err != nil {
+		j := &job{kind: jobData, in: buf, file: f, index: int(i)}
+		if hold {
+			held = append(held, j)
+			continue
+		}
+		if err := w.pipe.submit(j); err != nil {
 			return nil, err
 		}
 	}
 	w.tail = slices.Grow(w.tail[:0], int(tail))[:tail]
 	if tail > 0 {
 		if err := readBody(body, w.tail, nblocks*bs, e.Size); err != nil {
+			w.release(held)
 			return nil, err
 		}
 		if h != nil {
@@ -283,6 +298,7 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 		}
 	}
 	if err := checkEOF(body, e.Size); err != nil {
+		w.release(held)
 		return nil, err
 	}
 	w.stats.BytesIn += uint64(e.Size)
@@ -290,9 +306,18 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 		key := dupKey{size: e.Size}
 		h.Sum(key.sum[:0])
 		if orig, ok := w.dups[key]; ok {
-			return f, w.useDuplicate(f, orig)
+			if hold {
+				w.release(held)
+				return f, w.useDuplicate(f, orig, false)
+			}
+			return f, w.useDuplicate(f, orig, true)
 		}
 		w.dups[key] = f
+	}
+	for _, j := range held {
+		if err := w.pipe.submit(j); err != nil {
+			return nil, err
+		}
 	}
 	if tail > 0 {
 		return f, w.addFragment(f, w.tail)
@@ -300,15 +325,22 @@ func (w *Writer) addFile(e Entry, body io.Reader) (*fileData, error) {
 	return f, nil
 }
 
-// useDuplicate points f at orig's blocks and takes back the space f's own blocks used.
-func (w *Writer) useDuplicate(f, orig *fileData) error {
+// useDuplicate points f at orig's blocks and, when f's own were written, takes their space back.
+func (w *Writer) useDuplicate(f, orig *fileData, written bool) error {
 	f.dup = orig
 	w.stats.Duplicates++
 	w.stats.DuplicateBytes += uint64(f.size)
-	if len(f.sizes) == 0 {
+	if len(f.sizes) == 0 || !written {
 		return nil
 	}
 	return w.pipe.submit(&job{kind: jobRewind, file: f})
+}
+
+// release returns the buffers of blocks that were held and will not be written.
+func (w *Writer) release(held []*job) {
+	for _, j := range held {
+		w.pipe.putBuf(j.in)
+	}
 }
 
 // readBody fills buf from the body at offset off of a size-byte file.

@@ -353,3 +353,42 @@ func BenchmarkWriter(b *testing.B) {
 		})
 	}
 }
+
+// TestDuplicatesHeldAndTakenBack: a duplicate small enough to hold is never written, a larger one
+// is written and its blocks taken back; a file of the same size but other content is stored; the
+// image is the same whatever the number of workers, and reads back.
+func TestDuplicatesHeldAndTakenBack(t *testing.T) {
+	small := testContent("small", 3*MinBlockSize+100)
+	other := testContent("other", len(small))
+	big := testContent("big", heldBytes+MinBlockSize+5)
+	files := []struct {
+		path string
+		data []byte
+	}{{"a", small}, {"b", small}, {"c", other}, {"d", big}, {"e", big}}
+	entries := func() []Entry {
+		es := []Entry{{Path: ".", Type: TypeDir, Mode: 0o755}}
+		for _, f := range files {
+			es = append(es, Entry{Path: f.path, Type: TypeRegular, Mode: 0o644, Size: int64(len(f.data)), Body: bytes.NewReader(f.data)})
+		}
+		return es
+	}
+	opts := Options{BlockSize: MinBlockSize, Compression: Gzip, Level: 1, ModTime: testModTime}
+	img := buildImage(t, opts, entries())
+	opts.Workers = 1
+	if one := buildImage(t, opts, entries()); !bytes.Equal(one, img) {
+		t.Error("the image depends on the number of workers")
+	}
+	opts.NoDuplicates = true
+	if all := buildImage(t, opts, entries()); len(img) >= len(all)-len(big)/2 {
+		t.Errorf("image %d bytes, %d without duplicate removal: the copies were stored", len(img), len(all))
+	}
+	r, err := Open(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if got, err := r.ReadFile(f.path); err != nil || !bytes.Equal(got, f.data) {
+			t.Errorf("%s: read %d bytes (%v), want its %d", f.path, len(got), err, len(f.data))
+		}
+	}
+}
