@@ -240,9 +240,9 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	case errors.As(err, &se):
 		return se.Status, fmt.Errorf("%w: %v", audit.ErrNotStarted, se)
 	case errors.Is(err, launcher.ErrTimedOut):
-		return status, audit.ErrTimedOut
+		return status.Code, audit.ErrTimedOut
 	}
-	return status, err
+	return status.Code, err
 }
 
 func writeReport(g *Globals, o *auditOptions, rep audit.Report) error {

@@ -156,8 +156,8 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err != nil {
 		return err
 	}
-	if status != 0 {
-		return ExitStatus{Code: status}
+	if status.Code != 0 {
+		return ExitStatus{Code: status.Code, Signal: status.Signal}
 	}
 	return nil
 }

@@ -45,7 +45,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Ver
 	ctx, stop := signalContext()
 	defer stop()
 	err := root.ExecuteContext(ctx)
-	return exitCode(err, context.Cause(ctx), stderr)
+	code := exitCode(err, context.Cause(ctx), stderr)
+	var st ExitStatus
+	if errors.As(err, &st) && st.Signal != 0 {
+		stop()
+		dieOf(st.Signal)
+	}
+	return code
 }
 
 // Interrupted is why a command's context was cancelled: the user or the batch system sent a signal.
@@ -191,8 +197,12 @@ func ExactArgs(n int, what string) cobra.PositionalArgs {
 func Usage(err error) error { return UsageError{Err: err} }
 
 // ExitStatus carries a status to return without printing anything (the program in a container
-// exited with it, or a check failed and has already said why).
-type ExitStatus struct{ Code int }
+// exited with it, or a check failed and has already said why). Signal, when set, is the signal
+// that killed the program: Main then ends hpcctl with that same signal (see dieOf).
+type ExitStatus struct {
+	Code   int
+	Signal syscall.Signal
+}
 
 func (e ExitStatus) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 

@@ -54,13 +54,30 @@ var ErrTimedOut = errors.New("the program ran past its time limit and was killed
 // (then SIGKILL), and users and batch systems use the others.
 var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM}
 
-// Run launches the container the Spec describes and waits for it. It returns the program's exit
-// status (128+N when killed by signal N), or an error when the container could not start. A ctx
-// cancelled before the container starts (hpcctl was told to stop while it prepared) starts
-// nothing and returns its cause; once the container runs, signals reach the program instead.
-func Run(ctx context.Context, s *spec.Spec, o Options) (int, error) {
+// Status is how the program ended.
+type Status struct {
+	// Code is the exit code, or 128+N when signal N killed the program (the shell's convention).
+	Code int
+	// Signal is the signal that killed the program, 0 when it exited.
+	Signal unix.Signal
+}
+
+// statusOf reads a wait status.
+func statusOf(ws unix.WaitStatus) Status {
+	st := Status{Code: child.ExitStatus(ws)}
+	if ws.Signaled() {
+		st.Signal = ws.Signal()
+	}
+	return st
+}
+
+// Run launches the container the Spec describes and waits for it. It returns how the program
+// ended, or an error when the container could not start. A ctx cancelled before the container
+// starts (hpcctl was told to stop while it prepared) starts nothing and returns its cause; once
+// the container runs, signals reach the program instead.
+func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	if err := s.Validate(); err != nil {
-		return 0, fmt.Errorf("container spec: %w", err)
+		return Status{}, fmt.Errorf("container spec: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -69,7 +86,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (int, error) {
 	if img == nil {
 		var err error
 		if img, err = openImage(s.RootFS); err != nil {
-			return 0, err
+			return Status{}, err
 		}
 		defer img.Close()
 	}
@@ -77,15 +94,15 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (int, error) {
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
 	if ctx.Err() != nil {
-		return 0, context.Cause(ctx)
+		return Status{}, context.Cause(ctx)
 	}
 	c, err := o.Stage.take(s.Shape(), o)
 	if err != nil {
-		return 0, err
+		return Status{}, err
 	}
 	if err := c.send(s, img); err != nil {
 		c.end()
-		return 0, err
+		return Status{}, err
 	}
 	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
 	fuse, startErr := c.serve(s, img, o)
@@ -100,7 +117,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (int, error) {
 		}
 	}
 	if startErr != nil {
-		return 0, startErr
+		return Status{}, startErr
 	}
 	return status, waitErr
 }
@@ -135,6 +152,9 @@ type Stage struct {
 	cmd   *exec.Cmd
 	specW *os.File // the Spec goes here; closing it unsent tells the stage to exit quietly
 	sock  int      // to and from the stage: the image descriptor out, FUSE connections and errors in
+	// exitR reads the program's wait status from the container's init (child.ExitFD): init
+	// cannot die of the program's signal, so its own exit status cannot say how the program died.
+	exitR *os.File
 	shape spec.Shape
 	o     Options // the options it was started with (stdio, process group)
 }
@@ -196,6 +216,7 @@ func (p *Pending) Abandon() {
 // end kills the stage and waits for it.
 func (st *Stage) end() {
 	st.specW.Close()
+	st.exitR.Close()
 	unix.Close(st.sock)
 	st.cmd.Process.Kill() //nolint:errcheck // it may have exited on seeing the Spec pipe close
 	st.cmd.Wait()         //nolint:errcheck // killed on purpose
@@ -207,9 +228,16 @@ func spawn(sh spec.Shape, o Options) (*Stage, error) {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	defer specR.Close()
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		specW.Close()
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	defer exitW.Close()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		specW.Close()
+		exitR.Close()
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	childSock := os.NewFile(uintptr(pair[1]), "socket")
@@ -221,15 +249,16 @@ func spawn(sh spec.Shape, o Options) (*Stage, error) {
 		Stdin:       orFile(o.Stdin, os.Stdin),
 		Stdout:      orFile(o.Stdout, os.Stdout),
 		Stderr:      orFile(o.Stderr, os.Stderr),
-		ExtraFiles:  []*os.File{specR, childSock},
+		ExtraFiles:  []*os.File{specR, childSock, exitW},
 		SysProcAttr: sysProcAttr(sh, o),
 	}
 	if err := cmd.Start(); err != nil {
 		specW.Close()
+		exitR.Close()
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
 	}
-	return &Stage{cmd: cmd, specW: specW, sock: pair[0], shape: sh, o: o}, nil
+	return &Stage{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR, shape: sh, o: o}, nil
 }
 
 // send gives the stage its Spec and the image descriptor, opened with the user's own rights.
@@ -266,7 +295,11 @@ func hintFor(sh spec.Shape, err error) string {
 func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 	// With a time limit the container gets its own process group, so that the limit ends the
 	// processes the program started too when there is no PID namespace to do it.
-	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0}
+	// Pdeathsig: the container dies with hpcctl. Without it, a kill -9 of hpcctl under a PID
+	// namespace left the container's init and program running, holding the image. It acts when
+	// the thread that started the stage exits; Go ends a thread only when a goroutine locked to
+	// it returns, which the goroutines that spawn never are.
+	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0, Pdeathsig: syscall.SIGKILL}
 	if s.Namespaces.User {
 		for _, m := range s.UIDMap {
 			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -375,8 +408,9 @@ func (st *Stage) programStarted() bool {
 	return err == nil && n == 0
 }
 
-// wait forwards signals until the child exits and returns the program's status.
-func (st *Stage) wait(sigs <-chan os.Signal, o Options) (int, error) {
+// wait forwards signals until the child exits and returns how the program ended.
+func (st *Stage) wait(sigs <-chan os.Signal, o Options) (Status, error) {
+	defer st.exitR.Close()
 	done := make(chan error, 1)
 	go func() { done <- st.cmd.Wait() }()
 	var expired <-chan time.Time
@@ -401,13 +435,23 @@ func (st *Stage) wait(sigs <-chan os.Signal, o Options) (int, error) {
 		case err := <-done:
 			var ee *exec.ExitError
 			if err != nil && !errors.As(err, &ee) {
-				return 0, fmt.Errorf("wait for the container: %w", err)
+				return Status{}, fmt.Errorf("wait for the container: %w", err)
 			}
-			ws := st.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			status := st.programStatus()
 			if timedOut {
-				return child.ExitStatus(unix.WaitStatus(ws)), ErrTimedOut
+				return status, ErrTimedOut
 			}
-			return child.ExitStatus(unix.WaitStatus(ws)), nil
+			return status, nil
 		}
 	}
+}
+
+// programStatus is how the program ended, once the stage has exited: what the container's init
+// reported on its exit pipe, or, without an init (the stage became the program), the stage's own
+// wait status. Every writer of the pipe has exited by then, so the read cannot block.
+func (st *Stage) programStatus() Status {
+	if ws, ok := child.ReadExit(st.exitR); ok {
+		return statusOf(ws)
+	}
+	return statusOf(unix.WaitStatus(st.cmd.ProcessState.Sys().(syscall.WaitStatus)))
 }

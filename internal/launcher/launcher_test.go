@@ -61,6 +61,8 @@ func TestPIDNamespaceInit(t *testing.T) {
 		{"program has its own PID namespace", `[ "$$" != "$(readlink /proc/self)" ] && [ "$$" -lt 100 ] && echo yes > /out/r`, 0, "yes\n"},
 		{"exit status", "exit 5", 5, ""},
 		{"killed by a signal", "kill -9 $$", 137, ""},
+		// 137 as an exit code is not a death by signal: only the init's report tells them apart.
+		{"exits 137", "exit 137", 137, ""},
 		// The orphan is reparented to init, which reaps it; the program's status still wins.
 		{"orphans reaped", "(sleep 0.1; exit 9) & sleep 0.3; echo done > /out/r; exit 4", 4, "done\n"},
 	}
@@ -73,8 +75,11 @@ func TestPIDNamespaceInit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if status != tt.status {
-				t.Errorf("status %d, want %d", status, tt.status)
+			if status.Code != tt.status {
+				t.Errorf("status %d, want %d", status.Code, tt.status)
+			}
+			if wantSig := strings.HasPrefix(tt.script, "kill -9"); (status.Signal == syscall.SIGKILL) != wantSig {
+				t.Errorf("signal %v, want SIGKILL: %v", status.Signal, wantSig)
 			}
 			if tt.out != "" {
 				if b, _ := os.ReadFile(filepath.Join(out, "r")); string(b) != tt.out {
@@ -88,7 +93,7 @@ func TestPIDNamespaceInit(t *testing.T) {
 func TestPIDNamespaceForwardsSignals(t *testing.T) {
 	s, out := sandboxSpec(t, `trap 'echo term > /out/got; kill $!; exit 7' TERM; echo > /out/ready; sleep 60 & wait`)
 	type result struct {
-		status int
+		status Status
 		err    error
 	}
 	done := make(chan result, 1)
@@ -109,8 +114,8 @@ func TestPIDNamespaceForwardsSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err != nil || r.status != 7 {
-		t.Errorf("status %d, err %v; want 7 from the trap", r.status, r.err)
+	if r.err != nil || r.status.Code != 7 || r.status.Signal != 0 {
+		t.Errorf("status %+v, err %v; want 7 from the trap", r.status, r.err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "got")); string(b) != "term\n" {
 		t.Errorf("the program did not get SIGTERM: %q", b)
@@ -161,8 +166,8 @@ func TestPrestartedStage(t *testing.T) {
 			s, out := sandboxSpec(t, "echo ran > /out/r")
 			p := Prestart(tc.sh, Options{})
 			status, err := Run(context.Background(), s, Options{Stage: p})
-			if err != nil || status != 0 {
-				t.Fatalf("status %d, err %v", status, err)
+			if err != nil || status.Code != 0 {
+				t.Fatalf("status %+v, err %v", status, err)
 			}
 			if b, _ := os.ReadFile(filepath.Join(out, "r")); string(b) != "ran\n" {
 				t.Errorf("the program did not run: %q", b)

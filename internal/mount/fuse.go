@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -74,7 +75,9 @@ type Squashfuse struct {
 // StartSquashfuse starts squashfuse_ll serving the squashfs at offset in image over the FUSE
 // connection fuse (from MountFUSE, made in the container's namespaces). The server receives both as
 // inherited descriptors; libfuse takes "/dev/fd/N" as an already mounted connection. The server is
-// killed if hpcctl dies (Pdeathsig).
+// killed if hpcctl dies (Pdeathsig), and is deaf to the signals a scheduler sends to every
+// process of a job (see startShielded): it must serve the image until the program has exited,
+// and hpcctl's Stop ends it then.
 func StartSquashfuse(binary string, image *os.File, offset int64, fuse *os.File, log *slog.Logger) (*Squashfuse, error) {
 	opts := "ro"
 	if offset > 0 {
@@ -84,7 +87,7 @@ func StartSquashfuse(binary string, image *os.File, offset int64, fuse *os.File,
 	cmd.ExtraFiles = []*os.File{image, fuse}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startShielded(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w (install squashfuse, or run with --unsquash)", binary, err)
 	}
 	s := &Squashfuse{cmd: cmd, done: make(chan struct{}), log: log}
@@ -93,6 +96,34 @@ func StartSquashfuse(binary string, image *os.File, offset int64, fuse *os.File,
 		close(s.done)
 	}()
 	return s, nil
+}
+
+// JobSignals are what batch systems send to every process of a job to end, warn or notify it
+// (Slurm with proctrack/linuxproc, PBS on qdel and walltime, `kill -- -PGID`, a hung-up terminal).
+// A helper that died of them would take the image away from the program in its grace period:
+// libfuse ends the server on SIGTERM, SIGINT and SIGHUP, and the default action of the others is
+// to terminate.
+var JobSignals = []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
+	unix.SIGUSR2, unix.SIGALRM, unix.SIGXCPU, unix.SIGPWR, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE}
+
+// startShielded starts cmd with JobSignals blocked. A blocked signal mask is inherited through
+// fork and execve (Go's fork saves and restores the calling thread's mask), and libfuse never
+// unblocks them (its worker threads start with every signal blocked; the main thread only waits),
+// so they stay pending and harmless. Ignoring them (SIG_IGN) would also survive execve, but Go
+// resets the dispositions of the signals hpcctl catches to their default in the child. SIGKILL
+// still ends the server: Stop and Pdeathsig use it.
+func startShielded(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set, old unix.Sigset_t
+	for _, sig := range JobSignals {
+		set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+		return fmt.Errorf("block signals: %w", err)
+	}
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) //nolint:errcheck // restores the mask it just read
+	return cmd.Start()
 }
 
 // Done is closed when the server has exited.

@@ -34,8 +34,9 @@ func runInit(prog string, s *spec.Spec) error {
 	for {
 		select {
 		case <-chld:
-			if st, done := reap(proc.Pid); done {
-				return initExit{st}
+			if ws, done := reap(proc.Pid); done {
+				writeExit(ws)
+				return initExit{ExitStatus(ws)}
 			}
 		case sig := <-sigs:
 			proc.Signal(sig) //nolint:errcheck // it may have just exited
@@ -67,8 +68,9 @@ type initExit struct{ status int }
 
 func (e initExit) Error() string { return fmt.Sprintf("exit status %d", e.status) }
 
-// reap collects every exited child; done is true once the program itself has exited.
-func reap(pid int) (status int, done bool) {
+// reap collects every exited child; done is true once the program itself has exited, with its
+// wait status.
+func reap(pid int) (status unix.WaitStatus, done bool) {
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -79,7 +81,7 @@ func reap(pid int) (status int, done bool) {
 			return status, done
 		}
 		if got == pid {
-			status, done = ExitStatus(ws), true
+			status, done = ws, true
 		}
 	}
 }

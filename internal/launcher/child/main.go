@@ -18,7 +18,7 @@ import (
 func Main() int {
 	// Capabilities, ambient sets and execve act per thread: keep all of it on this one.
 	runtime.LockOSThread()
-	for _, fd := range []int{SpecFD, SocketFD} {
+	for _, fd := range []int{SpecFD, SocketFD, ExitFD} {
 		unix.CloseOnExec(fd)
 	}
 	s, err := readSpec()

@@ -4,8 +4,10 @@
 package child
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +23,11 @@ const (
 	// SocketFD is a SOCK_SEQPACKET socket to the parent: the parent sends the image, the child
 	// sends messages, and the parent sees it close (close-on-exec) when the program has been exec'd.
 	SocketFD = 4
+	// ExitFD is a pipe to the parent on which the container's init writes the program's wait
+	// status (4 bytes, native order) before it exits: PID 1 of a namespace cannot die of the
+	// program's signal, so its own exit status could only say 128+N, which a program may also
+	// exit with. Without an init the pipe closes unwritten, as the program is exec'd.
+	ExitFD = 5
 )
 
 // Message kinds, the first byte of each packet on SocketFD.
@@ -96,4 +103,21 @@ func parseRights(oob []byte) (int, error) {
 		return -1, fmt.Errorf("bad descriptor message from the container's setup process: %v", err)
 	}
 	return fds[0], nil
+}
+
+// writeExit reports the program's wait status on ExitFD.
+func writeExit(ws unix.WaitStatus) {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(ws))
+	unix.Write(ExitFD, b[:]) //nolint:errcheck // the parent falls back to init's own status
+}
+
+// ReadExit reads what the container's init wrote on its exit pipe; ok is false when it wrote
+// nothing (there was no init, or it failed).
+func ReadExit(r *os.File) (ws unix.WaitStatus, ok bool) {
+	var b [4]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, false
+	}
+	return unix.WaitStatus(binary.NativeEndian.Uint32(b[:])), true
 }
