@@ -395,3 +395,19 @@ func TestRunAll(t *testing.T) {
 		})
 	}
 }
+
+// The batch job's variables are reported as job variables, not as host leaks.
+func TestJobVariablesAreNotLeaks(t *testing.T) {
+	h := testHost()
+	h.Env["SLURM_PROCID"] = "1"
+	h.JobVariable = func(name string) bool { return strings.HasPrefix(name, "SLURM_") }
+	p := strictProbe()
+	p["env.SLURM_PROCID"] = "1"
+	if got, want := leakNames(Leaks(p, h, nil)), []string{"job:SLURM_PROCID"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("leaks %q, want %q", got, want)
+	}
+	h.JobVariable = nil
+	if got, want := leakNames(Leaks(p, h, nil)), []string{"env:SLURM_PROCID"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without job variables: leaks %q, want %q", got, want)
+	}
+}

@@ -9,7 +9,8 @@ import (
 
 // Leak is one way the host reaches into a container.
 type Leak struct {
-	// Kind is env, searchpath, locale, mount, usersite, namespace, hostname or network.
+	// Kind is env, searchpath, locale, job, mount, hostfile, system, usersite, namespace,
+	// hostname or network. A job variable is the batch job's, passed on purpose: not a leak.
 	Kind string `json:"kind"`
 	// Name is the variable, path or namespace.
 	Name string `json:"name"`
@@ -55,6 +56,8 @@ func Leaks(p Probe, h Host, imageEnv []string) []Leak {
 			continue
 		}
 		switch {
+		case h.JobVariable != nil && h.JobVariable(name):
+			ls = append(ls, Leak{Kind: "job", Name: name, Text: "job variable " + name + " (the batch job's or MPI launcher's)", value: hv})
 		case isSearchPath(name):
 			ls = append(ls, Leak{Kind: "searchpath", Name: name, Text: name + " from the host", value: hv})
 		case isLocale(name):
@@ -159,7 +162,7 @@ func RedactValue(v string) string {
 
 // sortLeaks puts the likely causes first.
 func sortLeaks(cs []Cause) {
-	rank := map[string]int{"usersite": 0, "searchpath": 1, "env": 2, "locale": 3, "mount": 4, "hostname": 5, "network": 6, "hostfile": 7, "namespace": 8, "system": 9}
+	rank := map[string]int{"usersite": 0, "searchpath": 1, "env": 2, "locale": 3, "mount": 4, "hostname": 5, "network": 6, "hostfile": 7, "namespace": 8, "system": 9, "job": 10}
 	sort.SliceStable(cs, func(i, j int) bool {
 		if cs[i].Likely != cs[j].Likely {
 			return cs[i].Likely

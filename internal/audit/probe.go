@@ -87,6 +87,10 @@ type Host struct {
 	CPUModel string            `json:"cpuModel"`
 	CPUFlags string            `json:"cpuFlags"`
 	Home     string            `json:"-"`
+	// JobVariable tells the batch job's and MPI launcher's variables (SLURM_*, PMIX_*, the
+	// proxies: hpcctl.conf's job_variables), which pass under every profile on purpose: reported
+	// as job variables, not as host leaks. Nil: none.
+	JobVariable func(name string) bool `json:"-"`
 }
 
 // ProbeHost reads the host's side.

@@ -142,7 +142,7 @@ func leaksCell(run Run) string {
 		return "none"
 	}
 	var parts []string
-	for _, k := range []string{"usersite", "searchpath", "env", "locale", "mount", "hostfile", "system", "namespace", "hostname", "network"} {
+	for _, k := range []string{"usersite", "searchpath", "env", "locale", "mount", "hostfile", "system", "namespace", "hostname", "network", "job"} {
 		switch {
 		case n[k] == 0:
 		case k == "hostname" || k == "network":

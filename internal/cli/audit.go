@@ -176,6 +176,9 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 	specs := map[string]json.RawMessage{}
 	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, file: file, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
 	host := audit.ProbeHost()
+	if !o.launch.noJobEnv {
+		host.JobVariable = isolation.JobVariables(conf.Environment.JobVariables).Match
+	}
 	opts := audit.Options{Profiles: a.profiles, Command: a.command, OutputsDir: a.outputs, OutputsAt: a.at, ShowValues: o.showValues, ImageEnv: img.Env}
 	runs, err := audit.RunAll(ctx, opts, host, l.launch)
 	return runs, host, specs, err

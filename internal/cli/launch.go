@@ -30,6 +30,7 @@ type launchOptions struct {
 	home     string
 	pwd      string
 	cleanEnv bool
+	noJobEnv bool
 	env      []string
 	envFiles []string
 	unsquash bool
@@ -54,7 +55,8 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.noHome, "no-home", false, "do not bind the home directory")
 	f.StringVar(&o.home, "home", "", "bind `src[:dst]` as the home directory")
 	f.StringVar(&o.pwd, "pwd", "", "working `dir`ectory inside the container")
-	f.BoolVarP(&o.cleanEnv, "cleanenv", "e", false, "pass no host environment variable (but TERM)")
+	f.BoolVarP(&o.cleanEnv, "cleanenv", "e", false, "pass no host environment variable but TERM and the job's (SLURM_*, PMIX_*, proxies, ...)")
+	f.BoolVar(&o.noJobEnv, "no-job-env", false, "do not pass the batch job's and MPI launcher's variables under profiles that clean the environment, nor open an MPI rank's walls")
 	f.StringArrayVar(&o.env, "env", nil, "set `NAME=value` inside the container (repeatable)")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "set the variables of this `file` (NAME=value lines) inside the container")
 	f.BoolVar(&o.unsquash, "unsquash", false, "extract the image to a private temporary directory instead of mounting it")
@@ -197,7 +199,8 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 	if err != nil {
 		return nil
 	}
-	return launcher.Prestart(isolation.ShapeOf(p.With(sw), os.Getuid(), os.Getgid()), launcher.Options{})
+	p = isolation.Effective(p, isolation.Options{Switches: sw, NoJobEnv: o.noJobEnv}, os.Environ())
+	return launcher.Prestart(isolation.ShapeOf(p, os.Getuid(), os.Getgid()), launcher.Options{})
 }
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and
@@ -369,7 +372,7 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	env = append(env, o.env...)
 	return isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
-		Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
+		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
 	}, nil
 }
 

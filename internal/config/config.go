@@ -60,6 +60,15 @@ type Config struct {
 	CacheDir string `toml:"cache_dir"`
 	// Signature is the signature policy (the fields of internal/sign.Policy).
 	Signature Signature `toml:"signature"`
+	// Environment is the [environment] table.
+	Environment Environment `toml:"environment"`
+}
+
+// Environment is the [environment] table.
+type Environment struct {
+	// JobVariables are the host variables (names, or patterns such as "SLURM_*") that pass into
+	// the container under every profile: the batch job's, the MPI launcher's and the proxies.
+	JobVariables []string `toml:"job_variables"`
 }
 
 // Signature is the [signature] table.
@@ -99,6 +108,7 @@ func Defaults() *Config {
 		UserBinds:         true,
 		AllowedNamespaces: append([]string(nil), Namespaces...),
 		DefaultProfile:    "default",
+		Environment:       Environment{JobVariables: append([]string(nil), DefaultJobVariables...)},
 	}
 }
 

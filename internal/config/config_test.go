@@ -56,7 +56,7 @@ func TestShippedFileListsTheDefaults(t *testing.T) {
 	// Every directive of Config is listed.
 	for _, key := range []string{"mount_home", "mount_tmp", "mount_proc", "mount_sys", "mount_dev", "mount_hostfiles", "bind_paths", "user_binds",
 		"allowed_namespaces", "allowed_profiles", "default_profile", "limit_container_paths", "limit_container_owners", "allow_setuid",
-		"squashfuse", "cache_dir", "require_signed", "trusted_keys_dir", "allowed_paths"} {
+		"squashfuse", "cache_dir", "require_signed", "trusted_keys_dir", "allowed_paths", "job_variables"} {
 		if !strings.Contains(text, key+" = ") {
 			t.Errorf("etc/hpcctl.conf does not list %s", key)
 		}
@@ -64,6 +64,22 @@ func TestShippedFileListsTheDefaults(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestJobVariables(t *testing.T) {
+	c, err := Parse("site.conf", []byte("[environment]\njob_variables = [\"SLURM_*\", \"MY_SITE_VAR\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"SLURM_*", "MY_SITE_VAR"}; !reflect.DeepEqual(c.Environment.JobVariables, want) {
+		t.Errorf("job_variables %q, want %q", c.Environment.JobVariables, want)
+	}
+	for _, bad := range []string{`""`, `"A=B"`, `"SLURM_["`, `"a b"`} {
+		_, err := Parse("site.conf", []byte("\n[environment]\njob_variables = ["+bad+"]\n"))
+		if err == nil || !strings.Contains(err.Error(), "site.conf:3: environment.job_variables") {
+			t.Errorf("job_variables = [%s]: err %v, want one naming site.conf:3 and the key", bad, err)
+		}
+	}
+}
 
 func TestParse(t *testing.T) {
 	c, err := Parse("site.conf", []byte(`

@@ -17,6 +17,11 @@ func (c *Config) validate() error {
 			return bad(toml.Key{"bind_paths"}, "entry %d %q: %s", i+1, b, err)
 		}
 	}
+	for _, p := range c.Environment.JobVariables {
+		if !validJobPattern(p) {
+			return bad(toml.Key{"environment", "job_variables"}, "%q is not a variable name or pattern (NAME, PREFIX_*)", p)
+		}
+	}
 	for _, ns := range c.AllowedNamespaces {
 		if !slices.Contains(Namespaces, ns) {
 			return bad(toml.Key{"allowed_namespaces"}, "unknown namespace %q; want some of %s", ns, strings.Join(Namespaces, ", "))

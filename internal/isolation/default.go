@@ -50,6 +50,9 @@ type Options struct {
 	NoPrivs bool
 	// Switches add single walls to the profile (--pid, --net, --hostname, ...).
 	Switches Switches
+	// NoJobEnv drops the job's variables (--no-job-env): under a profile that cleans the
+	// environment, no SLURM_*, PMI_*, ... passes, and an MPI rank keeps the profile's walls.
+	NoJobEnv bool
 	NoMount  NoMount
 	Overlays []spec.Overlay
 }
@@ -80,6 +83,16 @@ func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
 	return Build(Profiles()[ProfileDefault], Policy{}, h, o, img, argv)
 }
 
+// Effective is the profile a launch runs with: p as an MPI rank needs it when the host
+// environment is an MPI launcher's (and the user did not drop the job's variables), then the
+// single walls the user asked for.
+func Effective(p Profile, o Options, hostEnv []string) Profile {
+	if !o.NoJobEnv && IsMPIRank(hostEnv) {
+		p = p.ForMPI()
+	}
+	return p.With(o.Switches)
+}
+
 // ShapeOf is the namespaces and ID maps Build gives a launch with profile p (switches applied)
 // by the user uid:gid. A plain user gets a user namespace that maps only their own IDs; root
 // needs none.
@@ -97,7 +110,7 @@ func ShapeOf(p Profile, uid, gid int) spec.Shape {
 // plain user gets a user namespace that maps only their own IDs; root runs as root with its
 // capabilities. argv is the program to run.
 func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
-	p = p.With(o.Switches)
+	p = Effective(p, o, h.Env)
 	if err := pol.check(p, o); err != nil {
 		return nil, err
 	}
@@ -152,8 +165,12 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if o.CleanEnv && mode == EnvHost {
 		mode = EnvClean
 	}
+	var job JobVariables
+	if !o.NoJobEnv {
+		job = pol.JobVariables
+	}
 	s.Env, err = Environment(EnvInput{
-		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env,
+		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env, Job: job,
 		Extra: []string{"HPCCTL_CONTAINER=" + img.Path, "HPCCTL_NAME=" + path.Base(img.Path)},
 	})
 	if err != nil {
@@ -209,7 +226,7 @@ func systemMounts(p Profile, nm NoMount) []spec.Mount {
 	}
 	if !nm["dev"] {
 		if p.MinimalDev {
-			m = append(m, minimalDev(nm["devpts"])...)
+			m = append(m, minimalDev(nm["devpts"], p.HostShm)...)
 		} else {
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/dev", Destination: "/dev", Recursive: true})
 		}
@@ -236,7 +253,7 @@ func systemMounts(p Profile, nm NoMount) []spec.Mount {
 // (Linux 4.7 and later), so the host's node serves the container's own /dev/pts.
 var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
 
-func minimalDev(noDevpts bool) []spec.Mount {
+func minimalDev(noDevpts, hostShm bool) []spec.Mount {
 	m := []spec.Mount{{Kind: spec.KindTmpfs, Destination: "/dev", Data: "mode=0755,size=1m"}}
 	for _, d := range devNodes {
 		m = append(m, spec.Mount{Kind: spec.KindBind, Source: d, Destination: d})
@@ -246,7 +263,11 @@ func minimalDev(noDevpts bool) []spec.Mount {
 			spec.Mount{Kind: spec.KindDevpts, Destination: "/dev/pts", Data: "newinstance,ptmxmode=0666,mode=0620"},
 			spec.Mount{Kind: spec.KindBind, Source: "/dev/ptmx", Destination: "/dev/ptmx"})
 	}
-	m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: "/dev/shm", Data: "mode=1777"})
+	if hostShm {
+		m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/dev/shm", Destination: "/dev/shm", Recursive: true})
+	} else {
+		m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: "/dev/shm", Data: "mode=1777"})
+	}
 	for _, l := range [][2]string{{"/dev/fd", "/proc/self/fd"}, {"/dev/stdin", "/proc/self/fd/0"}, {"/dev/stdout", "/proc/self/fd/1"}, {"/dev/stderr", "/proc/self/fd/2"}} {
 		m = append(m, spec.Mount{Kind: spec.KindSymlink, Source: l[1], Destination: l[0]})
 	}

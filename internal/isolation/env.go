@@ -42,10 +42,14 @@ type EnvInput struct {
 	Set []string
 	// Extra holds variables hpcctl itself sets (HPCCTL_CONTAINER), below explicit ones.
 	Extra []string
+	// Job matches the host variables that pass in every mode: the batch job's and the MPI
+	// launcher's (SLURM_*, PMIX_*, ...) and the proxies.
+	Job JobVariables
 }
 
 // Environment computes the program's environment. Precedence, lowest first: host variables
-// (minus PATH, LD_LIBRARY_PATH, HOME and HPCCTLENV_*), the image's Env (PATH defaulting to
+// (minus PATH, LD_LIBRARY_PATH, HOME and HPCCTLENV_*; in the clean modes only TERM and the job's
+// variables), the image's Env (PATH defaulting to
 // DefaultPath), HOME, hpcctl's own variables, HPCCTLENV_NAME from the host, then Set in order.
 func Environment(in EnvInput) ([]string, error) {
 	mode := in.Mode
@@ -61,7 +65,7 @@ func Environment(in EnvInput) ([]string, error) {
 		if !ok || imageOwned[name] || strings.HasPrefix(name, EnvPrefix) {
 			continue
 		}
-		if mode != EnvHost && name != "TERM" {
+		if mode != EnvHost && name != "TERM" && !in.Job.Match(name) {
 			continue
 		}
 		env.setKV(kv)

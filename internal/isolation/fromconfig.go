@@ -68,6 +68,7 @@ func PolicyFor(c *config.Config) (Policy, error) {
 		AllowedProfiles:   c.AllowedProfiles,
 		AllowedNamespaces: c.AllowedNamespaces,
 		NoUserBinds:       !c.UserBinds,
+		JobVariables:      c.Environment.JobVariables,
 	}
 	for name, on := range map[string]bool{"home": c.MountHome, "tmp": c.MountTmp, "proc": c.MountProc, "sys": c.MountSys, "dev": c.MountDev, "hostfiles": c.MountHostFiles} {
 		if !on {

@@ -59,6 +59,8 @@ bind_paths = ["/opt/site:/site:ro"]
 user_binds = false
 allowed_namespaces = ["pid"]
 allowed_profiles = ["default", "contain"]
+[environment]
+job_variables = ["SLURM_*"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,7 @@ allowed_profiles = ["default", "contain"]
 		Source: "/etc/hpcctl/hpcctl.conf", NoMount: NoMount{"home": true, "hostfiles": true},
 		BindPaths:       []Bind{{"/opt/site", "/site", true}},
 		AllowedProfiles: []string{"default", "contain"}, AllowedNamespaces: []string{"pid"}, NoUserBinds: true,
+		JobVariables: JobVariables{"SLURM_*"},
 	}
 	if !reflect.DeepEqual(pol, want) {
 		t.Errorf("got  %+v\nwant %+v", pol, want)

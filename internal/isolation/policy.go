@@ -20,6 +20,8 @@ type Policy struct {
 	AllowedNamespaces []string
 	// NoUserBinds refuses --bind and $HPCCTL_BIND.
 	NoUserBinds bool
+	// JobVariables pass from the host under every profile (hpcctl.conf's [environment]).
+	JobVariables JobVariables
 }
 
 // ErrNotAllowed marks a launch the site's policy refuses.

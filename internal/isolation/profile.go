@@ -17,6 +17,8 @@ type Profile struct {
 	// MinimalDev gives a tmpfs /dev holding only the host's null, zero, full, random, urandom and
 	// tty nodes, a private devpts and /dev/shm, instead of the host's whole /dev.
 	MinimalDev bool
+	// HostShm binds the host's /dev/shm into a minimal /dev (MPI ranks share memory there).
+	HostShm bool
 	// PrivateTmp gives /tmp and /var/tmp tmpfs of their own instead of the host's.
 	PrivateTmp bool
 	// EmptyHome puts an empty tmpfs, owned by the user, at the home path instead of the host home.
