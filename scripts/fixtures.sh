@@ -5,6 +5,8 @@
 #   debian-rootfs/     Debian bookworm minbase + python3 (debootstrap)  HPCCTL_TEST_DEBIAN_ROOTFS
 #   debian-oci/, .tar  that tree as a 3-layer OCI layout / oci-archive    HPCCTL_TEST_DEBIAN_OCI(_ARCHIVE)
 #   busybox-oci/, .tar busybox-static with its applet links               HPCCTL_TEST_BUSYBOX_OCI(_ARCHIVE)
+#   mpi-rootfs/        debian-rootfs + python3-mpi4py and Open MPI (the     HPCCTL_TEST_MPI_ROOTFS
+#                      host's versions: the MPI tests' hybrid model)
 #
 # Each image is tagged "latest" (oci:DIR:latest, oci-archive:FILE:latest).
 #
@@ -129,6 +131,46 @@ make_oci_images() {
 	scratch=""
 }
 
+# make_mpi_rootfs makes $CACHE/mpi-rootfs: the Debian tree with python3-mpi4py, Open MPI and PMIx
+# installed from the host's own apt sources, so that the container's MPI is the host's version
+# (the hybrid model: host mpirun or srun starts ranks that use the container's library).
+make_mpi_rootfs() {
+	local dir=$CACHE/mpi-rootfs stamp=$CACHE/mpi-rootfs.done
+	if [ -e "$stamp" ] && [ -x "$dir/usr/bin/python3" ]; then
+		log "mpi-rootfs: reusing $dir"
+		return
+	fi
+	scratch=$(mktemp -d "$CACHE/.mpi-rootfs.XXXXXX")
+	log "mpi-rootfs: installing python3-mpi4py into a copy of debian-rootfs (a minute or two)"
+	cp -a "$CACHE/debian-rootfs/." "$scratch/"
+	# The host's apt sources and settings for the install only; the tree keeps its own after.
+	mkdir -p "$scratch/.host-apt"
+	mv "$scratch/etc/apt/sources.list" "$scratch/.host-apt/sources.list"
+	cp /etc/apt/sources.list.d/*.sources "$scratch/etc/apt/sources.list.d/" 2>/dev/null || true
+	[ -e /etc/apt/sources.list ] && cp /etc/apt/sources.list "$scratch/etc/apt/sources.list"
+	cp /etc/apt/apt.conf.d/* "$scratch/etc/apt/apt.conf.d/" 2>/dev/null || true
+	cp -L /etc/resolv.conf "$scratch/etc/resolv.conf"
+	if ! unshare --mount --fork sh -c "mount -t proc proc '$scratch/proc' && chroot '$scratch' sh -c '
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q && apt-get install -y -q --no-install-recommends python3-mpi4py openmpi-bin libpmix2 python3-numpy &&
+		apt-get clean && rm -rf /var/lib/apt/lists/*'" >"$scratch.log" 2>&1; then
+		tail -n 30 "$scratch.log" >&2
+		die "installing MPI into mpi-rootfs failed (log above)"
+	fi
+	rm -f "$scratch"/etc/apt/sources.list.d/*.sources "$scratch/etc/apt/sources.list" "$scratch/etc/resolv.conf"
+	(cd "$CACHE/debian-rootfs/etc/apt/apt.conf.d" && ls) >"$scratch/.host-apt/keep"
+	for f in "$scratch"/etc/apt/apt.conf.d/*; do
+		grep -qxF "$(basename "$f")" "$scratch/.host-apt/keep" || rm -f "$f"
+	done
+	mv "$scratch/.host-apt/sources.list" "$scratch/etc/apt/sources.list"
+	rm -rf "$scratch/.host-apt" "$scratch.log"
+	[ -x "$scratch/usr/bin/mpirun" ] || die "mpi-rootfs: no mpirun after the install"
+	rm -rf --one-file-system "$dir"
+	mv "$scratch" "$dir"
+	scratch=""
+	date -u +%FT%TZ >"$stamp"
+}
+
 print_env() {
 	if [ -e "$CACHE/debian-rootfs.done" ]; then
 		echo "export HPCCTL_TEST_DEBIAN_ROOTFS=$CACHE/debian-rootfs"
@@ -136,6 +178,9 @@ print_env() {
 	if [ "$(cat "$CACHE/debian-oci.done" 2>/dev/null)" = "$OCI_VERSION" ]; then
 		echo "export HPCCTL_TEST_DEBIAN_OCI=$CACHE/debian-oci"
 		echo "export HPCCTL_TEST_DEBIAN_OCI_ARCHIVE=$CACHE/debian-oci.tar"
+	fi
+	if [ -e "$CACHE/mpi-rootfs.done" ]; then
+		echo "export HPCCTL_TEST_MPI_ROOTFS=$CACHE/mpi-rootfs"
 	fi
 	if [ "$(cat "$CACHE/busybox-oci.done" 2>/dev/null)" = "$OCI_VERSION" ]; then
 		echo "export HPCCTL_TEST_BUSYBOX_OCI=$CACHE/busybox-oci"
@@ -149,6 +194,7 @@ make_all() {
 	chmod 0755 "$CACHE"
 	make_debian_rootfs
 	make_oci_images
+	make_mpi_rootfs
 }
 
 case ${1:-make} in

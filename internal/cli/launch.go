@@ -253,6 +253,7 @@ func hostFacts() (isolation.Host, error) {
 	if err != nil {
 		return h, fmt.Errorf("list your groups: %w", err)
 	}
+	h.JobDirs = jobDirs(h.Env, h.UID)
 	names := lookupGroups(append([]int{h.GID}, gids...))
 	for _, gid := range append([]int{h.GID}, gids...) {
 		if name := names[gid]; name != "" {
@@ -260,6 +261,20 @@ func hostFacts() (isolation.Host, error) {
 		}
 	}
 	return h, nil
+}
+
+// jobDirs are the MPI launcher's session directories an MPI rank must see (isolation.Host.JobDirs):
+// those its environment names that are directories owned by the user, so that the environment
+// cannot make hpcctl bind anything else.
+func jobDirs(env []string, uid int) []string {
+	var dirs []string
+	for _, d := range isolation.JobDirCandidates(env) {
+		var st unix.Stat_t
+		if unix.Lstat(d, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && int(st.Uid) == uid {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 func lookupUser(uid int) (isolation.User, error) {

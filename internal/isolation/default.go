@@ -19,6 +19,9 @@ type Host struct {
 	User   User
 	Env    []string
 	Cwd    string
+	// JobDirs are the MPI launcher's session directories (PMIx's shared-memory store) that an MPI
+	// rank binds at the same path: the caller checks they are the user's own directories.
+	JobDirs []string
 }
 
 // User is the launching user's passwd entry.
@@ -161,6 +164,10 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.Mounts = appendBinds(s.Mounts, o.EnvBinds)
 	}
 	s.Mounts = appendBinds(s.Mounts, o.Binds)
+	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
+	if mpi {
+		s.Mounts = append(s.Mounts, jobDirMounts(h.JobDirs)...)
+	}
 	mode := p.Env
 	if o.CleanEnv && mode == EnvHost {
 		mode = EnvClean
@@ -169,9 +176,12 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if !o.NoJobEnv {
 		job = pol.JobVariables
 	}
+	extra := []string{"HPCCTL_CONTAINER=" + img.Path, "HPCCTL_NAME=" + path.Base(img.Path)}
+	if mpi {
+		extra = append(extra, mpiSettings(s.Namespaces, h.Env, img.Env)...)
+	}
 	s.Env, err = Environment(EnvInput{
-		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env, Job: job,
-		Extra: []string{"HPCCTL_CONTAINER=" + img.Path, "HPCCTL_NAME=" + path.Base(img.Path)},
+		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env, Job: job, Extra: extra,
 	})
 	if err != nil {
 		return nil, err

@@ -2,7 +2,10 @@ package isolation
 
 import (
 	"path"
+	"slices"
 	"strings"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
 // JobVariables matches variable names against patterns: a name, or a prefix ending in "*"
@@ -48,4 +51,51 @@ func (p Profile) ForMPI() Profile {
 	p.Net = false
 	p.HostShm = true
 	return p
+}
+
+// JobDirCandidates are the directories an MPI rank's environment names as its launcher's
+// session: PMIx keeps its shared-memory store and lock files there (PMIX_SERVER_TMPDIR, under
+// /tmp for mpirun and under slurmd's spool for srun --mpi=pmix), and a rank that cannot open them
+// prints "PMIX ERROR ... gds_ds12_lock" and falls back to slower messages.
+func JobDirCandidates(env []string) []string {
+	var dirs []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if (name == "PMIX_SERVER_TMPDIR" || name == "OMPI_MCA_orte_jobfam_session_dir") && path.IsAbs(value) && !slices.Contains(dirs, path.Clean(value)) {
+			dirs = append(dirs, path.Clean(value))
+		}
+	}
+	return dirs
+}
+
+func jobDirMounts(dirs []string) []spec.Mount {
+	var ms []spec.Mount
+	for _, d := range dirs {
+		ms = append(ms, spec.Mount{Kind: spec.KindBind, Source: d, Destination: d, Recursive: true, Optional: true})
+	}
+	return ms
+}
+
+// singleCopy is Open MPI's setting for its shared-memory transport's single-copy mechanism.
+const singleCopy = "OMPI_MCA_btl_vader_single_copy_mechanism"
+
+// mpiSettings are the variables hpcctl sets for an MPI rank. Open MPI's single-copy transfers
+// (CMA, process_vm_readv) need the ranks in one user namespace, or in the init user namespace
+// and one PID namespace: a rank in its own user namespace is refused (the kernel asks for
+// CAP_SYS_PTRACE in the peer's namespace) and Open MPI prints a warning at every start; in its own
+// PID namespace a rank's PID means another process to its peers. Copying through the shared
+// memory segment is what Open MPI falls back to anyway; saying so up front removes the warning.
+// A value the host or the image sets wins.
+func mpiSettings(ns spec.Namespaces, hostEnv, imageEnv []string) []string {
+	if !ns.User && !ns.PID {
+		return nil
+	}
+	for _, env := range [][]string{hostEnv, imageEnv} {
+		for _, kv := range env {
+			if strings.HasPrefix(kv, singleCopy+"=") {
+				return nil
+			}
+		}
+	}
+	return []string{singleCopy + "=none"}
 }
