@@ -6,6 +6,10 @@
 #   scripts/services.sh start   (re)start everything, wait until it answers, print the exports
 #   scripts/services.sh stop    stop what start started; stopping twice is fine
 #   scripts/services.sh env     print the exports of the running services (shell syntax, stdout)
+#   scripts/services.sh slurm cgroup|linuxproc
+#                               restart Slurm with that process tracking plugin (the batch tests
+#                               run in both: only the step's top process, or every process of the
+#                               job, gets the scheduler's signals)
 set -euo pipefail
 
 RUN=${HPCCTL_TEST_RUN:-/run/hpcctl-test}
@@ -276,8 +280,23 @@ start_all() {
 	start_slurm
 }
 
+# restart_slurm restarts Slurm with the proctrack plugin $1 and fails if it does not work.
+restart_slurm() {
+	[ "$(id -u)" = 0 ] || die "run as root (it starts daemons)"
+	case ${1:-} in cgroup | linuxproc) ;; *) die "usage: $0 slurm cgroup|linuxproc" ;; esac
+	munge_works || die "munged is not running: run '$0 start' first"
+	stop_slurm
+	if ! try_slurm "$1"; then
+		dump_slurm_logs
+		stop_slurm
+		die "Slurm did not work with proctrack/$1 (logs above)"
+	fi
+	log "slurm: restarted with proctrack/$1"
+}
+
 case ${1:-} in
 start) start_all; print_env ;;
+slurm) restart_slurm "${2:-}"; print_env ;;
 stop) stop_all ;;
 env) print_env ;;
 *) die "usage: $0 start|stop|env" ;;

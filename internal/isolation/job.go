@@ -42,13 +42,19 @@ func IsMPIRank(env []string) bool {
 }
 
 // ForMPI is the profile an MPI rank runs with: the walls that would cut it off from the other
-// ranks and from its launcher come down, and nothing else changes. The host network stays
-// (PMIx and Open MPI's runtime reach their server over TCP on the host's loopback, and ranks on
-// other nodes over the host's interfaces), and /dev/shm is the host's (Open MPI's and MPICH's
-// shared-memory transports put the segments ranks of a node share there). A single wall the
-// user asks for explicitly (--net) still applies after this.
+// ranks and from its launcher come down, and nothing else changes.
+//   - The host network stays: PMIx and Open MPI's runtime reach their server over TCP on the
+//     host's loopback, and ranks on other nodes over the host's interfaces.
+//   - The host PID namespace stays: ranks tell each other their PIDs (Open MPI's shared-memory
+//     segments record their creator's PID, and a rank that finds its own PID there takes the
+//     segment for its own mapping). In PID namespaces of their own every rank's program is PID 2,
+//     and four ranks of mpi4py crashed in Open MPI's vader transport.
+//   - /dev/shm is the host's: Open MPI's and MPICH's shared-memory transports put the segments
+//     the ranks of a node share there.
+// A single wall the user asks for explicitly (--net, --pid) still applies after this.
 func (p Profile) ForMPI() Profile {
 	p.Net = false
+	p.PID = false
 	p.HostShm = true
 	return p
 }

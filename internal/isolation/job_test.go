@@ -52,7 +52,7 @@ func TestMPIRankProfile(t *testing.T) {
 		{"isolated rank", rank, Options{}, false, spec.KindBind},
 		{"not a rank", plainUser(), Options{}, true, spec.KindTmpfs},
 		{"rank, --no-job-env", rank, Options{NoJobEnv: true}, true, spec.KindTmpfs},
-		{"rank, explicit --net", rank, Options{Switches: Switches{Net: true}}, true, spec.KindBind},
+		{"rank, explicit --net --pid", rank, Options{Switches: Switches{Net: true, PID: true}}, true, spec.KindBind},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,8 +66,8 @@ func TestMPIRankProfile(t *testing.T) {
 			if k := kindAt(s, "/dev/shm"); k != tt.shmKind {
 				t.Errorf("/dev/shm is %q, want %q", k, tt.shmKind)
 			}
-			if !s.Namespaces.PID || !s.Namespaces.IPC {
-				t.Errorf("an MPI rank lost walls it does not need opened: %+v", s.Namespaces)
+			if s.Namespaces.PID != tt.net || !s.Namespaces.IPC || !s.Namespaces.UTS {
+				t.Errorf("namespaces %+v: an MPI rank shares the host's network and PIDs, and keeps the other walls", s.Namespaces)
 			}
 			if sh := ShapeOf(Effective(Profiles()[ProfileIsolate], tt.o, tt.h.Env), tt.h.UID, tt.h.GID); !sh.Equal(s.Shape()) {
 				t.Errorf("prestart shape %+v differs from the Spec's %+v", sh, s.Shape())
