@@ -1,6 +1,7 @@
 package child
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -266,7 +267,12 @@ func mountLoop(s *spec.Spec, img *os.File, target string) error {
 	// Closing our descriptor leaves the mount as the device's only user: autoclear detaches the
 	// device when the mount namespace, and with it the mount, goes away.
 	defer dev.Close()
-	if err := mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	err = mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+	if errors.Is(err, unix.EIO) {
+		// The kernel reads the root inode at mount time: a damaged inode table fails here.
+		return fmt.Errorf("image %s: its squashfs file system is damaged (the kernel cannot read its root inode: %s): copy or build it again", s.RootFS.Image, errnoText(err))
+	}
+	if err != nil {
 		return fmt.Errorf("mount the image %s: %w (is it a squashfs image?)", s.RootFS.Image, err)
 	}
 	return nil
