@@ -45,6 +45,13 @@ fuzz:
 		echo "== $$pkg $$name ($(FUZZTIME))"; \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
+# Many launches at once (N per profile, root and plain user) and SIGKILL at each stage of a
+# launch, each round ending with a check that nothing is left. Needs root and the user hpcuser;
+# too long for CI on two cores.
+N ?= 64
+stress: build
+	$(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N)
+
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec
 
