@@ -279,3 +279,26 @@ func atUnsquashLeftover(t *testing.T, e *ltEnv, as ltAs, u *user.User) {
 		t.Errorf("another user's directory went: %v", err)
 	}
 }
+
+// TestAttackVerifyData: squashfs has no checksums, so a damaged data block passes silently;
+// --verify-data (and verify_data in hpcctl.conf) checks a signed image's data against its
+// signature's digests first, whoever signed it.
+func TestAttackVerifyData(t *testing.T) {
+	e := plSetup(t)
+	before := ltTake(t)
+	conf := plWrite(t, filepath.Join(e.root, "verify.conf"), "[signature]\nverify_data = true\n")
+	for _, as := range ltWho {
+		t.Run(string(as), func(t *testing.T) {
+			for _, img := range []string{e.signed, e.other} {
+				if r := e.run(t, as, "/", nil, "", "exec", "--verify-data", img, "true"); r.code != 0 {
+					t.Errorf("--verify-data %s: exit %d, stderr %q", img, r.code, r.stderr)
+				}
+			}
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.tampered, "true"), 1, e.tampered, "does not match its signature", "copy it again")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--config", conf, e.tampered, "true"), 1, e.tampered, "does not match its signature")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.unsigned, "true"), 1, e.unsigned, "not signed")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.bbSqfs, "true"), 1, e.bbSqfs, "not a SIF")
+		})
+	}
+	e.nothingLeft(t, before, e.signed, e.tampered)
+}

@@ -63,7 +63,9 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	case isSquashfs(f):
 		kind = kindSquashfs
 	}
-	if err := checkPolicy(ctx, g, conf.Signature, f, kind); err != nil {
+	sig := conf.Signature
+	sig.VerifyData = sig.VerifyData || o.verifyData
+	if err := checkPolicy(ctx, g, sig, f, kind); err != nil {
 		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {

@@ -45,6 +45,7 @@ type launchOptions struct {
 	noMount                      []string
 	overlays                     []string
 	config                       string
+	verifyData                   bool
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -74,6 +75,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.Var(hostnameValue{o}, "hostname", "host `name` inside the container (implies --uts)")
 	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
 	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
+	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
 	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 }
 
