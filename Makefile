@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench bench-exec bench-build bench-squashfs clean demo
+.PHONY: all build test vet bench bench-exec bench-build bench-squashfs clean demo fuzz stress
 
 all: build
 
@@ -34,6 +34,23 @@ test:
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
+
+# Native Go fuzzing, FUZZTIME per target (go test -fuzz takes one target of one package at a
+# time). The seed corpora (testdata/fuzz) run with the unit tests anyway; add targets to FUZZ as
+# "package:Target".
+FUZZTIME ?= 30s
+FUZZ     := ./internal/config:FuzzParse ./internal/isolation:FuzzParseEnvFile ./internal/isolation:FuzzParseBinds
+fuzz:
+	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+# Many launches at once (N per profile, root and plain user) and SIGKILL at each stage of a
+# launch, each round ending with a check that nothing is left. Needs root and the user hpcuser;
+# too long for CI on two cores.
+N ?= 64
+stress: build
+	$(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N)
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec

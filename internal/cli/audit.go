@@ -219,7 +219,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	if outputs != "" {
 		o.binds = append(append([]string(nil), o.binds...), outputs+":"+l.at)
 	}
-	s, err := buildSpec(&o, l.conf, isolation.VerbExec, l.img, argv)
+	s, err := buildSpec(ctx, &o, l.conf, isolation.VerbExec, l.img, argv)
 	if err != nil {
 		return 0, err
 	}

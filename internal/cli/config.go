@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,14 +26,28 @@ func loadConfig(flag string) (*config.Config, error) {
 		path = os.Getenv(configEnv)
 	}
 	if path == "" {
-		return config.Load(defaultConfigPath(), true)
+		return readConfig(defaultConfigPath(), true)
 	}
 	// Running setuid, the site's file is the only one: another would let a user change the policy
 	// that the privileged starter enforces.
 	if setuid() {
 		return nil, fmt.Errorf("--config and $%s are not allowed when hpcctl runs setuid; the site's settings are in %s", configEnv, defaultConfigPath())
 	}
-	return config.Load(path, false)
+	return readConfig(path, false)
+}
+
+// readConfig reads and parses the configuration file at path, non-blocking and at most
+// maxSmallFile bytes (a --config /dev/zero or a FIFO must not hang or exhaust memory). A missing
+// file gives the defaults when missingOK (the default location).
+func readConfig(path string, missingOK bool) (*config.Config, error) {
+	b, err := readUserFile(path, "configuration file", maxSmallFile)
+	if errors.Is(err, fs.ErrNotExist) && missingOK {
+		return config.Defaults(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return config.Parse(path, b)
 }
 
 // defaultConfigPath is PREFIX/etc/hpcctl/hpcctl.conf when hpcctl is installed as PREFIX/bin/hpcctl
@@ -76,7 +93,7 @@ func rootOnly(p string) bool {
 }
 
 // checkImageLimits applies limit_container_paths and limit_container_owners to the image.
-func checkImageLimits(c *config.Config, image string) error {
+func checkImageLimits(ctx context.Context, c *config.Config, image string) error {
 	if len(c.LimitContainerPaths) == 0 && len(c.LimitContainerOwners) == 0 {
 		return nil
 	}
@@ -98,7 +115,7 @@ func checkImageLimits(c *config.Config, image string) error {
 	}
 	uid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid))
 	name := ""
-	if f := getent("passwd", uid); len(f) > 0 {
+	if f := getent(ctx, "passwd", uid); len(f) > 0 {
 		name = f[0]
 	}
 	if !slices.Contains(c.LimitContainerOwners, uid) && (name == "" || !slices.Contains(c.LimitContainerOwners, name)) {

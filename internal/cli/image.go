@@ -26,12 +26,12 @@ func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *confi
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
-	if err := checkImageLimits(conf, abs); err != nil {
+	if err := checkImageLimits(ctx, conf, abs); err != nil {
 		return isolation.Image{}, nil, none, err
 	}
-	f, err := os.Open(abs)
+	f, err := openUserFile(abs, "image", "a SIF image, a squashfs file or a sandbox directory", true)
 	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+		return isolation.Image{}, nil, none, err
 	}
 	img, cleanup, err := resolveOpen(ctx, g, o, conf, f)
 	if err != nil || img.Path != abs {
@@ -63,7 +63,9 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	case isSquashfs(f):
 		kind = kindSquashfs
 	}
-	if err := checkPolicy(ctx, g, conf.Signature, f, kind); err != nil {
+	sig := conf.Signature
+	sig.VerifyData = sig.VerifyData || o.verifyData
+	if err := checkPolicy(ctx, g, sig, f, kind); err != nil {
 		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {

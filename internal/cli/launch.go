@@ -42,9 +42,11 @@ type launchOptions struct {
 	profile                      string
 	pid, ipc, net, uts           bool
 	network, hostname            string
+	hostnameSet                  bool // --hostname given, even empty
 	noMount                      []string
 	overlays                     []string
 	config                       string
+	verifyData                   bool
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -72,9 +74,10 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVarP(&o.net, "net", "n", false, "run in a new network namespace with only the loopback interface")
 	f.StringVar(&o.network, "network", "", "network `type`: none (the same as --net)")
 	f.BoolVar(&o.uts, "uts", false, "run in a new UTS namespace")
-	f.StringVar(&o.hostname, "hostname", "", "host `name` inside the container (implies --uts)")
+	f.Var(hostnameValue{o}, "hostname", "host `name` inside the container (implies --uts)")
 	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
 	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
+	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
 	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 }
 
@@ -104,8 +107,10 @@ func (o *launchOptions) profileName(def string) (string, error) {
 // switches are the single namespace flags.
 func (o *launchOptions) switches() (isolation.Switches, error) {
 	sw := isolation.Switches{PID: o.pid, IPC: o.ipc, Net: o.net, UTS: o.uts, Hostname: o.hostname}
-	if len(o.hostname) > 64 || strings.ContainsAny(o.hostname, " \t\n/") {
-		return sw, UsageError{fmt.Errorf("--hostname %q: want a host name of at most 64 characters, without spaces or /", o.hostname)}
+	if o.hostnameSet || o.hostname != "" {
+		if err := spec.CheckHostname(o.hostname); err != nil {
+			return sw, UsageError{fmt.Errorf("--hostname: %w", err)}
+		}
 	}
 	switch o.network {
 	case "":
@@ -115,6 +120,17 @@ func (o *launchOptions) switches() (isolation.Switches, error) {
 		return sw, UsageError{fmt.Errorf("--network %q: only none (a private network namespace with loopback) is supported", o.network)}
 	}
 	return sw, nil
+}
+
+// hostnameValue records --hostname and that it was given: an empty name is refused, not taken
+// as "keep the host's".
+type hostnameValue struct{ o *launchOptions }
+
+func (h hostnameValue) String() string { return h.o.hostname }
+func (h hostnameValue) Type() string   { return "string" }
+func (h hostnameValue) Set(v string) error {
+	h.o.hostname, h.o.hostnameSet = v, true
+	return nil
 }
 
 // minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
@@ -134,6 +150,13 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err != nil {
 		return err
 	}
+	// SIGTERM or SIGINT stops the launch between any two steps (launcher.Run checks again before
+	// the container starts); each step is bounded: files are read non-blocking and with a limit,
+	// and the processes it runs (getent, the companion) are killed with ctx.
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	sweepScratch(g)
 	stage := prestart(o, conf)
 	defer stage.Abandon()
 	img, file, cleanup, err := resolveImage(ctx, g, o, conf, image)
@@ -141,7 +164,10 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 		return err
 	}
 	defer cleanup()
-	s, err := buildSpec(o, conf, verb, img, args)
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	s, err := buildSpec(ctx, o, conf, verb, img, args)
 	if err != nil {
 		return err
 	}
@@ -205,12 +231,12 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and
 // prepares what it needs on the host (checked bind sources, overlay directories).
-func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, args []string) (*spec.Spec, error) {
+func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, args []string) (*spec.Spec, error) {
 	argv, err := isolation.Argv(verb, img, args)
 	if err != nil {
 		return nil, err
 	}
-	host, err := hostFacts()
+	host, err := hostFacts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +265,13 @@ func buildSpec(o *launchOptions, conf *config.Config, verb isolation.Verb, img i
 // hostFacts describes the launching user. The pure-Go user database reads only /etc/passwd and
 // /etc/group; clusters keep their users in LDAP or SSSD, so getent (which goes through NSS) and
 // then $USER and $HOME are asked before giving up.
-func hostFacts() (isolation.Host, error) {
+func hostFacts(ctx context.Context) (isolation.Host, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return isolation.Host{}, fmt.Errorf("current directory: %w (cd to a directory that exists)", err)
 	}
 	h := isolation.Host{UID: os.Getuid(), GID: os.Getgid(), Env: os.Environ(), Cwd: cwd}
-	h.User, err = lookupUser(h.UID)
+	h.User, err = lookupUser(ctx, h.UID)
 	if err != nil {
 		return h, err
 	}
@@ -254,7 +280,7 @@ func hostFacts() (isolation.Host, error) {
 		return h, fmt.Errorf("list your groups: %w", err)
 	}
 	h.JobDirs = jobDirs(h.Env, h.UID)
-	names := lookupGroups(append([]int{h.GID}, gids...))
+	names := lookupGroups(ctx, append([]int{h.GID}, gids...))
 	for _, gid := range append([]int{h.GID}, gids...) {
 		if name := names[gid]; name != "" {
 			h.Groups = append(h.Groups, isolation.Group{Name: name, GID: gid})
@@ -277,9 +303,9 @@ func jobDirs(env []string, uid int) []string {
 	return dirs
 }
 
-func lookupUser(uid int) (isolation.User, error) {
+func lookupUser(ctx context.Context, uid int) (isolation.User, error) {
 	id := strconv.Itoa(uid)
-	if f := getent("passwd", id); len(f) == 7 {
+	if f := getent(ctx, "passwd", id); len(f) == 7 {
 		return isolation.User{Name: f[0], Gecos: f[4], Home: f[5], Shell: f[6]}, nil
 	}
 	if u, err := user.LookupId(id); err == nil {
@@ -293,7 +319,7 @@ func lookupUser(uid int) (isolation.User, error) {
 }
 
 // lookupGroups names the groups: from /etc/group, then with one getent(1) for the rest.
-func lookupGroups(gids []int) map[int]string {
+func lookupGroups(ctx context.Context, gids []int) map[int]string {
 	names := map[int]string{}
 	var missing []string
 	for _, gid := range gids {
@@ -306,7 +332,7 @@ func lookupGroups(gids []int) map[int]string {
 	if len(missing) == 0 {
 		return names
 	}
-	out, _ := exec.Command("getent", append([]string{"group"}, missing...)...).Output()
+	out, _ := exec.CommandContext(ctx, "getent", append([]string{"group"}, missing...)...).Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Split(line, ":")
 		if gid, err := strconv.Atoi(getField(f, 2)); err == nil {
@@ -325,11 +351,11 @@ func getField(f []string, i int) string {
 
 // getent returns the fields of the entry for key in an NSS database. /etc files are read directly
 // (the common case, and no process to start); other sources go through getent(1).
-func getent(db, key string) []string {
+func getent(ctx context.Context, db, key string) []string {
 	if f := fileEntry("/etc/"+db, key); f != nil {
 		return f
 	}
-	out, err := exec.Command("getent", db, key).Output()
+	out, err := exec.CommandContext(ctx, "getent", db, key).Output()
 	if err != nil {
 		return nil
 	}
@@ -372,23 +398,41 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
-	var env []string
-	for _, name := range o.envFiles {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return isolation.Options{}, fmt.Errorf("--env-file: %w", err)
-		}
-		kv, err := isolation.ParseEnvFile(name, string(b))
-		if err != nil {
-			return isolation.Options{}, err
-		}
-		env = append(env, kv...)
+	env, err := envSettings(o)
+	if err != nil {
+		return isolation.Options{}, err
 	}
-	env = append(env, o.env...)
 	return isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
 	}, nil
+}
+
+// envSettings are the --env-file contents, then the --env settings, each with a name a program
+// can use.
+func envSettings(o *launchOptions) ([]string, error) {
+	var env []string
+	for _, name := range o.envFiles {
+		b, err := readUserFile(name, "--env-file", maxSmallFile)
+		if err != nil {
+			return nil, err
+		}
+		kv, err := isolation.ParseEnvFile(name, string(b))
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, kv...)
+	}
+	for _, kv := range o.env {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, UsageError{fmt.Errorf("--env %q: want NAME=value", kv)}
+		}
+		if err := spec.CheckEnvName(name); err != nil {
+			return nil, UsageError{fmt.Errorf("--env %q: %w", kv, err)}
+		}
+	}
+	return append(env, o.env...), nil
 }
 
 // checkBindSources fails early, with one line, on a bind source that is missing or that the user

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,7 +87,7 @@ func TestCheckImageLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.c.Path = "/etc/hpcctl/hpcctl.conf"
-			err := checkImageLimits(&tt.c, img)
+			err := checkImageLimits(context.Background(), &tt.c, img)
 			if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
 				t.Errorf("err %v, want %q", err, tt.err)
 			}

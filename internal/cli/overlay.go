@@ -3,9 +3,10 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/mount"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -27,18 +28,14 @@ func prepareOverlays(ovs []spec.Overlay) error {
 		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 			return fmt.Errorf("overlay: %w", err)
 		}
-		st, err := os.Stat(o.Dir)
+		// The child opens and checks them again in its own mount namespace, and mounts those
+		// descriptors; this early pass creates upper and work and gives the one-line error.
+		upper, work, err := mount.OpenWritableOverlay(o.Dir, os.Getuid(), os.Getgid(), true)
 		if err != nil {
-			return fmt.Errorf("overlay: %w", err)
+			return err
 		}
-		if uid := st.Sys().(*syscall.Stat_t).Uid; int(uid) != os.Getuid() {
-			return fmt.Errorf("overlay %s belongs to UID %d, not to you: a writable overlay must be your own directory", o.Dir, uid)
-		}
-		for _, sub := range []string{"upper", "work"} {
-			if err := os.Mkdir(filepath.Join(o.Dir, sub), 0o755); err != nil && !os.IsExist(err) {
-				return fmt.Errorf("overlay: %w", err)
-			}
-		}
+		unix.Close(upper)
+		unix.Close(work)
 	}
 	return nil
 }

@@ -27,13 +27,16 @@ func PolicyArgs(sig config.Signature, image string) []string {
 	for _, p := range sig.AllowedPaths {
 		args = append(args, "--allowed-path", p)
 	}
+	if sig.VerifyData {
+		args = append(args, "--verify-data")
+	}
 	return append(args, "--", image)
 }
 
 // policyEmpty reports whether the site sets no signature policy (the default): then no image is
 // checked and no companion started.
 func policyEmpty(sig config.Signature) bool {
-	return !sig.RequireSigned && len(sig.AllowedPaths) == 0
+	return !sig.RequireSigned && len(sig.AllowedPaths) == 0 && !sig.VerifyData
 }
 
 // imageKind is what a launch was given, as far as the signature policy cares.
@@ -57,6 +60,9 @@ func checkPolicy(ctx context.Context, g *Globals, sig config.Signature, f *os.Fi
 			what = "a bare squashfs file"
 		}
 		return fmt.Errorf("image %s is not a signed SIF (it is %s): the site requires signed images; run a SIF image signed by a key the site trusts", f.Name(), what)
+	}
+	if sig.VerifyData && kind != kindSIF {
+		return fmt.Errorf("image %s is not a SIF image: --verify-data (or verify_data in hpcctl.conf) checks a signed SIF's data against its signature; run a signed SIF", f.Name())
 	}
 	err := runCompanion(ctx, g, CheckPolicyVerb, PolicyArgs(sig, f.Name()), f)
 	var refused companionFailed

@@ -16,6 +16,15 @@ import (
 // process about half a millisecond, and every job starts hpcctl twice, for a rarely used fallback.
 const UnsquashVerb = "unsquash-image"
 
+// unsquashPrefix starts the names of --unsquash's directories in $TMPDIR.
+const unsquashPrefix = "hpcctl-unsquash-"
+
+// sweepScratch removes the --unsquash directories a killed hpcctl of this user left behind; every
+// launch does it, so that they do not wait for the user's next --unsquash.
+func sweepScratch(g *Globals) {
+	scratch.Sweep(os.TempDir(), unsquashPrefix, g.Logger)
+}
+
 // UnsquashArgs are the arguments of UnsquashVerb: the partition at offset..offset+size of image
 // (the name its errors give) goes into the existing directory dest.
 func UnsquashArgs(offset, size int64, image, dest string) []string {
@@ -28,7 +37,7 @@ func UnsquashArgs(offset, size int64, image, dest string) []string {
 // removed by the next --unsquash (package scratch); the companion holds the directory's lock too,
 // so that it is not swept while an orphaned extraction still writes into it.
 func unsquash(ctx context.Context, g *Globals, f *os.File, offset, size int64) (string, func(), error) {
-	d, err := scratch.Make(os.TempDir(), "hpcctl-unsquash-", g.Logger)
+	d, err := scratch.Make(os.TempDir(), unsquashPrefix, g.Logger)
 	if err != nil {
 		return "", nil, fmt.Errorf("--unsquash: %w", err)
 	}

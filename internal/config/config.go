@@ -76,6 +76,9 @@ type Signature struct {
 	RequireSigned  bool     `toml:"require_signed"`
 	TrustedKeysDir string   `toml:"trusted_keys_dir"`
 	AllowedPaths   []string `toml:"allowed_paths"`
+	// VerifyData checks every image's data against its signature before it is mounted
+	// (--verify-data for every launch).
+	VerifyData bool `toml:"verify_data"`
 }
 
 // ProfileDef is one [profile.NAME] table: a base profile and the fields it changes; nil fields

@@ -53,6 +53,10 @@ func parseBind(s, cwd string) (Bind, error) {
 		}
 		b.Destination = path.Clean(parts[1])
 	}
+	if b.Destination == "/" {
+		// squashfuse_ll or the kernel would only fail later, with nothing to say why.
+		return Bind{}, fmt.Errorf("bind %q: cannot bind onto the container's root /: give a destination under it, e.g. %s:/mnt", s, b.Source)
+	}
 	if len(parts) == 3 {
 		switch parts[2] {
 		case "ro":

@@ -26,6 +26,9 @@ func TestParseBinds(t *testing.T) {
 		{"relative destination", []string{"/a:b"}, nil, true},
 		{"too many fields", []string{"/a:/b:ro:x"}, nil, true},
 		{"empty source", []string{":/b"}, nil, true},
+		{"onto the root", []string{"/data:/"}, nil, true},
+		{"onto the root, cleaned", []string{"/data:/x/.."}, nil, true},
+		{"the host root onto itself", []string{"/"}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -153,6 +153,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.Identity = identity(h, home)
 	} else {
 		s.KeepCapabilities = !o.NoPrivs
+		s.Identity = rootIdentity(home)
 	}
 	s.Mounts = systemMounts(p, nm)
 	if p.ConfigBinds && !nm["bind-paths"] {
@@ -393,6 +394,12 @@ func identity(h Host, home string) *spec.Identity {
 		id.Groups = append(id.Groups, g.Name+":x:"+strconv.Itoa(g.GID)+":"+h.User.Name)
 	}
 	return id
+}
+
+// rootIdentity gives an image without a root entry one (whoami, ssh and Python's getpass fail
+// without it); an image's own root entry stays.
+func rootIdentity(home string) *spec.Identity {
+	return &spec.Identity{Passwd: "root:x:0:0:root:" + home + ":/bin/sh", Groups: []string{"root:x:0:"}, AddMissing: true}
 }
 
 func shellOr(sh string) string {

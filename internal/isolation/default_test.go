@@ -75,8 +75,12 @@ func TestDefaultRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Namespaces.User || s.UIDMap != nil || s.Identity != nil || !s.KeepCapabilities {
+	if s.Namespaces.User || s.UIDMap != nil || !s.KeepCapabilities {
 		t.Errorf("root: %+v", s)
+	}
+	// An image without a root entry gets one; an image's own stays (AddMissing).
+	if id := s.Identity; id == nil || !id.AddMissing || id.Passwd != "root:x:0:0:root:/root:/bin/sh" {
+		t.Errorf("root identity: %+v", id)
 	}
 	if got := destinations(s); got[len(got)-1] != "/scratch/run" {
 		t.Errorf("cwd outside home not bound: %q", got)

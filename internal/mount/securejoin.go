@@ -80,3 +80,115 @@ func wrapPath(p string, err error) error {
 	}
 	return fmt.Errorf("resolve %s inside the container: %w", p, err)
 }
+
+// OpenDirNoFollow opens the directory p as an O_PATH descriptor; p's last component must not be a
+// symbolic link (its parents may be: /home is one on many clusters). A link there would make the
+// checks that follow look at its target, which whoever owns the link chooses.
+func OpenDirNoFollow(p string) (int, error) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) {
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, ErrSymlink
+		}
+	}
+	return fd, err
+}
+
+// ErrSymlink is a path hpcctl will not follow: a symbolic link where it needs a directory.
+var ErrSymlink = errors.New("is a symbolic link")
+
+// OpenBeneath opens the directory name inside the directory open as dir, without following any
+// symbolic link and without leaving dir (RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH), creating it (mode
+// 0755) when it is missing and create is true.
+func OpenBeneath(dir int, name string, create bool) (int, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH}
+	fd, err := unix.Openat2(dir, name, how)
+	if errors.Is(err, unix.ENOENT) && create {
+		if err = unix.Mkdirat(dir, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+			fd, err = unix.Openat2(dir, name, how)
+		}
+	}
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		var st unix.Stat_t
+		if unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, ErrSymlink
+		}
+	}
+	return fd, err
+}
+
+// OwnerError is a directory that is not the user's alone: owned by someone else, or writable by
+// others.
+type OwnerError struct {
+	UID, Mode uint32
+	Want      int
+}
+
+func (e *OwnerError) Error() string {
+	if int(e.UID) != e.Want {
+		return fmt.Sprintf("belongs to UID %d, not to you", e.UID)
+	}
+	return fmt.Sprintf("is writable by other users (mode %04o)", e.Mode&0o7777)
+}
+
+// CheckOwned requires the directory open as fd to be owned by uid and writable by no other user:
+// writable by the group only when it is gid (a user private group). Another user who could write
+// there could swap what hpcctl then writes into, with the launching user's rights.
+func CheckOwned(fd, uid, gid int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) != uid || st.Mode&0o002 != 0 || (st.Mode&0o020 != 0 && int(st.Gid) != gid) {
+		return &OwnerError{UID: st.Uid, Mode: st.Mode, Want: uid}
+	}
+	return nil
+}
+
+// OpenWritableOverlay opens a writable overlay directory's upper and work directories as O_PATH
+// descriptors, creating them when create is true, for mounting through their /proc/self/fd names.
+// dir, upper and work must be directories (not symbolic links) owned by uid and writable by no
+// other user. Root's launch once followed another user's links there: with dir/work pointing at a
+// directory of root's, overlayfs emptied its work/work, and with dir/upper pointing elsewhere,
+// root's changes went there.
+func OpenWritableOverlay(dir string, uid, gid int, create bool) (upper, work int, err error) {
+	top, err := OpenDirNoFollow(dir)
+	if err != nil {
+		return -1, -1, overlayError(dir, err)
+	}
+	defer unix.Close(top)
+	if err := CheckOwned(top, uid, gid); err != nil {
+		return -1, -1, overlayError(dir, err)
+	}
+	fds := []int{}
+	for _, sub := range []string{"upper", "work"} {
+		fd, err := OpenBeneath(top, sub, create)
+		if err == nil {
+			if err = CheckOwned(fd, uid, gid); err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return -1, -1, overlayError(path.Join(dir, sub), err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds[0], fds[1], nil
+}
+
+func overlayError(p string, err error) error {
+	var oe *OwnerError
+	switch {
+	case errors.Is(err, ErrSymlink):
+		return fmt.Errorf("overlay %s is a symbolic link: a writable overlay must be a real directory of your own (hpcctl follows no link there)", p)
+	case errors.As(err, &oe) && int(oe.UID) != oe.Want:
+		return fmt.Errorf("overlay %s %v: a writable overlay must be your own directory", p, oe)
+	case errors.As(err, &oe):
+		return fmt.Errorf("overlay %s %v: a writable overlay must be writable by you alone (chmod go-w %s)", p, oe, p)
+	}
+	return fmt.Errorf("overlay %s: %w", p, err)
+}

@@ -71,6 +71,12 @@ func make1(parent, prefix string) (*Dir, error) {
 	return &Dir{Path: dir, lock: lock}, nil
 }
 
+// Sweep removes the prefix* directories of parent that a killed process left (their lock is
+// free), as Make does first. It costs one read of parent's directory, cheap enough for every
+// launch: a killed user's extracted image then goes at their next run, not only at their next
+// --unsquash.
+func Sweep(parent, prefix string, log *slog.Logger) { sweep(parent, prefix, log) }
+
 // sweep removes the prefix* directories of parent whose lock is free. Other users' locks cannot be
 // opened, so their directories stay.
 func sweep(parent, prefix string, log *slog.Logger) {

@@ -25,6 +25,9 @@ type Policy struct {
 	TrustedKeysDir string
 	// AllowedPaths, when set, refuses images outside these directories (after symlinks).
 	AllowedPaths []string
+	// VerifyData checks the image's data against its signature's digests (VerifyData) when
+	// RequireSigned, which verifies them with the signer's key, is not set.
+	VerifyData bool
 }
 
 // ErrPolicy marks an image refused by the site's policy.
@@ -47,6 +50,9 @@ func (p Policy) CheckFile(ctx context.Context, f *os.File) error {
 		if err := p.checkPath(f); err != nil {
 			return err
 		}
+	}
+	if !p.RequireSigned && p.VerifyData {
+		return VerifyData(ctx, f)
 	}
 	if !p.RequireSigned {
 		return nil

@@ -130,4 +130,8 @@ type Identity struct {
 	Passwd string `json:"passwd"`
 	// Groups are group lines; lines for the same group name or GID are replaced.
 	Groups []string `json:"groups,omitempty"`
+	// AddMissing adds only the lines whose name and ID the image lacks, keeping the image's own
+	// (root's entry: an image may give root another shell or home, but one without any breaks
+	// programs that look up the user they run as).
+	AddMissing bool `json:"addMissing,omitempty"`
 }

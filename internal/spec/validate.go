@@ -31,6 +31,11 @@ func (s *Spec) Validate() error {
 	if !s.Namespaces.User && (len(s.UIDMap) > 0 || len(s.GIDMap) > 0) {
 		errs = append(errs, errors.New("ID maps given without a user namespace"))
 	}
+	if s.Namespaces.UTS && s.Hostname != "" {
+		if err := CheckHostname(s.Hostname); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if !s.Namespaces.Mount {
 		errs = append(errs, errors.New("a container needs a mount namespace"))
 	}
@@ -74,6 +79,10 @@ func (m Mount) validate() error {
 	case KindBind:
 		if m.Source == "" || !path.IsAbs(m.Source) {
 			return fmt.Errorf("bind source %q is not an absolute path", m.Source)
+		}
+		if m.Destination == "/" {
+			// It would hide the whole container root, the image included, behind the source.
+			return fmt.Errorf("bind %s onto /: the container's root cannot be replaced by a bind", m.Source)
 		}
 	case KindSymlink:
 		if m.Source == "" {

@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		{"bad env", func(s *Spec) { s.Env = append(s.Env, "X") }, "NAME=value"},
 		{"symlink without target", func(s *Spec) { s.Mounts[1] = Mount{Kind: KindSymlink, Destination: "/dev/fd"} }, "symlink"},
 		{"relative overlay", func(s *Spec) { s.Overlays = []Overlay{{Dir: "ov"}} }, "overlay"},
+		{"bind onto the root", func(s *Spec) { s.Mounts[0].Destination = "/" }, "onto /"},
+		{"control character in host name", func(s *Spec) { s.Namespaces.UTS, s.Hostname = true, "a\x1b[2Jb" }, "host name"},
 		{"two writable overlays", func(s *Spec) { s.Overlays = []Overlay{{Dir: "/a"}, {Dir: "/b"}} }, "more than one writable"},
 	}
 	for _, tt := range tests {
@@ -55,5 +57,31 @@ func TestValidate(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckHostname(t *testing.T) {
+	for _, ok := range []string{"node1", "hpcctl", "a.b-c.d", "N-1", strings.Repeat("a", 63)} {
+		if err := CheckHostname(ok); err != nil {
+			t.Errorf("CheckHostname(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "a\nb", "a\x00", "-a", "a-", "a..b", ".a", "a/b", "ä", strings.Repeat("a", 64), strings.Repeat("a.", 32) + "a"} {
+		if err := CheckHostname(bad); err == nil {
+			t.Errorf("CheckHostname(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestCheckEnvName(t *testing.T) {
+	for _, ok := range []string{"A", "_", "a_1", "PATH", "_X9"} {
+		if err := CheckEnvName(ok); err != nil {
+			t.Errorf("CheckEnvName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "BAD NAME", "1A", "A-B", "A.B", "A=B", "\x00", "é"} {
+		if err := CheckEnvName(bad); err == nil {
+			t.Errorf("CheckEnvName(%q) accepted it", bad)
+		}
 	}
 }

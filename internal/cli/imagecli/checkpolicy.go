@@ -41,6 +41,7 @@ func addPolicyFlags(cmd *cobra.Command, p *sign.Policy) {
 	f.BoolVar(&p.RequireSigned, "require-signed", false, "refuse images without a signature by a trusted key")
 	f.StringVar(&p.TrustedKeysDir, "trusted-keys-dir", "", "`dir`ectory of the trusted public keys")
 	f.StringArrayVar(&p.AllowedPaths, "allowed-path", nil, "refuse images outside this `dir`ectory (repeatable)")
+	f.BoolVar(&p.VerifyData, "verify-data", false, "check the image's data against its signature's digests")
 }
 
 // inheritedImage is the image descriptor hpcctl passed to verb, named for error messages.

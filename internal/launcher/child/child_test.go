@@ -59,3 +59,17 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+func TestAddEntries(t *testing.T) {
+	root := []string{"root:x:0:0:root:/root:/bin/sh"}
+	for _, tt := range []struct{ old, want string }{
+		{"", "root:x:0:0:root:/root:/bin/sh\n"},
+		{"nobody:x:65534:65534::/:/bin/false", "nobody:x:65534:65534::/:/bin/false\nroot:x:0:0:root:/root:/bin/sh\n"},
+		{"root:x:0:0:Boss:/home/root:/bin/zsh\n", "root:x:0:0:Boss:/home/root:/bin/zsh\n"},
+		{"toor:x:0:0::/:/bin/sh\n", "toor:x:0:0::/:/bin/sh\n"},
+	} {
+		if got := AddEntries(tt.old, root); got != tt.want {
+			t.Errorf("AddEntries(%q) = %q, want %q", tt.old, got, tt.want)
+		}
+	}
+}

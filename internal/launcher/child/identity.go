@@ -30,3 +30,30 @@ func MergeEntries(old string, lines []string) string {
 	}
 	return b.String()
 }
+
+// AddEntries appends to the passwd or group file content old the lines whose name and ID (third
+// field) it lacks; the lines it has stay as they are.
+func AddEntries(old string, lines []string) string {
+	names, ids := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(old, "\n") {
+		f := strings.Split(l, ":")
+		names[f[0]] = true
+		if len(f) > 2 {
+			ids[f[2]] = true
+		}
+	}
+	var add []string
+	for _, l := range lines {
+		f := strings.Split(l, ":")
+		if !names[f[0]] && (len(f) < 3 || !ids[f[2]]) {
+			add = append(add, l)
+		}
+	}
+	if len(add) == 0 {
+		return old
+	}
+	if old != "" && !strings.HasSuffix(old, "\n") {
+		old += "\n"
+	}
+	return old + strings.Join(add, "\n") + "\n"
+}

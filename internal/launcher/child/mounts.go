@@ -118,7 +118,10 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 	defer unix.Close(dst)
 	switch m.Kind {
 	case spec.KindBind:
-		err = bindMount(root, m, src, dst)
+		// bindMount's errors name the user's source and destination, not /proc/self/fd paths.
+		if err := bindMount(root, m, src, dst); err != nil {
+			return err
+		}
 	case spec.KindProc, spec.KindSysfs:
 		err = mount.Mount(string(m.Kind), mount.FDPath(dst), string(m.Kind), unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Data)
 	case spec.KindTmpfs:
@@ -147,15 +150,43 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 }
 
 func bindMount(root int, m spec.Mount, src source, dst int) error {
-	if !m.SourceInside {
-		return mount.Bind(src.fd, dst, m.Recursive)
+	fd := src.fd
+	if m.SourceInside {
+		var err error
+		if fd, err = mount.OpenInRoot(root, m.Source, mount.CreateNothing); err != nil {
+			return fmt.Errorf("bind %s onto %s: %w", m.Source, m.Destination, err)
+		}
+		defer unix.Close(fd)
 	}
-	fd, err := mount.OpenInRoot(root, m.Source, mount.CreateNothing)
-	if err != nil {
+	if err := sameKind(fd, dst, m); err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	return mount.Bind(fd, dst, m.Recursive)
+	err := mount.Bind(fd, dst, m.Recursive)
+	var me *mount.Error
+	if errors.As(err, &me) {
+		return fmt.Errorf("bind %s onto %s: %w", m.Source, m.Destination, me.Err)
+	}
+	return err
+}
+
+// sameKind refuses a directory bound onto a file and a file onto a directory, which the kernel
+// refuses with a bare ENOTDIR or EISDIR.
+func sameKind(src, dst int, m spec.Mount) error {
+	var ss, ds unix.Stat_t
+	if err := unix.Fstat(src, &ss); err != nil {
+		return fmt.Errorf("bind source %s: %w", m.Source, err)
+	}
+	if err := unix.Fstat(dst, &ds); err != nil {
+		return fmt.Errorf("bind destination %s: %w", m.Destination, err)
+	}
+	srcDir, dstDir := ss.Mode&unix.S_IFMT == unix.S_IFDIR, ds.Mode&unix.S_IFMT == unix.S_IFDIR
+	switch {
+	case srcDir && !dstDir:
+		return fmt.Errorf("bind %s onto %s: %s is a directory but %s in the container is not: bind it to a directory or a new path", m.Source, m.Destination, m.Source, m.Destination)
+	case !srcDir && dstDir:
+		return fmt.Errorf("bind %s onto %s: %s is not a directory but %s in the container is: bind it to a file or a new path", m.Source, m.Destination, m.Source, m.Destination)
+	}
+	return nil
 }
 
 // devpts mounts a new devpts instance; where the kernel refuses one, the host's /dev/pts is

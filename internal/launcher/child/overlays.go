@@ -2,7 +2,7 @@ package child
 
 import (
 	"fmt"
-	"path/filepath"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -30,13 +30,12 @@ func openOverlays(ovs []spec.Overlay) (overlayDirs, error) {
 			od.lowers = append(od.lowers, fd)
 			continue
 		}
+		// Opened again here, without following links and checked, because these descriptors
+		// are what overlayfs gets (the parent's belong to the host's mount namespace).
 		var err error
-		if od.upper, err = openDir(filepath.Join(o.Dir, "upper")); err == nil {
-			od.work, err = openDir(filepath.Join(o.Dir, "work"))
-		}
-		if err != nil {
+		if od.upper, od.work, err = mount.OpenWritableOverlay(o.Dir, os.Getuid(), os.Getgid(), false); err != nil {
 			od.close()
-			return od, fmt.Errorf("overlay %s: %w", o.Dir, err)
+			return od, err
 		}
 	}
 	return od, nil

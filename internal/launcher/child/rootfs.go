@@ -1,6 +1,7 @@
 package child
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,6 +74,9 @@ func setupRoot(s *spec.Spec, img *os.File) error {
 		return err
 	}
 	if err := mountImage(s, img, image, fuse, l.lower); err != nil {
+		return err
+	}
+	if err := checkImageRoot(s.RootFS, l.lower); err != nil {
 		return err
 	}
 	if err := stageUpper(l); err != nil {
@@ -207,6 +211,54 @@ func mountImage(s *spec.Spec, img *os.File, sandbox int, fuse *os.File, target s
 	return fmt.Errorf("unknown mount backend %q", s.RootFS.Backend)
 }
 
+// checkImageRoot reads the root directory of the image mounted at target. squashfuse_ll serves an
+// image whose inode or directory table is damaged, and every lookup then fails with ENOENT or EIO:
+// the user saw "/bin/sh: no such file or directory" (exit 127) for a damaged image, and root a
+// failed mount point. The first lookups need the root inode and directory anyway, so reading them
+// here costs one FUSE round trip.
+func checkImageRoot(r spec.RootFS, target string) error {
+	if r.Backend == spec.BackendDir {
+		return nil
+	}
+	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = readAllDir(fd)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s: its squashfs file system is damaged (its root directory cannot be read: %s): copy or build it again", r.Image, errnoText(err))
+	}
+	return nil
+}
+
+// readAllDir reads the squashfs directory open as fd to its end. The kernel's squashfs returns
+// "." and ".." before it reads the directory table, and on a damaged table it logs the error and
+// ends the listing there without one (fs/squashfs/dir.c): a directory whose size says it has
+// entries (an empty one is 3 bytes) but that lists none is damaged.
+func readAllDir(fd int) error {
+	buf := make([]byte, 8192)
+	entries := 0
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		_, count, _ := unix.ParseDirent(buf[:n], -1, nil)
+		entries += count
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if entries == 0 && st.Size > 3 {
+		return unix.EIO
+	}
+	return nil
+}
+
 func mountLoop(s *spec.Spec, img *os.File, target string) error {
 	dev, path, err := mount.AttachLoop(img, s.RootFS.Offset, s.RootFS.Size)
 	if err != nil {
@@ -215,7 +267,12 @@ func mountLoop(s *spec.Spec, img *os.File, target string) error {
 	// Closing our descriptor leaves the mount as the device's only user: autoclear detaches the
 	// device when the mount namespace, and with it the mount, goes away.
 	defer dev.Close()
-	if err := mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	err = mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+	if errors.Is(err, unix.EIO) {
+		// The kernel reads the root inode at mount time: a damaged inode table fails here.
+		return fmt.Errorf("image %s: its squashfs file system is damaged (the kernel cannot read its root inode: %s): copy or build it again", s.RootFS.Image, errnoText(err))
+	}
+	if err != nil {
 		return fmt.Errorf("mount the image %s: %w (is it a squashfs image?)", s.RootFS.Image, err)
 	}
 	return nil

@@ -155,14 +155,14 @@ func (u upperWriter) identity(id *spec.Identity) error {
 		name  string
 		lines []string
 	}{{"/etc/passwd", []string{id.Passwd}}, {"/etc/group", id.Groups}} {
-		if err := u.mergeFile(f.name, f.lines); err != nil {
+		if err := u.mergeFile(f.name, f.lines, id.AddMissing); err != nil {
 			return fmt.Errorf("add your entries to %s in the container: %w", f.name, err)
 		}
 	}
 	return nil
 }
 
-func (u upperWriter) mergeFile(name string, lines []string) error {
+func (u upperWriter) mergeFile(name string, lines []string, addOnly bool) error {
 	real, missing, err := u.resolve(name)
 	if err != nil {
 		return err
@@ -186,5 +186,8 @@ func (u upperWriter) mergeFile(name string, lines []string) error {
 		}
 	}
 	merged := MergeEntries(string(old), lines)
+	if addOnly {
+		merged = AddEntries(string(old), lines)
+	}
 	return os.WriteFile(filepath.Join(u.upperDir, file), []byte(merged), 0o644)
 }
