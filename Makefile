@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench bench-exec bench-build bench-squashfs clean demo fuzz stress
+.PHONY: all build test vet bench bench-exec bench-build bench-squashfs bench-mpi clean demo fuzz stress
 
 all: build
 
@@ -53,12 +53,17 @@ stress: build
 	$(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N)
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
-bench: bench-squashfs bench-build bench-exec
+bench: bench-squashfs bench-build bench-exec bench-mpi
 
 # Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
 # work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
 bench-exec: build
 	$(GO) run -tags "$(TAGS)" ./tools/execbench -hpcctl bin/hpcctl -n 50
+
+# MPI ping-pong bandwidth (mpi4py, 2 ranks, 1 MiB) in containers against the host, same run, as
+# root and as a plain user, per profile. Needs root, hpcuser, Open MPI and the MPI fixture.
+bench-mpi: build
+	eval "$$(scripts/fixtures.sh env)" && $(GO) run ./tools/mpibench -hpcctl bin/hpcctl
 
 # Native squashfs writer against mksquashfs on $$HPCCTL_TEST_DEBIAN_ROOTFS (or TREE=dir).
 bench-squashfs:
