@@ -139,9 +139,16 @@ func TestBatchKilledBySignal(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			script := fmt.Sprintf("#!/bin/sh\nsrun %[1]s exec --profile %[2]s %[3]s sh -c 'kill -9 $$'\necho \"srun status $?\"\nexec %[1]s exec --profile %[2]s %[3]s sh -c 'kill -9 $$'\n",
 				bins.hpcctl, profile, img.debian)
-			res := runInSlurmWith(t, u, script)
+			job := submitWith(t, u, script)
+			res := job.wait(t)
 			if res.State != "FAILED" || res.ExitCode != 0 || res.Signal != 9 {
 				t.Errorf("state %s exit %d:%d, want FAILED 0:9; output:\n%s", res.State, res.ExitCode, res.Signal, res.Output)
+			}
+			// sacct reads the job completion records (-c: there is no slurmdbd here), which only
+			// root may open.
+			out := run(t, "sacct", "-c", "-n", "-P", "-j", job.ID, "-o", "State,ExitCode").mustSucceed(t, "sacct")
+			if got := strings.TrimSpace(out.Stdout); got != "FAILED|0:9" {
+				t.Errorf("sacct says %q, want FAILED|0:9 (killed by signal 9)", got)
 			}
 			if !strings.Contains(res.Output, "task 0: Killed") {
 				t.Errorf("srun did not report the task as killed; output:\n%s", res.Output)

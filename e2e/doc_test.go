@@ -12,6 +12,7 @@
 //	workDir(t, u)                       a fresh directory the user owns, removed after the test
 //	runInSlurm(t, u, script)            sbatch as the user, wait, read state, exit code, output
 //	submitJob / job.waitOutput / job.cancel / job.wait   for jobs a test signals
+//	submitWith, inProctrack, jobProcesses, termSessions   batch jobs in both proctrack modes (batch_helpers_test.go)
 //	needRoot, needUser, needUserNS, needFUSE, needLoop, needSlurm, needRegistry   the probes
 //
 // Fixtures come from scripts/fixtures.sh through HPCCTL_TEST_* variables (testutil.NeedEnvDir).

@@ -172,7 +172,9 @@ write_slurm_conf() {
 		SchedulerParameters=batch_sched_delay=0
 		AccountingStorageType=accounting_storage/none
 		JobAcctGatherType=jobacct_gather/none
-		JobCompType=jobcomp/none
+		# Job completion records in a file: `sacct -c` reads them (there is no slurmdbd).
+		JobCompType=jobcomp/filetxt
+		JobCompLoc=$SLURM_DIR/jobcomp.log
 		MpiDefault=none
 		MailProg=/bin/true
 		ReturnToService=2
