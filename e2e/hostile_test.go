@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -90,6 +91,46 @@ func TestCorruptSIF(t *testing.T) {
 		}
 		if after, err := os.ReadFile(p); err != nil || string(after) != string(b) {
 			t.Errorf("%s changed: %v", p, err)
+		}
+	}
+}
+
+// TestBuildParallelSameOutput: of 8 builds to the same new path exactly one wins and the others
+// fail with one line naming it and --force; with --force all succeed and the file is whole.
+func TestBuildParallelSameOutput(t *testing.T) {
+	needRoot(t)
+	src := "oci-archive:" + btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
+	outDir := t.TempDir()
+	env := []string{"HPCCTL_CACHEDIR=" + filepath.Join(t.TempDir(), "cache")}
+	warm := filepath.Join(t.TempDir(), "warm.sif")
+	btRun(t, outDir, env, "build", warm, src).mustSucceed(t, "hpcctl build (warm the cache)")
+	out := filepath.Join(outDir, "out.sif")
+	for _, force := range []bool{false, true} {
+		args := []string{"build", out, src}
+		if force {
+			args = []string{"build", "--force", out, src}
+		}
+		results := make([]result, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func() { defer wg.Done(); results[i] = btRun(t, outDir, env, args...) }()
+		}
+		wg.Wait()
+		wins := 0
+		for _, r := range results {
+			if r.Code == 0 {
+				wins++
+				continue
+			}
+			btCheckFailure(t, r, 1, out, "--force")
+		}
+		if want := map[bool]int{false: 1, true: 8}[force]; wins != want {
+			t.Errorf("force=%v: %d builds succeeded, want %d", force, wins, want)
+		}
+		btInspect(t, out)
+		if left := btNames(t, outDir); len(left) != 1 || left[0] != "out.sif" {
+			t.Errorf("force=%v: the output directory holds %q, want only out.sif", force, left)
 		}
 	}
 }
