@@ -6,6 +6,7 @@ package e2e
 import (
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -132,5 +133,36 @@ func TestBuildParallelSameOutput(t *testing.T) {
 		if left := btNames(t, outDir); len(left) != 1 || left[0] != "out.sif" {
 			t.Errorf("force=%v: the output directory holds %q, want only out.sif", force, left)
 		}
+	}
+}
+
+// TestClosedStdout: `hpcctl inspect x | head` and the like end quietly, with the status of a
+// program killed by SIGPIPE, not with "broken pipe" on stderr.
+func TestClosedStdout(t *testing.T) {
+	needRoot(t)
+	img := htGoodSIF(t, t.TempDir())
+	for _, args := range [][]string{{"inspect", img}, {"inspect", "--json", img}, {"sif", "list", img}, {"sif", "dump", img, "1"}} {
+		t.Run(strings.Join(args[:len(args)-1], "-"), func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close() // the reader has gone before hpcctl writes: every write fails with EPIPE
+			cmd := btCmd("/", nil, args...)
+			cmd.Stdout = w
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			w.Close()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != 141 || stderr.Len() != 0 {
+				t.Errorf("exit status %d, stderr %q; want 141 (128+SIGPIPE) and nothing", code, stderr.String())
+			}
+		})
 	}
 }
