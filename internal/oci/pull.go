@@ -43,6 +43,9 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 	img, err := c.pull(ctx, src, sys, tmp, opts)
 	var copyErr *copyError
 	if errors.As(err, &copyErr) {
+		if missing := missingBlob(copyErr.err, ref); missing != nil {
+			return nil, missing
+		}
 		return nil, classify(copyErr.err, ref, transport, name, opts)
 	}
 	if err != nil {
@@ -87,6 +90,10 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 	}
 	if img, err = c.load(tag); err == nil {
 		err = c.bound(img, src)
+	}
+	var size *blobSizeError
+	if errors.As(err, &size) {
+		return nil, size.inSource()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s back from the cache after copying: %w", src.digest, err)
