@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -164,5 +165,40 @@ func TestClosedStdout(t *testing.T) {
 				t.Errorf("exit status %d, stderr %q; want 141 (128+SIGPIPE) and nothing", code, stderr.String())
 			}
 		})
+	}
+}
+
+// htPutBlobs lists the blobs containers/image is staging (or a killed pull left) in the cache.
+func htPutBlobs(cache string) []string {
+	m, _ := filepath.Glob(filepath.Join(cache, "oci", "oci-put-blob*"))
+	return m
+}
+
+// TestPullKilledLeavesNoStagedBlob: SIGKILL while a layer is being copied into the cache leaves
+// a staged "oci-put-blob*" file; the next build removes it.
+func TestPullKilledLeavesNoStagedBlob(t *testing.T) {
+	needRoot(t)
+	src := "oci-archive:" + btNeedEnvFile(t, "HPCCTL_TEST_DEBIAN_OCI_ARCHIVE")
+	cache := filepath.Join(t.TempDir(), "cache")
+	dir := t.TempDir()
+	cmd := btCmd(dir, []string{"HPCCTL_CACHEDIR=" + cache}, "build", filepath.Join(dir, "killed.sif"), src)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	staged := false
+	for end := time.Now().Add(time.Minute); time.Now().Before(end) && !staged; time.Sleep(2 * time.Millisecond) {
+		staged = len(htPutBlobs(cache)) > 0
+	}
+	cmd.Process.Kill()
+	cmd.Wait() //nolint:errcheck // killed
+	if !staged {
+		t.Fatal("the build staged no blob in the cache within a minute")
+	}
+	if len(htPutBlobs(cache)) == 0 {
+		t.Log("the staged blob was renamed before the kill; nothing to sweep this time")
+	}
+	btRun(t, dir, []string{"HPCCTL_CACHEDIR=" + cache}, "build", filepath.Join(dir, "next.sif"), src).mustSucceed(t, "the next build")
+	if left := htPutBlobs(cache); len(left) != 0 {
+		t.Errorf("staged blobs left after the next build: %q", left)
 	}
 }

@@ -116,6 +116,31 @@ func (c *cache) lock(ctx context.Context, log *slog.Logger) (unlock func(), err 
 	return func() { f.Close() }, nil // closing the descriptor drops the flock
 }
 
+// putBlobPrefix starts the names of the files containers/image's OCI layout writer stages blobs
+// in, in the layout directory itself (oci/layout/oci_dest.go, os.CreateTemp(dir, "oci-put-blob")),
+// renamed into blobs/ when complete. A pull killed meanwhile leaves them, as large as a layer.
+const putBlobPrefix = "oci-put-blob"
+
+// sweepPutBlobs removes staged blobs left by killed pulls. The caller holds the cache lock, and
+// every writer of the layout holds it while copying: any such file now is nobody's.
+func (c *cache) sweepPutBlobs(log *slog.Logger) {
+	ents, err := os.ReadDir(c.layout)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), putBlobPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(c.layout, e.Name())
+		if err := os.Remove(p); err != nil {
+			log.Warn("remove a blob left by an interrupted pull", "file", p, "err", err)
+		} else {
+			log.Debug("removed a blob left by an interrupted pull", "file", p)
+		}
+	}
+}
+
 // lookup returns the descriptor that the layout's index.json tags with tag.
 func (c *cache) lookup(tag string) (imgspecv1.Descriptor, error) {
 	data, err := os.ReadFile(filepath.Join(c.layout, imgspecv1.ImageIndexFile))

@@ -64,6 +64,7 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 		return nil, err
 	}
 	defer unlock()
+	c.sweepPutBlobs(log)
 	tag := tagFor(src.digest)
 	img, err := c.load(tag)
 	if err == nil {
