@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
 	"github.com/hpcctl/hpcctl/internal/testutil"
+	"github.com/hpcctl/hpcctl/internal/testutil/layertest"
+	"github.com/hpcctl/hpcctl/internal/testutil/ocitest"
 )
 
 // SIF header fields (github.com/sylabs/sif/v2 pkg/sif/sif.go): the descriptor count and the
@@ -200,5 +204,92 @@ func TestPullKilledLeavesNoStagedBlob(t *testing.T) {
 	btRun(t, dir, []string{"HPCCTL_CACHEDIR=" + cache}, "build", filepath.Join(dir, "next.sif"), src).mustSucceed(t, "the next build")
 	if left := htPutBlobs(cache); len(left) != 0 {
 		t.Errorf("staged blobs left after the next build: %q", left)
+	}
+}
+
+// htRewrite edits the manifest and config of the single image in an OCI layout, storing the new
+// blobs and pointing index.json at the new manifest.
+func htRewrite(t *testing.T, dir string, edit func(m *v1.Manifest, cfg *v1.Image)) {
+	t.Helper()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	readJSON := func(p string, v any) {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			err = json.Unmarshal(b, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(v any) (digest.Digest, int64) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(b)
+		if err := os.WriteFile(filepath.Join(blobs, d.Encoded()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d, int64(len(b))
+	}
+	var index v1.Index
+	readJSON(filepath.Join(dir, "index.json"), &index)
+	var m v1.Manifest
+	readJSON(filepath.Join(blobs, index.Manifests[0].Digest.Encoded()), &m)
+	var cfg v1.Image
+	readJSON(filepath.Join(blobs, m.Config.Digest.Encoded()), &cfg)
+	edit(&m, &cfg)
+	m.Config.Digest, m.Config.Size = put(cfg)
+	index.Manifests[0].Digest, index.Manifests[0].Size = put(m)
+	b, err := json.Marshal(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBuildRefusesLooseLayers: an xattr Linux cannot hold, a layer that is not the one its
+// config's diff_ids name, and a layer media type hpcctl cannot read each fail the build with one
+// line naming the layer (and entry), leaving nothing in the output directory.
+func TestBuildRefusesLooseLayers(t *testing.T) {
+	needRoot(t)
+	base := layertest.Tar([]layertest.File{layertest.Dir("etc"), layertest.Reg("etc/a", "a\n")})
+	top := layertest.Tar([]layertest.File{layertest.Reg("etc/b", "b\n")})
+	other := layertest.Tar([]layertest.File{layertest.Reg("etc/c", "c\n")})
+	bigXattr := layertest.Tar([]layertest.File{{Name: "etc/big", Body: "x", Xattrs: map[string]string{"user.big": strings.Repeat("x", 70000)}}})
+	tests := []struct {
+		name   string
+		layers [][]byte
+		edit   func(m *v1.Manifest, cfg *v1.Image)
+		names  []string
+	}{
+		{"xattr over 64 KiB", [][]byte{base, bigXattr}, nil, []string{"layer 2/2", "etc/big", "user.big", "70000 bytes"}},
+		{"diff_id mismatch", [][]byte{base, top}, func(m *v1.Manifest, cfg *v1.Image) {
+			cfg.RootFS.DiffIDs[1] = digest.FromBytes(other)
+		}, []string{"layer 2/2", digest.FromBytes(top).String(), digest.FromBytes(other).String(), "diff_ids"}},
+		{"diff_id missing", [][]byte{base, top}, func(m *v1.Manifest, cfg *v1.Image) {
+			cfg.RootFS.DiffIDs = cfg.RootFS.DiffIDs[:1]
+		}, []string{"1 rootfs.diff_ids for 2 layers"}},
+		{"unknown media type", [][]byte{base, top}, func(m *v1.Manifest, cfg *v1.Image) {
+			m.Layers[1].MediaType = "application/vnd.oci.image.layer.v1.tar+encrypted"
+		}, []string{"layer 2/2", "application/vnd.oci.image.layer.v1.tar+encrypted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "layout")
+			ocitest.WriteLayout(t, src, "latest", ocitest.Image{Layers: tt.layers})
+			if tt.edit != nil {
+				htRewrite(t, src, tt.edit)
+			}
+			outDir := t.TempDir()
+			env := []string{"HPCCTL_CACHEDIR=" + filepath.Join(t.TempDir(), "cache")}
+			r := btRun(t, outDir, env, "build", filepath.Join(outDir, "out.sif"), "oci:"+src+":latest")
+			btCheckFailure(t, r, 1, tt.names...)
+			if left := btNames(t, outDir); len(left) != 0 {
+				t.Errorf("left in the output directory: %q", left)
+			}
+		})
 	}
 }
