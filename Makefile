@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet bench bench-exec bench-build bench-squashfs clean demo
+.PHONY: all build test vet fuzz bench bench-exec bench-build bench-squashfs clean demo
 
 all: build
 
@@ -34,6 +34,15 @@ test:
 
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
+
+# Go native fuzzing of the parsers of hostile input, FUZZTIME each (their checked-in seed corpora
+# under testdata/fuzz run with the unit tests). A crash is saved to the package's testdata/fuzz.
+FUZZTIME    ?= 30s
+FUZZ_TARGETS := ./internal/sif:FuzzCheck ./internal/squashfs:FuzzOpen ./internal/layer:FuzzFlatten
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec
