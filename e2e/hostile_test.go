@@ -6,11 +6,13 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,5 +293,69 @@ func TestBuildRefusesLooseLayers(t *testing.T) {
 				t.Errorf("left in the output directory: %q", left)
 			}
 		})
+	}
+}
+
+// htDiskIn sums the blocks of the files process pid holds open in dir, named or not, and of
+// the files named there: what a build costs that directory's file system at this moment.
+func htDiskIn(pid int, dir string) int64 {
+	seen := map[uint64]bool{}
+	var total int64
+	add := func(p string) {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil && !seen[st.Ino] {
+			seen[st.Ino] = true
+			total += st.Blocks * 512
+		}
+	}
+	fds := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(fds)
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(fds, e.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+			add(filepath.Join(fds, e.Name()))
+		}
+	}
+	names, _ := os.ReadDir(dir)
+	for _, n := range names {
+		add(filepath.Join(dir, n.Name()))
+	}
+	return total
+}
+
+// TestBuildDiskUse: the squashfs is written in place inside the SIF, so a build needs about the
+// image's size in the output directory, not twice that (a scratch squashfs, then its copy).
+func TestBuildDiskUse(t *testing.T) {
+	needRoot(t)
+	src := "oci-archive:" + btNeedEnvFile(t, "HPCCTL_TEST_DEBIAN_OCI_ARCHIVE")
+	env := []string{"HPCCTL_CACHEDIR=" + filepath.Join(t.TempDir(), "cache")}
+	warmDir := t.TempDir()
+	btRun(t, warmDir, env, "build", filepath.Join(warmDir, "warm.sif"), src).mustSucceed(t, "hpcctl build (warm the cache)")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "image.sif")
+	cmd := btCmd(dir, env, "build", out, src)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("hpcctl build: %v", err)
+			}
+			running = false
+		case <-time.After(5 * time.Millisecond):
+			peak = max(peak, htDiskIn(cmd.Process.Pid, dir))
+		}
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("image %d bytes, peak disk use in the output directory %d bytes (%.2fx)", st.Size(), peak, float64(peak)/float64(st.Size()))
+	if peak > st.Size()*5/4 {
+		t.Errorf("the build used %d bytes in the output directory for a %d-byte image: more than 1.25x", peak, st.Size())
 	}
 }

@@ -137,17 +137,3 @@ func (p *pendingFile) discard() {
 	}
 	p.done = true
 }
-
-// createScratch opens an anonymous scratch file in dir: it is unlinked at once, so that it
-// vanishes with the process however that ends.
-func createScratch(dir string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".hpcctl-rootfs-*")
-	if err != nil {
-		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
-	}
-	return f, nil
-}
