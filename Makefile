@@ -35,14 +35,15 @@ test:
 vet:
 	$(GO) vet -tags "$(TAGS)" ./...
 
-# Native Go fuzzing, FUZZTIME per target (go test -fuzz takes one target of one package at a
-# time). The seed corpora (testdata/fuzz) run with the unit tests anyway; add targets to FUZZ as
-# "package:Target".
+# Native Go fuzzing of the parsers of hostile input, FUZZTIME per target (go test -fuzz takes one
+# target of one package at a time). The seed corpora (testdata/fuzz) run with the unit tests anyway;
+# a crash is saved to the package's testdata/fuzz. Add targets to FUZZ as "package:Target".
 FUZZTIME ?= 30s
-FUZZ     := ./internal/config:FuzzParse ./internal/isolation:FuzzParseEnvFile ./internal/isolation:FuzzParseBinds
+FUZZ     := ./internal/sif:FuzzCheck ./internal/squashfs:FuzzOpen ./internal/layer:FuzzFlatten \
+	./internal/config:FuzzParse ./internal/isolation:FuzzParseEnvFile ./internal/isolation:FuzzParseBinds
 fuzz:
 	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "== $$pkg $$name ($(FUZZTIME))"; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # Many launches at once (N per profile, root and plain user) and SIGKILL at each stage of a

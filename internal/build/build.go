@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -146,19 +145,23 @@ func ParseSourceDateEpoch(v string) (*time.Time, error) {
 	return &t, nil
 }
 
-// writeSIF writes the squashfs to a scratch file beside the output, then the SIF around it.
+// writeSIF writes the squashfs straight into its place in the output, then the SIF around it:
+// a build needs the image's size on disk, not twice that (a scratch squashfs, then its copy).
 func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, opts Options) (squashfs.Stats, error) {
-	scratch, err := createScratch(filepath.Dir(opts.Output))
+	off, err := sif.PartitionOffset()
 	if err != nil {
 		return squashfs.Stats{}, err
 	}
-	defer scratch.Close()
-	stats, err := writeRootfs(ctx, scratch, src, created, opts)
+	if _, err := out.Seek(off, io.SeekStart); err != nil {
+		return squashfs.Stats{}, fmt.Errorf("output %s: %w", opts.Output, err)
+	}
+	stats, err := writeRootfs(ctx, out, src, created, opts)
 	if err != nil {
 		return stats, err
 	}
-	if _, err := scratch.Seek(0, io.SeekStart); err != nil {
-		return stats, fmt.Errorf("rewind scratch file: %w", err)
+	end, err := out.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return stats, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
 	cfg := src.config(opts.Labels)
 	cfgJSON, err := json.Marshal(cfg)
@@ -172,7 +175,7 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 		Labels:     cfg.Config.Labels,
 		Provenance: src.provenance(opts),
 	}
-	if err := sif.Write(out, scratch, md); err != nil {
+	if err := sif.WriteAround(out, end-off, md); err != nil {
 		return stats, err
 	}
 	return stats, nil

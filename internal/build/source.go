@@ -103,12 +103,45 @@ type ociSource struct {
 }
 
 func (s *ociSource) write(ctx context.Context, w adder) error {
-	layers := make([]layer.Layer, len(s.img.Layers))
-	for i, l := range s.img.Layers {
-		layers[i] = layer.Layer{Digest: l.Digest.String(), MediaType: l.MediaType, Open: l.Open}
+	layers, err := checkedLayers(s.img)
+	if err != nil {
+		return err
 	}
-	_, err := layer.Flatten(ctx, layers, w.Add, layer.Options{Logger: s.logger})
+	_, err = layer.Flatten(ctx, layers, w.Add, layer.Options{Logger: s.logger})
 	return err
+}
+
+// layerMediaTypes are the layer types hpcctl can flatten: OCI and Docker tar streams, plain,
+// gzip or zstd (the compression is read from the blob itself). Anything else (encrypted layers,
+// artifacts that are not file systems) is refused by name rather than read as a tar.
+var layerMediaTypes = map[string]bool{
+	imgspecv1.MediaTypeImageLayer:                               true,
+	imgspecv1.MediaTypeImageLayerGzip:                           true,
+	imgspecv1.MediaTypeImageLayerZstd:                           true,
+	imgspecv1.MediaTypeImageLayerNonDistributable:               true, //nolint:staticcheck // still found in images
+	imgspecv1.MediaTypeImageLayerNonDistributableGzip:           true, //nolint:staticcheck
+	imgspecv1.MediaTypeImageLayerNonDistributableZstd:           true, //nolint:staticcheck
+	"application/vnd.docker.image.rootfs.diff.tar.gzip":         true,
+	"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": true,
+}
+
+// checkedLayers turns the image's layers into Flatten's, each with the diff_id its config gives
+// it, refusing unknown media types and a config that does not list one diff_id per layer.
+func checkedLayers(img *oci.Image) ([]layer.Layer, error) {
+	diffIDs := img.Config.RootFS.DiffIDs
+	if len(diffIDs) != len(img.Layers) {
+		return nil, fmt.Errorf("image config %s lists %d rootfs.diff_ids for %d layers: the image is corrupt; rebuild it or push it again",
+			img.ConfigDigest, len(diffIDs), len(img.Layers))
+	}
+	layers := make([]layer.Layer, len(img.Layers))
+	for i, l := range img.Layers {
+		if !layerMediaTypes[l.MediaType] {
+			return nil, fmt.Errorf("layer %d/%d %s has media type %q, which is not a file system layer hpcctl can read (OCI or Docker tar, tar+gzip, tar+zstd)",
+				i+1, len(img.Layers), l.Digest, l.MediaType)
+		}
+		layers[i] = layer.Layer{Digest: l.Digest.String(), MediaType: l.MediaType, Open: l.Open, DiffID: diffIDs[i].String()}
+	}
+	return layers, nil
 }
 
 func (s *ociSource) config(extra map[string]string) imgspecv1.Image {

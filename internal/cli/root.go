@@ -39,7 +39,7 @@ type Verbs func(g *Globals) []*cobra.Command
 
 // Main runs the command line made of the verb sets and returns the process exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Verbs) int {
-	g := &Globals{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	g := &Globals{Stdin: stdin, Stdout: stdoutWriter{stdout}, Stderr: stderr}
 	root := newRootCmd(g, verbs)
 	root.SetArgs(args)
 	ctx, stop := signalContext()
@@ -173,6 +173,24 @@ func newLogger(g *Globals) *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
+// stdoutWriter marks a write to a closed pipe on standard output, so that exitCode can tell it
+// from a broken pipe anywhere else, which is an error worth reporting.
+type stdoutWriter struct{ w io.Writer }
+
+func (s stdoutWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		err = stdoutClosed{err}
+	}
+	return n, err
+}
+
+// stdoutClosed is a write error on standard output because its reader has gone.
+type stdoutClosed struct{ err error }
+
+func (e stdoutClosed) Error() string { return "standard output closed: " + e.err.Error() }
+func (e stdoutClosed) Unwrap() error { return e.err }
+
 // UsageError marks a bad command line: exit status 2, as for most Unix tools.
 type UsageError struct{ Err error }
 
@@ -214,6 +232,12 @@ func exitCode(err, cause error, stderr io.Writer) int {
 	var st ExitStatus
 	if errors.As(err, &st) {
 		return st.Code
+	}
+	// `hpcctl inspect x | head`: the reader has what it wanted; say nothing and exit as a
+	// program killed by SIGPIPE would (hpcctl catches it, see signalContext).
+	var closed stdoutClosed
+	if errors.As(err, &closed) {
+		return 128 + int(syscall.SIGPIPE)
 	}
 	// A command stopped by a signal says so and exits as a shell expects (130 for SIGINT).
 	var in Interrupted

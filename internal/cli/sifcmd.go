@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -44,9 +45,9 @@ func newSIFCmd(g *Globals) *cobra.Command {
 }
 
 func dumpObject(g *Globals, path string, id uint32) error {
-	f, err := gosif.LoadContainerFromPath(path, gosif.OptLoadWithFlag(0))
+	f, err := sif.LoadPath(path, os.O_RDONLY)
 	if err != nil {
-		return fmt.Errorf("%s is not a readable SIF image: %w", path, err)
+		return err
 	}
 	defer f.UnloadContainer()
 	d, err := f.GetDescriptor(gosif.WithID(id))

@@ -99,6 +99,11 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 		return nil, err
 	}
 	defer b.Close()
+	diff, err := newDiffIDCheck(l.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	b.Reader = diff.tee(b.Reader)
 	ix := &layerIndex{
 		live: map[string]int{}, goneAt: map[string]int{}, whiteouts: map[string]bool{}, opaque: map[string]bool{},
 		implicit: map[string]bool{}, hasDesc: map[string]bool{}, markerDirs: map[string]bool{},
@@ -116,6 +121,9 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 			return nil, err
 		}
 		r, err := classify(hdr)
+		if err == nil {
+			err = checkXattrs(hdr)
+		}
 		if err == nil && r.device && opts.Devices == DevicesReject {
 			err = errors.New("device node in image; the device policy rejects devices")
 		}
@@ -134,6 +142,9 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 	}
 	if err := b.drain(); err != nil {
 		return nil, fmt.Errorf("read past the tar end: %w", tarErr(err))
+	}
+	if err := diff.check(); err != nil {
+		return nil, err
 	}
 	return ix, nil
 }

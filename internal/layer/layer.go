@@ -24,6 +24,10 @@ type Layer struct {
 	MediaType string
 	// Open returns the blob, compressed (gzip, zstd) or not. Flatten opens every layer twice (see Flatten).
 	Open func() (io.ReadCloser, error)
+	// DiffID, when set, is the digest ("sha256:...") the image config's rootfs.diff_ids gives the
+	// layer's uncompressed tar: the first pass checks it, so that a blob whose compressed digest
+	// is right but which is not the layer the config describes is refused.
+	DiffID string
 }
 
 // DevicePolicy says what happens to character and block devices found in a layer.

@@ -53,6 +53,7 @@ func resolveArchive(name string, ref types.ImageReference, sys *types.SystemCont
 		mime = manifest.GuessMIMEType(raw)
 	}
 	r.nativeOCI = mime == imgspecv1.MediaTypeImageManifest
+	r.manifest, r.mime = raw, mime
 	return r, true, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -25,6 +26,40 @@ type cache struct {
 
 // errMiss means the cache lacks the image, or part of it, and it must be copied in.
 var errMiss = errors.New("not in the cache")
+
+// blobSizeError is a cached blob whose size differs from its descriptor's. Before a copy it is a
+// miss (the copy fetches the blob again); after one, the source's own manifest gives the wrong
+// size, which a pull reports as such rather than as "not in the cache".
+type blobSizeError struct {
+	desc imgspecv1.Descriptor
+	size int64
+}
+
+func (e *blobSizeError) Error() string {
+	return fmt.Sprintf("blob %s is %d bytes, its descriptor says %d", e.desc.Digest, e.size, e.desc.Size)
+}
+
+func (e *blobSizeError) Unwrap() error { return errMiss }
+
+// inSource says what the error means once the blob has just been copied from the source.
+func (e *blobSizeError) inSource() error {
+	return &Error{Kind: ErrCorrupt, Err: e, Msg: fmt.Sprintf(
+		"%s %s is %d bytes where the source's manifest says %d: the source image is corrupt; rebuild it or push it again",
+		blobKind(e.desc.MediaType), e.desc.Digest, e.size, e.desc.Size)}
+}
+
+// blobKind names a blob by its media type: "layer", "config", "manifest".
+func blobKind(mediaType string) string {
+	switch {
+	case strings.Contains(mediaType, "layer") || strings.Contains(mediaType, "rootfs"):
+		return "layer"
+	case strings.Contains(mediaType, "config"):
+		return "config"
+	case strings.Contains(mediaType, "manifest"):
+		return "manifest"
+	}
+	return "blob"
+}
 
 // maxMetadataBlob bounds manifests and configs read into memory; real ones are a few KiB.
 const maxMetadataBlob = 4 << 20
@@ -81,6 +116,31 @@ func (c *cache) lock(ctx context.Context, log *slog.Logger) (unlock func(), err 
 	return func() { f.Close() }, nil // closing the descriptor drops the flock
 }
 
+// putBlobPrefix starts the names of the files containers/image's OCI layout writer stages blobs
+// in, in the layout directory itself (oci/layout/oci_dest.go, os.CreateTemp(dir, "oci-put-blob")),
+// renamed into blobs/ when complete. A pull killed meanwhile leaves them, as large as a layer.
+const putBlobPrefix = "oci-put-blob"
+
+// sweepPutBlobs removes staged blobs left by killed pulls. The caller holds the cache lock, and
+// every writer of the layout holds it while copying: any such file now is nobody's.
+func (c *cache) sweepPutBlobs(log *slog.Logger) {
+	ents, err := os.ReadDir(c.layout)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), putBlobPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(c.layout, e.Name())
+		if err := os.Remove(p); err != nil {
+			log.Warn("remove a blob left by an interrupted pull", "file", p, "err", err)
+		} else {
+			log.Debug("removed a blob left by an interrupted pull", "file", p)
+		}
+	}
+}
+
 // lookup returns the descriptor that the layout's index.json tags with tag.
 func (c *cache) lookup(tag string) (imgspecv1.Descriptor, error) {
 	data, err := os.ReadFile(filepath.Join(c.layout, imgspecv1.ImageIndexFile))
@@ -119,7 +179,11 @@ func (c *cache) readBlob(desc imgspecv1.Descriptor) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cache blob %s: %w", desc.Digest, err)
 	}
-	if int64(len(data)) != desc.Size || desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
+	if int64(len(data)) != desc.Size {
+		os.Remove(c.blobPath(desc.Digest))
+		return nil, &blobSizeError{desc: desc, size: int64(len(data))}
+	}
+	if desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
 		os.Remove(c.blobPath(desc.Digest))
 		return nil, errMiss
 	}
@@ -141,7 +205,7 @@ func (c *cache) checkBlob(desc imgspecv1.Descriptor) error {
 	}
 	if st.Size() != desc.Size {
 		os.Remove(c.blobPath(desc.Digest))
-		return errMiss
+		return &blobSizeError{desc: desc, size: st.Size()}
 	}
 	return nil
 }

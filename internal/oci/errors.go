@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -156,6 +157,24 @@ func isNotFound(err error) bool {
 		}
 	}
 	return strings.Contains(err.Error(), "manifest unknown")
+}
+
+// blobDigest finds a digest in an error's text: containers/image names the blob it failed on
+// only there ("reading blob sha256:...: open ...: no such file or directory").
+var blobDigest = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+
+// missingBlob explains a copy that failed on a blob the source lacks: its manifest was read, so
+// the image exists but is incomplete, which classify would call "image not found".
+func missingBlob(err error, ref string) error {
+	if !isNotFound(err) {
+		return nil
+	}
+	what := "a blob"
+	if d := blobDigest.FindString(err.Error()); d != "" {
+		what = "blob " + d
+	}
+	return &Error{Kind: ErrCorrupt, Err: err, Msg: fmt.Sprintf(
+		"pull %s: %s is missing from the source: the image is incomplete; copy, save or push it again", ref, what)}
 }
 
 func isTLSError(err error) bool {

@@ -43,6 +43,9 @@ func Pull(ctx context.Context, ref string, opts SourceOptions) (*Image, error) {
 	img, err := c.pull(ctx, src, sys, tmp, opts)
 	var copyErr *copyError
 	if errors.As(err, &copyErr) {
+		if missing := missingBlob(copyErr.err, ref); missing != nil {
+			return nil, missing
+		}
 		return nil, classify(copyErr.err, ref, transport, name, opts)
 	}
 	if err != nil {
@@ -61,14 +64,22 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 		return nil, err
 	}
 	defer unlock()
+	c.sweepPutBlobs(log)
 	tag := tagFor(src.digest)
 	img, err := c.load(tag)
+	if err == nil {
+		err = c.bound(img, src)
+	}
 	if err == nil {
 		log.Debug("image in cache", "digest", src.digest, "cache", c.layout)
 		img.Stats.CacheHit = true
 		return img, nil
 	}
-	if !errors.Is(err, errMiss) {
+	var unbound *unboundError
+	if errors.As(err, &unbound) {
+		// The copy below replaces the entry under tag with the source's own manifest.
+		log.Warn("image cache entry does not match its source; copying the image again", "digest", src.digest, "err", err)
+	} else if !errors.Is(err, errMiss) {
 		return nil, err
 	}
 	if err := tmp.use(sys); err != nil {
@@ -78,7 +89,14 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 	if err != nil {
 		return nil, err
 	}
-	if img, err = c.load(tag); err != nil {
+	if img, err = c.load(tag); err == nil {
+		err = c.bound(img, src)
+	}
+	var size *blobSizeError
+	if errors.As(err, &size) {
+		return nil, size.inSource()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read %s back from the cache after copying: %w", src.digest, err)
 	}
 	img.Stats = stats
@@ -132,6 +150,8 @@ type resolved struct {
 	digest    digest.Digest        // the chosen manifest
 	index     digest.Digest        // the index it was chosen from, if any
 	nativeOCI bool                 // the chosen manifest is OCI, so the cache stores it unchanged
+	manifest  []byte               // the chosen manifest as the source has it
+	mime      string               // its media type
 }
 
 // resolveSource is resolve, reading an oci-archive in place when it can (resolveArchive).
@@ -172,6 +192,7 @@ func resolve(ctx context.Context, ref types.ImageReference, sys *types.SystemCon
 		return resolved{}, err
 	}
 	r.nativeOCI = mime == "application/vnd.oci.image.manifest.v1+json"
+	r.manifest, r.mime = raw, mime
 	r.ref, err = pinned(ref, r.digest)
 	return r, err
 }

@@ -27,3 +27,20 @@ func TestPullLeavesNoScratch(t *testing.T) {
 		t.Errorf("the cache's tmp holds %d entries after a pull (%v), want none", len(ents), err)
 	}
 }
+
+// A pull killed while containers/image staged a blob leaves "oci-put-blob*" in the layout
+// directory; the next pull, holding the cache lock, removes it.
+func TestPullSweepsStagedBlobs(t *testing.T) {
+	dir := t.TempDir()
+	ocitest.WriteLayout(t, dir, "v1", testImage("plain"))
+	cache := t.TempDir()
+	pull(t, "oci:"+dir+":v1", SourceOptions{CacheDir: cache})
+	left := filepath.Join(cache, "oci", "oci-put-blob123456")
+	if err := os.WriteFile(left, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, "oci:"+dir+":v1", SourceOptions{CacheDir: cache})
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("%s survived the next pull (%v)", left, err)
+	}
+}

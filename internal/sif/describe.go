@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/sylabs/sif/v2/pkg/sif"
@@ -53,11 +54,16 @@ func (d *Description) ImageConfig() (*ImageConfig, error) {
 // Describe reads the header, the descriptors and hpcctl's metadata objects of the SIF at path.
 // Images made by other tools are described too; their missing objects are left empty.
 func Describe(path string) (*Description, error) {
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(0))
+	f, err := LoadPath(path, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a readable SIF image: %w", path, err)
+		return nil, err
 	}
 	defer f.UnloadContainer()
+	return describe(f, path)
+}
+
+// describe is Describe for an image already checked and loaded.
+func describe(f *sif.FileImage, path string) (*Description, error) {
 	d := &Description{ID: f.ID(), Arch: f.PrimaryArch(), Created: f.CreatedAt().UTC()}
 	ods, err := f.GetDescriptors()
 	if err != nil {
@@ -104,7 +110,7 @@ func decodeMetadata(f *sif.FileImage, d *Description) error {
 		d.Provenance = &prov
 	}
 	if od, err := f.GetDescriptor(sif.WithDataType(sif.DataDeffile)); err == nil {
-		b, err := od.GetData()
+		b, err := readSmallObject(od)
 		if err != nil {
 			return fmt.Errorf("read definition file object: %w", err)
 		}
@@ -127,7 +133,7 @@ func ReadJSONObject(f *sif.FileImage, t sif.DataType, name string, v any) (bool,
 	if err != nil {
 		return false, fmt.Errorf("find %s object %q: %w", t, name, err)
 	}
-	b, err := od.GetData()
+	b, err := readSmallObject(od)
 	if err != nil {
 		return false, fmt.Errorf("read %s object %q: %w", t, name, err)
 	}
@@ -135,6 +141,16 @@ func ReadJSONObject(f *sif.FileImage, t sif.DataType, name string, v any) (bool,
 		return false, fmt.Errorf("decode %s object %q: %w", t, name, err)
 	}
 	return true, nil
+}
+
+// readSmallObject reads a metadata object into memory, refusing one larger than metadata can be:
+// Check keeps objects inside the file, but a large image's file is no bound on memory.
+func readSmallObject(od sif.Descriptor) ([]byte, error) {
+	if od.Size() > maxMetadataObject {
+		return nil, fmt.Errorf("object %d is %s, more than image metadata can be (%s): the SIF is corrupt; copy or build it again",
+			od.ID(), humanSize(od.Size()), humanSize(maxMetadataObject))
+	}
+	return od.GetData()
 }
 
 func withName(name string) sif.DescriptorSelectorFunc {

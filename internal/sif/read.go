@@ -46,11 +46,16 @@ func Open(path string) (*Image, error) {
 // mounts one descriptor, so that no one can swap the file between those steps.
 func OpenFile(f *os.File) (*Image, error) {
 	path := f.Name()
-	fi, err := sif.LoadContainer(f, sif.OptLoadWithFlag(os.O_RDONLY), sif.OptLoadWithCloseOnUnload(false))
+	fi, err := Load(f)
 	if err != nil {
-		return nil, fmt.Errorf("open SIF image %s: %w", path, err)
+		return nil, err
 	}
 	defer fi.UnloadContainer() //nolint:errcheck // read-only: nothing to flush
+	return locate(fi, path)
+}
+
+// locate finds the system partition and the OCI config of a checked and loaded image.
+func locate(fi *sif.FileImage, path string) (*Image, error) {
 	d, err := fi.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
 	if err != nil {
 		return nil, fmt.Errorf("SIF image %s has no primary system partition: %w", path, err)

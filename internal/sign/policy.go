@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sylabs/sif/v2/pkg/sif"
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
 )
 
 // Policy is a site's run-time rule for which images may run. It is plain data, filled from
@@ -64,9 +64,9 @@ func (p Policy) CheckFile(ctx context.Context, f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("image %s %w: %w", f.Name(), ErrPolicy, err)
 	}
-	img, err := sif.LoadContainer(f, sif.OptLoadWithFlag(os.O_RDONLY), sif.OptLoadWithCloseOnUnload(false))
+	img, err := hsif.Load(f)
 	if err != nil {
-		return fmt.Errorf("image %s %w: not a SIF image: %w", f.Name(), ErrPolicy, err)
+		return fmt.Errorf("%w (%w)", err, ErrPolicy)
 	}
 	defer func() { _ = img.UnloadContainer() }()
 	if err := verify(ctx, img, t, nil, &Report{}); err != nil {

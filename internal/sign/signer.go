@@ -12,6 +12,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sylabs/sif/v2/pkg/integrity"
 	"github.com/sylabs/sif/v2/pkg/sif"
+
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
 )
 
 // SigningKey is unlocked key material: a PEM key (DSSE signatures) or an OpenPGP entity
@@ -141,9 +143,9 @@ func SignFile(ctx context.Context, path string, keys []*SigningKey, opts SignOpt
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDWR))
+	f, err := hsif.LoadPath(path, os.O_RDWR)
 	if err != nil {
-		return fmt.Errorf("sign %s: not a SIF image: %w", path, err)
+		return fmt.Errorf("sign: %w", err)
 	}
 	err = SignImage(ctx, f, keys, opts)
 	if uerr := f.UnloadContainer(); err == nil && uerr != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/sylabs/sif/v2/pkg/integrity"
 	"github.com/sylabs/sif/v2/pkg/sif"
+
+	hsif "github.com/hpcctl/hpcctl/internal/sif"
 )
 
 // Verification failures callers may branch on (errors.Is).
@@ -53,9 +55,9 @@ type ObjectRef struct {
 // VerifyFile verifies the signatures of the image at path against t, for groups (all when empty).
 // The report is returned even when verification fails, to show what was found.
 func VerifyFile(ctx context.Context, path string, t *Trust, groups []uint32) (*Report, error) {
-	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
+	f, err := hsif.LoadPath(path, os.O_RDONLY)
 	if err != nil {
-		err = fmt.Errorf("verify %s: not a SIF image: %w", path, err)
+		err = fmt.Errorf("verify: %w", err)
 		return &Report{Image: path, Signatures: []SignatureReport{}, Error: err.Error()}, err
 	}
 	defer func() { _ = f.UnloadContainer() }()

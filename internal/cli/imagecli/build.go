@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	gosif "github.com/sylabs/sif/v2/pkg/sif"
 
 	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sign"
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
@@ -149,7 +149,7 @@ func (o *buildOptions) signer(g *cli.Globals) (func(ctx context.Context, f *os.F
 		return nil, fmt.Errorf("sign: %w", err)
 	}
 	return func(ctx context.Context, f *os.File, at time.Time) error {
-		fi, err := gosif.LoadContainer(f, gosif.OptLoadWithCloseOnUnload(false))
+		fi, err := sif.Load(f)
 		if err != nil {
 			return err
 		}
