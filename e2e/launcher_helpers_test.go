@@ -13,8 +13,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,7 +158,8 @@ func ltDebian(t *testing.T, e *ltEnv) (sifPath, tree string) {
 // ltResult is one finished command.
 type ltResult struct {
 	stdout, stderr string
-	code           int
+	code           int            // the exit status, or 128+N when signal N killed hpcctl
+	signal         syscall.Signal // the signal that killed hpcctl, 0 when it exited
 }
 
 // ltAs names who runs a command.
@@ -225,7 +228,12 @@ func (e *ltEnv) run(t *testing.T, as ltAs, dir string, env []string, stdin strin
 		c.Process.Kill() //nolint:errcheck
 		t.Fatalf("hpcctl %q did not finish in 2 minutes", args)
 	}
-	return ltResult{stdout: out.String(), stderr: errb.String(), code: c.ProcessState.ExitCode()}
+	r := ltResult{stdout: out.String(), stderr: errb.String(), code: c.ProcessState.ExitCode()}
+	// hpcctl dies of the signal that killed the program: report it as a shell does, 128+N.
+	if ws := c.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+		r.code, r.signal = 128+int(ws.Signal()), ws.Signal()
+	}
+	return r
 }
 
 // workdir makes a directory both users can write in.
@@ -274,19 +282,31 @@ func (e *ltEnv) nothingLeft(t *testing.T, before ltSnapshot, images ...string) {
 			}
 		}
 		left = append(left, e.processes(t)...)
-		if (len(left) == 0 && after.mounts == before.mounts && fmt.Sprint(after.tmp) == fmt.Sprint(before.tmp)) || time.Now().After(deadline) {
+		if (len(left) == 0 && after.mounts == before.mounts && len(newTmp(before, after)) == 0) || time.Now().After(deadline) {
 			break
 		}
 	}
 	if after.mounts != before.mounts {
 		t.Errorf("mounts changed:\nbefore:\n%s\nafter:\n%s", before.mounts, after.mounts)
 	}
-	if fmt.Sprint(after.tmp) != fmt.Sprint(before.tmp) {
-		t.Errorf("temporary directories left: before %q, after %q", before.tmp, after.tmp)
+	// Only new ones: a launch sweeps what a killed launch left earlier (scratch.Sweep).
+	if n := newTmp(before, after); len(n) > 0 {
+		t.Errorf("temporary directories left: %q", n)
 	}
 	for _, l := range left {
 		t.Errorf("left behind: %s", l)
 	}
+}
+
+// newTmp lists the temporary directories in after that before did not have.
+func newTmp(before, after ltSnapshot) []string {
+	var n []string
+	for _, d := range after.tmp {
+		if !slices.Contains(before.tmp, d) {
+			n = append(n, d)
+		}
+	}
+	return n
 }
 
 // processes lists live processes started by this test's hpcctl (squashfuse_ll included), found by

@@ -71,6 +71,11 @@ func TestLauncherExitStatus(t *testing.T) {
 				if r.code != tt.code {
 					t.Errorf("exit %d, want %d (stderr %q)", r.code, tt.code, r.stderr)
 				}
+				// A program killed by a signal kills hpcctl with the same signal, as a shell
+				// and Slurm expect; every other status is an exit code.
+				if killed := tt.code > 128; (r.signal != 0) != killed {
+					t.Errorf("killed by signal %d; want a death by signal: %v", r.signal, killed)
+				}
 				if tt.code >= 126 && tt.code <= 127 && strings.Count(r.stderr, "\n") != 1 {
 					t.Errorf("want one line of error, got %q", r.stderr)
 				}
