@@ -47,11 +47,13 @@ fuzz:
 		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
 # Many launches at once (N per profile, root and plain user) and SIGKILL at each stage of a
-# launch, each round ending with a check that nothing is left. Needs root and the user hpcuser;
+# launch; 8 builds racing to one path through one cache, SIGKILL at each stage of a cold build,
+# a full disk: each round ending with a check that nothing is left. Needs root and the user hpcuser;
 # too long for CI on two cores.
 N ?= 64
 stress: build
-	$(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N)
+	eval "$$(scripts/fixtures.sh env)" && $(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N) \
+		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec bench-mpi

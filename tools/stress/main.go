@@ -32,6 +32,9 @@ type options struct {
 	n        int
 	profiles []string
 	kills    []time.Duration
+	// source, when set, is built by the build rounds (buildRounds).
+	source     string
+	buildsOnly bool
 }
 
 func main() {
@@ -41,6 +44,8 @@ func main() {
 	flag.StringVar(&o.user, "user", "hpcuser", "the plain user")
 	flag.IntVar(&o.n, "n", 64, "concurrent launches per profile")
 	flag.StringVar(&profiles, "profiles", "default,contain,containall,isolate", "profiles to run")
+	flag.StringVar(&o.source, "source", "", "also stress builds of this source (oci-archive:FILE:TAG); \"\" skips them")
+	flag.BoolVar(&o.buildsOnly, "builds-only", false, "only the build rounds")
 	flag.StringVar(&kills, "kill-after", "0s,1ms,2ms,5ms,10ms,20ms,40ms,80ms,160ms", "SIGKILL hpcctl after each of these delays")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
@@ -80,6 +85,21 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(e.dir)
+	if !o.buildsOnly {
+		if err := e.launchRounds(); err != nil {
+			return err
+		}
+	}
+	if o.source == "" {
+		fmt.Println("stress: no -source, no build rounds")
+		return nil
+	}
+	return e.buildRounds(o.source)
+}
+
+// launchRounds runs n concurrent launches, then SIGKILLs at each delay, per user and profile.
+func (e *env) launchRounds() error {
+	o := e.o
 	for _, as := range []string{"root", o.user} {
 		for _, p := range o.profiles {
 			before, err := snapshot()
