@@ -40,7 +40,8 @@ vet:
 # a crash is saved to the package's testdata/fuzz. Add targets to FUZZ as "package:Target".
 FUZZTIME ?= 30s
 FUZZ     := ./internal/sif:FuzzCheck ./internal/squashfs:FuzzOpen ./internal/layer:FuzzFlatten \
-	./internal/config:FuzzParse ./internal/isolation:FuzzParseEnvFile ./internal/isolation:FuzzParseBinds
+	./internal/config:FuzzParse ./internal/isolation:FuzzParseEnvFile ./internal/isolation:FuzzParseBinds \
+	./internal/deffile:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
