@@ -171,6 +171,8 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err != nil {
 		return err
 	}
+	// -d shows each step the setup stage takes inside the namespaces; without it the stage sends none.
+	s.Debug = g.Debug
 	lo := launchSettings(g, conf, img)
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Image = file

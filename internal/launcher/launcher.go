@@ -352,11 +352,19 @@ func (st *Stage) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squas
 		}
 	}()
 	for {
-		m, err := child.Receive(st.sock)
-		if err != nil || m == nil {
-			return fuse, err
+		m, rerr := child.Receive(st.sock)
+		if rerr != nil || m == nil {
+			return fuse, rerr
 		}
 		switch m.Kind {
+		case child.MsgLog:
+			// Sent only when the Spec asks for debug logging.
+			step, perr := child.ParseStep(m.Text)
+			if perr != nil {
+				o.Logger.Debug("container setup: unreadable step", "text", m.Text, "err", perr)
+				continue
+			}
+			o.Logger.Debug("container setup", step.Attrs()...)
 		case child.MsgError:
 			return fuse, &StartError{Status: m.Status, Err: errors.New(m.Text)}
 		case child.MsgFUSE:

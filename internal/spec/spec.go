@@ -34,6 +34,9 @@ type Spec struct {
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
 	// Umask is set before exec; nil keeps the launching process's.
 	Umask *uint32 `json:"umask,omitempty"`
+	// Debug asks the setup stage to report each step it takes inside the namespaces (every
+	// mount, bind, pivot_root, the privilege drop) to the launcher, which logs them (hpcctl -d).
+	Debug bool `json:"debug,omitempty"`
 	// Overlays are extra layers of the root file system: at most one writable directory (changes
 	// persist there) and any number of read-only ones, above the image.
 	Overlays []Overlay `json:"overlays,omitempty"`
@@ -118,7 +121,8 @@ type Mount struct {
 	ReadOnly    bool   `json:"readOnly,omitempty"`
 	// Recursive binds the submounts of Source too (rbind).
 	Recursive bool `json:"recursive,omitempty"`
-	// Optional mounts are skipped when their source is missing (a host without /etc/localtime).
+	// Optional mounts are skipped when their source or mount point is missing (ENOENT: a host
+	// without /etc/localtime); any other failure (EACCES, EPERM) fails the launch, naming the mount.
 	Optional bool `json:"optional,omitempty"`
 	// Data holds file system options (tmpfs "size=64m").
 	Data string `json:"data,omitempty"`

@@ -37,8 +37,7 @@ func Main() int {
 	if errors.As(err, &ie) {
 		return ie.status
 	}
-	msg := append([]byte{MsgError, byte(statusOf(err))}, err.Error()...)
-	if _, serr := unix.Write(SocketFD, msg); serr != nil {
+	if serr := sendPacket(SocketFD, MsgError, append([]byte{byte(statusOf(err))}, err.Error()...)); serr != nil {
 		fmt.Fprintf(os.Stderr, "hpcctl: %v\n", err)
 	}
 	return 1
@@ -104,29 +103,32 @@ func receiveImage() (*os.File, error) {
 }
 
 func run(s *spec.Spec, img *os.File) error {
+	log := newStepLog(s)
 	if s.Namespaces.Net {
-		if err := loopbackUp(); err != nil {
+		if err := log.done(Step{Step: "loopback", Target: "lo", Flags: "up"}, loopbackUp()); err != nil {
 			return err
 		}
 	}
-	if err := setupRoot(s, img); err != nil {
+	if err := setupRoot(s, img, log); err != nil {
 		return err
 	}
 	if s.Namespaces.UTS && s.Hostname != "" {
-		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-			return fmt.Errorf("set hostname: %w", err)
+		if err := log.done(Step{Step: "hostname", Target: s.Hostname}, setHostname(s.Hostname)); err != nil {
+			return err
 		}
 	}
-	if err := enterCwd(s); err != nil {
+	if err := log.done(Step{Step: "chdir", Target: s.Cwd}, enterCwd(s)); err != nil {
 		return err
 	}
 	prog, err := lookPath(s.Args[0], s.Env)
 	if err != nil {
 		return programError{commandStatus(err), err}
 	}
-	if err := dropPrivileges(s); err != nil {
+	if err := log.done(Step{Step: "privileges", Flags: log.privilegeFlags(s)}, dropPrivileges(s)); err != nil {
 		return err
 	}
+	log.step(Step{Step: "exec", Source: prog, Target: s.Args[0]})
+
 	if s.Umask != nil {
 		unix.Umask(int(*s.Umask))
 	}
@@ -140,4 +142,11 @@ func run(s *spec.Spec, img *os.File) error {
 	}
 	err = unix.Exec(prog, s.Args, s.Env)
 	return programError{commandStatus(err), fmt.Errorf("run %s in the container: %w", s.Args[0], err)}
+}
+
+func setHostname(name string) error {
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	return nil
 }

@@ -31,7 +31,7 @@ func (ss sources) close() {
 // openSources opens every bind source before anything is mounted, with the user's own rights (the
 // child holds no DAC capability), so that a source the user cannot reach fails here, and so that
 // the staging tmpfs cannot hide one.
-func openSources(ms []spec.Mount) (sources, error) {
+func openSources(ms []spec.Mount, log *stepLog) (sources, error) {
 	ss := make(sources, len(ms))
 	for i, m := range ms {
 		ss[i].fd = -1
@@ -39,7 +39,8 @@ func openSources(ms []spec.Mount) (sources, error) {
 			continue
 		}
 		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil && m.Optional && errors.Is(err, unix.ENOENT) {
+		if err != nil && skipOptional(m, err) {
+			log.skip(m, err)
 			continue
 		}
 		if err != nil {
@@ -60,7 +61,7 @@ func openSources(ms []spec.Mount) (sources, error) {
 // created in the overlay's upper layer beforehand (prepareUpper); here they are only resolved, inside
 // the root, so that a later mount is placed on top of an earlier one as the Spec orders. Mount
 // points under a tmpfs of the Spec (a minimal /dev) are created in that tmpfs.
-func applyMounts(root int, ms []spec.Mount, ss sources) error {
+func applyMounts(root int, ms []spec.Mount, ss sources, log *stepLog) error {
 	for i, m := range ms {
 		if skipped(m, ss[i]) {
 			continue
@@ -72,14 +73,46 @@ func applyMounts(root int, ms []spec.Mount, ss sources) error {
 				create = mount.CreateDir
 			}
 		}
-		if err := applyMount(root, m, ss[i], create); err != nil {
-			if m.Optional {
-				continue
-			}
-			return err
+		err := applyMount(root, m, ss[i], create)
+		if err != nil && skipOptional(m, err) {
+			log.skip(m, err)
+			continue
+		}
+		log.mount(m, err)
+		if err != nil {
+			return optionalFailed(m, err)
 		}
 	}
 	return nil
+}
+
+// optionalFailed says, for an optional mount, that it failed for another reason than a missing
+// path, which would have skipped it.
+func optionalFailed(m spec.Mount, err error) error {
+	if !m.Optional {
+		return err
+	}
+	return fmt.Errorf("optional %s mount of %s at %s (skipped only when missing): %w", m.Kind, m.Source, m.Destination, err)
+}
+
+// mountFlags are the mount(2) flags applyMount uses for a mount of the Spec (before a read-only
+// remount); the step log prints them.
+func mountFlags(m spec.Mount) uintptr {
+	switch m.Kind {
+	case spec.KindBind:
+		if m.Recursive {
+			return unix.MS_BIND | unix.MS_REC
+		}
+		return unix.MS_BIND
+	case spec.KindProc, spec.KindSysfs:
+		return unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	case spec.KindTmpfs:
+		// Homes and /tmp hold scripts and virtual environments: no noexec.
+		return unix.MS_NOSUID | unix.MS_NODEV
+	case spec.KindDevpts:
+		return unix.MS_NOSUID | unix.MS_NOEXEC
+	}
+	return 0
 }
 
 // skipped is an optional bind whose source is missing.
@@ -123,10 +156,9 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 			return err
 		}
 	case spec.KindProc, spec.KindSysfs:
-		err = mount.Mount(string(m.Kind), mount.FDPath(dst), string(m.Kind), unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, m.Data)
+		err = mount.Mount(string(m.Kind), mount.FDPath(dst), string(m.Kind), mountFlags(m), m.Data)
 	case spec.KindTmpfs:
-		// Homes and /tmp hold scripts and virtual environments: no noexec.
-		err = mount.Mount("tmpfs", mount.FDPath(dst), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data)
+		err = mount.Mount("tmpfs", mount.FDPath(dst), "tmpfs", mountFlags(m), m.Data)
 	case spec.KindDevpts:
 		err = devpts(m, dst)
 	default:
@@ -192,7 +224,7 @@ func sameKind(src, dst int, m spec.Mount) error {
 // devpts mounts a new devpts instance; where the kernel refuses one, the host's /dev/pts is
 // bound instead (the terminal then still works, with the host's pty numbering).
 func devpts(m spec.Mount, dst int) error {
-	err := mount.Mount("devpts", mount.FDPath(dst), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, m.Data)
+	err := mount.Mount("devpts", mount.FDPath(dst), "devpts", mountFlags(m), m.Data)
 	if err == nil {
 		return nil
 	}

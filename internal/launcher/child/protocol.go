@@ -40,7 +40,28 @@ const (
 	// MsgError carries the exit status (one byte) and the one-line reason the container could not
 	// start.
 	MsgError byte = 'E'
+	// MsgLog carries one Step as JSON; the child sends it only when the Spec asks for debug
+	// logging (hpcctl -d), and the parent relays it to its logger.
+	MsgLog byte = 'L'
 )
+
+// MaxPacket is the largest packet either side sends or reads on SocketFD. The kernel bounds a
+// SOCK_SEQPACKET message by the socket's send buffer (about 200 KiB by default), so 64 KiB always
+// fits; a longer message is cut by the sender, which says so at its end.
+const MaxPacket = 64 << 10
+
+// cutNote ends a packet that was cut to MaxPacket.
+const cutNote = " [cut: longer than 64 KiB]"
+
+// sendPacket sends one message of the given kind, cut to MaxPacket with a note saying so.
+func sendPacket(sock int, kind byte, payload []byte) error {
+	msg := append([]byte{kind}, payload...)
+	if len(msg) > MaxPacket {
+		msg = append(msg[:MaxPacket-len(cutNote)], cutNote...)
+	}
+	_, err := unix.Write(sock, msg)
+	return err
+}
 
 // SendFD sends a message with one descriptor attached.
 func SendFD(sock int, kind byte, fd int) error {
@@ -57,10 +78,10 @@ type Message struct {
 
 // Receive reads one message; io.EOF-like end (nil, nil) means the child exec'd or exited.
 func Receive(sock int) (*Message, error) {
-	buf := make([]byte, 4096)
+	buf := make([]byte, MaxPacket)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -73,6 +94,10 @@ func Receive(sock int) (*Message, error) {
 		m := &Message{Kind: buf[0], Text: string(buf[1:n])}
 		if m.Kind == MsgError && n > 1 {
 			m.Status, m.Text = int(buf[1]), string(buf[2:n])
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			// Only a sender that does not cut its own packets (sendPacket) gets here.
+			m.Text += cutNote
 		}
 		if oobn > 0 {
 			fd, err := parseRights(oob[:oobn])

@@ -37,12 +37,12 @@ func newLayout() layout {
 // into it. The root is an overlay: the image below, a private tmpfs above that only ever receives
 // what hpcctl puts there (mount points missing from the image, the merged /etc/passwd), and it is
 // made read-only before the program runs unless the Spec asks for a writable root.
-func setupRoot(s *spec.Spec, img *os.File) error {
+func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 	// Only the loop device needs the image past this point (the FUSE server has the parent's copy).
 	defer img.Close()
 	// Mounts made from here on must not propagate back to the host, nor the host's to us by
 	// surprise: slave keeps host unmounts arriving (an NFS automount going away) and sends nothing back.
-	if err := mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+	if err := log.done(Step{Step: "propagation", Target: "/", Flags: "rec,slave"}, mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")); err != nil {
 		return err
 	}
 	fuse, err := startFUSE(s)
@@ -52,7 +52,7 @@ func setupRoot(s *spec.Spec, img *os.File) error {
 	if fuse != nil {
 		defer fuse.Close()
 	}
-	sources, err := openSources(s.Mounts)
+	sources, err := openSources(s.Mounts, log)
 	if err != nil {
 		return err
 	}
@@ -70,10 +70,10 @@ func setupRoot(s *spec.Spec, img *os.File) error {
 	}
 	defer overlays.close()
 	l := newLayout()
-	if err := stage(l); err != nil {
+	if err := log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
-	if err := mountImage(s, img, image, fuse, l.lower); err != nil {
+	if err := log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: string(s.RootFS.Backend) + ",ro"}, mountImage(s, img, image, fuse, l.lower)); err != nil {
 		return err
 	}
 	if err := checkImageRoot(s.RootFS, l.lower); err != nil {
@@ -85,7 +85,7 @@ func setupRoot(s *spec.Spec, img *os.File) error {
 	if err := prepareUpper(s, l, sources); err != nil {
 		return err
 	}
-	if err := mountOverlay(s, l, overlays); err != nil {
+	if err := mountOverlay(s, l, overlays, log); err != nil {
 		return err
 	}
 	root, err := unix.Open(l.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -93,15 +93,15 @@ func setupRoot(s *spec.Spec, img *os.File) error {
 		return fmt.Errorf("open the container root: %w", err)
 	}
 	defer unix.Close(root)
-	if err := applyMounts(root, s.Mounts, sources); err != nil {
+	if err := applyMounts(root, s.Mounts, sources, log); err != nil {
 		return err
 	}
 	if !s.WritableRoot {
-		if err := mount.RemountReadOnly(root); err != nil {
+		if err := log.done(Step{Step: "remount", Target: "/", Flags: "bind,remount,ro"}, mount.RemountReadOnly(root)); err != nil {
 			return fmt.Errorf("make the container root read-only: %w", err)
 		}
 	}
-	return pivot(l.root)
+	return log.done(Step{Step: "pivot_root", Source: l.root, Target: "/"}, pivot(l.root))
 }
 
 // stage mounts the staging tmpfs and makes its directories.
@@ -293,7 +293,7 @@ func mountSquashfuse(target string) error {
 	return nil
 }
 
-func mountOverlay(s *spec.Spec, l layout, od overlayDirs) error {
+func mountOverlay(s *spec.Spec, l layout, od overlayDirs, log *stepLog) error {
 	lowers, upper, work := od.layers(l)
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
 	if s.Namespaces.User {
@@ -301,7 +301,8 @@ func mountOverlay(s *spec.Spec, l layout, od overlayDirs) error {
 		// CAP_SYS_ADMIN in the initial namespace).
 		data += ",userxattr"
 	}
-	if err := mount.Mount("overlay", l.root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+	err := mount.Mount("overlay", l.root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data)
+	if err := log.done(Step{Step: "overlay", Source: "overlay", Target: l.root, Flags: "nosuid,nodev," + data}, err); err != nil {
 		return fmt.Errorf("assemble the container root: %w", err)
 	}
 	return nil

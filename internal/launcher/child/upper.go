@@ -37,8 +37,12 @@ func prepareUpper(s *spec.Spec, l layout, ss sources) error {
 			continue
 		}
 		err := u.mountPoint(m.Destination, isDirMount(m, ss[i]))
-		if err != nil && !m.Optional {
-			return fmt.Errorf("mount point %s: %w", m.Destination, err)
+		if err != nil && skipOptional(m, err) {
+			// applyMounts finds the mount point missing too, and skips the mount there.
+			continue
+		}
+		if err != nil {
+			return optionalFailed(m, fmt.Errorf("mount point %s: %w", m.Destination, err))
 		}
 	}
 	if s.Identity != nil {
