@@ -19,8 +19,18 @@ const DefaultPath = "/etc/hpcctl/hpcctl.conf"
 // Namespaces are the optional namespaces allowed_namespaces may list.
 var Namespaces = []string{"pid", "ipc", "net", "uts"}
 
-// BuiltinProfiles are the profiles hpcctl defines; [profile.NAME] tables may build on them.
-var BuiltinProfiles = []string{"default", "contain", "containall", "isolate"}
+// Built-in profile names. They are the one list of them: isolation defines each profile's walls
+// under these names (a test there fails when its profiles and this list drift apart).
+const (
+	ProfileDefault    = "default"
+	ProfileContain    = "contain"
+	ProfileContainAll = "containall"
+	ProfileIsolate    = "isolate"
+)
+
+// BuiltinProfiles are the profiles hpcctl defines, weakest first; [profile.NAME] tables may build
+// on them.
+var BuiltinProfiles = []string{ProfileDefault, ProfileContain, ProfileContainAll, ProfileIsolate}
 
 // Config is hpcctl.conf. Every field has its default from Defaults when the file leaves it out.
 type Config struct {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/hpcctl/hpcctl/internal/config"
 )
 
 // Profile is the data of one isolation profile: which walls the container gets. Each built-in
@@ -55,12 +57,12 @@ const (
 // DefaultHostname is the host name of an --isolate container.
 const DefaultHostname = "hpcctl"
 
-// Built-in profile names.
+// Built-in profile names, from config, which lists them (config.BuiltinProfiles).
 const (
-	ProfileDefault    = "default"
-	ProfileContain    = "contain"
-	ProfileContainAll = "containall"
-	ProfileIsolate    = "isolate"
+	ProfileDefault    = config.ProfileDefault
+	ProfileContain    = config.ProfileContain
+	ProfileContainAll = config.ProfileContainAll
+	ProfileIsolate    = config.ProfileIsolate
 )
 
 // Profiles returns the built-in profiles by name.
@@ -74,11 +76,6 @@ func Profiles() map[string]Profile {
 	iso.Name, iso.Net, iso.UTS, iso.Hostname, iso.Cwd, iso.Env = ProfileIsolate, true, true, DefaultHostname, CwdImage, EnvAllowList
 	iso.HostFiles, iso.ConfigBinds, iso.ReadOnlyProcSys, iso.NoNewPrivs, iso.Umask = false, false, true, true, 0o022
 	return map[string]Profile{def.Name: def, contain.Name: contain, all.Name: all, iso.Name: iso}
-}
-
-// ProfileNames lists the built-in profiles, weakest first.
-func ProfileNames() []string {
-	return []string{ProfileDefault, ProfileContain, ProfileContainAll, ProfileIsolate}
 }
 
 // Switches are the single walls the command line adds to a profile.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -348,5 +349,19 @@ func TestWritableTmpfsAndOverlayConflict(t *testing.T) {
 	_, err := Build(Profiles()[ProfileDefault], Policy{}, plainUser(), Options{Writable: true, Overlays: []spec.Overlay{{Dir: "/ov"}}}, img, []string{"true"})
 	if err == nil || !strings.Contains(err.Error(), "--writable-tmpfs") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// TestBuiltinProfilesMatchConfig fails when the profiles defined here and the names config
+// accepts (config.BuiltinProfiles) drift apart.
+func TestBuiltinProfilesMatchConfig(t *testing.T) {
+	profiles := Profiles()
+	if len(profiles) != len(config.BuiltinProfiles) {
+		t.Errorf("isolation defines %d built-in profiles, config lists %d (%q)", len(profiles), len(config.BuiltinProfiles), config.BuiltinProfiles)
+	}
+	for _, name := range config.BuiltinProfiles {
+		if p, ok := profiles[name]; !ok || p.Name != name {
+			t.Errorf("config lists profile %q, which isolation does not define (under that name)", name)
+		}
 	}
 }

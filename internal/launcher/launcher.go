@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -50,9 +51,14 @@ type Options struct {
 // ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
 var ErrTimedOut = errors.New("the program ran past its time limit and was killed")
 
-// forwarded are the signals hpcctl passes on to the program; Slurm stops a job with SIGTERM
-// (then SIGKILL), and users and batch systems use the others.
-var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM}
+// forwarded are the signals hpcctl passes on to the program: the container init's list but the
+// terminal's job-control stops, which must stop hpcctl itself (child.JobControlSignals says why).
+// Slurm stops a job with SIGTERM (then SIGKILL), and users and batch systems use the others; a
+// signal hpcctl did not catch (SIGXCPU and SIGPWR, before issue 18) killed hpcctl, and with it the
+// program by SIGKILL, without the program ever seeing it.
+var forwarded = slices.DeleteFunc(slices.Clone(child.ForwardedSignals), func(s os.Signal) bool {
+	return slices.Contains(child.JobControlSignals, s)
+})
 
 // Status is how the program ended.
 type Status struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,5 +224,26 @@ func TestProgramStarted(t *testing.T) {
 	unix.Close(pair[1])
 	if !st.programStarted() {
 		t.Error("not programStarted after the setup process closed its end")
+	}
+}
+
+// TestForwardedSignals checks the launcher's signals against the container init's: the same but
+// the terminal's job-control stops, which hpcctl must not catch.
+func TestForwardedSignals(t *testing.T) {
+	for _, sig := range child.ForwardedSignals {
+		jobControl := slices.Contains(child.JobControlSignals, sig)
+		if got := slices.Contains(forwarded, sig); got == jobControl {
+			t.Errorf("%v: forwarded by the launcher %v, a job-control stop %v", sig, got, jobControl)
+		}
+	}
+	for _, sig := range append(slices.Clone(forwarded), child.JobControlSignals...) {
+		if !slices.Contains(child.ForwardedSignals, sig) {
+			t.Errorf("%v is not forwarded by the container's init", sig)
+		}
+	}
+	for _, sig := range []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGXCPU} {
+		if !slices.Contains(forwarded, sig) {
+			t.Errorf("the launcher does not forward %v", sig)
+		}
 	}
 }

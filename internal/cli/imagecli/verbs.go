@@ -8,7 +8,8 @@ import (
 	"github.com/hpcctl/hpcctl/internal/cli"
 )
 
-// Verbs lists the companion's commands; cli.ImageVerbList names the same ones for hpcctl.
+// Verbs lists the companion's commands; cli.ImageVerbList names the visible ones for hpcctl
+// (TestVerbsMatchImageVerbList fails when they drift apart).
 func Verbs(g *cli.Globals) []*cobra.Command {
 	return []*cobra.Command{
 		newBuildCmd(g),
