@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,7 +42,7 @@ func strictProbe() Probe {
 func leakNames(ls []Leak) []string {
 	var n []string
 	for _, l := range ls {
-		n = append(n, l.Kind+":"+l.Name)
+		n = append(n, string(l.Kind)+":"+l.Name)
 	}
 	return n
 }
@@ -409,5 +410,25 @@ func TestJobVariablesAreNotLeaks(t *testing.T) {
 	h.JobVariable = nil
 	if got, want := leakNames(Leaks(p, h, nil)), []string{"env:SLURM_PROCID"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("without job variables: leaks %q, want %q", got, want)
+	}
+}
+
+// TestLeakKindOrders fails when the report's order of leak kinds and the order of causes drift
+// apart: every kind a run's leak can have is in both, and the replay's kinds rank first.
+func TestLeakKindOrders(t *testing.T) {
+	replay := []LeakKind{LeakImage, LeakHost}
+	want := append(slices.Clone(replay), reportOrder...)
+	if len(causeOrder) != len(want) {
+		t.Fatalf("causeOrder %q, reportOrder %q: want the same kinds, plus %q first", causeOrder, reportOrder, replay)
+	}
+	for _, k := range want {
+		if !slices.Contains(causeOrder, k) {
+			t.Errorf("%q is in reportOrder but not causeOrder", k)
+		}
+	}
+	for i, k := range replay {
+		if causeOrder[i] != k {
+			t.Errorf("causeOrder[%d] = %q, want %q", i, causeOrder[i], k)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func Attribute(r, ref Run) []Cause {
 		if have[l.key()] {
 			continue
 		}
-		likely := l.Kind == "usersite" || l.Kind == "searchpath" || shows(r.text, l.value)
+		likely := l.Kind == LeakUserSite || l.Kind == LeakSearchPath || shows(r.text, l.value)
 		cs = append(cs, Cause{Leak: l, Likely: likely})
 	}
 	sortLeaks(cs)

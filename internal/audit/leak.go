@@ -3,15 +3,16 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // Leak is one way the host reaches into a container.
 type Leak struct {
-	// Kind is env, searchpath, locale, job, mount, hostfile, system, usersite, namespace,
-	// hostname or network. A job variable is the batch job's, passed on purpose: not a leak.
-	Kind string `json:"kind"`
+	// Kind is what reaches in; a replay's causes also have the kinds of what changed since the
+	// record (LeakImage, LeakHost).
+	Kind LeakKind `json:"kind"`
 	// Name is the variable, path or namespace.
 	Name string `json:"name"`
 	// Text says it in words.
@@ -20,8 +21,34 @@ type Leak struct {
 	value string
 }
 
+// LeakKind is what kind of host leak a Leak is; reports print it and sort by it.
+type LeakKind string
+
+// Leak kinds.
+const (
+	LeakEnv        LeakKind = "env"        // a host variable passed through
+	LeakSearchPath LeakKind = "searchpath" // a variable that changes where code is found (PYTHONPATH)
+	LeakLocale     LeakKind = "locale"     // LANG, LC_*, TZ
+	LeakJob        LeakKind = "job"        // the batch job's variable, passed on purpose: not a leak
+	LeakMount      LeakKind = "mount"      // a host path of the user's
+	LeakHostFile   LeakKind = "hostfile"   // the host's system files (/etc/hosts, time zone)
+	LeakSystem     LeakKind = "system"     // kernel interfaces (/dev, /sys, /proc)
+	LeakUserSite   LeakKind = "usersite"   // a user site directory (~/.local/lib/python3.X)
+	LeakNamespace  LeakKind = "namespace"  // a namespace shared with the host
+	LeakHostname   LeakKind = "hostname"   // the host's name
+	LeakNetwork    LeakKind = "network"    // the host's network interfaces
+	// A replay's causes: what changed since the record.
+	LeakImage LeakKind = "image"
+	LeakHost  LeakKind = "host"
+)
+
+// causeOrder ranks the kinds of causes, likely ones first: what changes results most often
+// (user site directories, search paths) before kernel interfaces and job variables.
+var causeOrder = []LeakKind{LeakImage, LeakHost, LeakUserSite, LeakSearchPath, LeakEnv, LeakLocale, LeakMount,
+	LeakHostname, LeakNetwork, LeakHostFile, LeakNamespace, LeakSystem, LeakJob}
+
 // key identifies a leak across profiles.
-func (l Leak) key() string { return l.Kind + "\x00" + l.Name }
+func (l Leak) key() string { return string(l.Kind) + "\x00" + l.Name }
 
 // shellMade are variables the probe's own shell sets.
 var shellMade = map[string]bool{"PWD": true, "OLDPWD": true, "SHLVL": true, "_": true}
@@ -57,13 +84,13 @@ func Leaks(p Probe, h Host, imageEnv []string) []Leak {
 		}
 		switch {
 		case h.JobVariable != nil && h.JobVariable(name):
-			ls = append(ls, Leak{Kind: "job", Name: name, Text: "job variable " + name + " (the batch job's or MPI launcher's)", value: hv})
+			ls = append(ls, Leak{Kind: LeakJob, Name: name, Text: "job variable " + name + " (the batch job's or MPI launcher's)", value: hv})
 		case isSearchPath(name):
-			ls = append(ls, Leak{Kind: "searchpath", Name: name, Text: name + " from the host", value: hv})
+			ls = append(ls, Leak{Kind: LeakSearchPath, Name: name, Text: name + " from the host", value: hv})
 		case isLocale(name):
-			ls = append(ls, Leak{Kind: "locale", Name: name, Text: "locale " + name + " from the host", value: hv})
+			ls = append(ls, Leak{Kind: LeakLocale, Name: name, Text: "locale " + name + " from the host", value: hv})
 		default:
-			ls = append(ls, Leak{Kind: "env", Name: name, Text: "host variable " + name + " passed through", value: hv})
+			ls = append(ls, Leak{Kind: LeakEnv, Name: name, Text: "host variable " + name + " passed through", value: hv})
 		}
 	}
 	home := p["home"]
@@ -90,36 +117,36 @@ func Leaks(p Probe, h Host, imageEnv []string) []Leak {
 		if homeBound {
 			why = " (home bound)"
 		}
-		ls = append(ls, Leak{Kind: "usersite", Name: short, Text: short + " visible" + why + ": " + clip(p[k], 60)})
+		ls = append(ls, Leak{Kind: LeakUserSite, Name: short, Text: short + " visible" + why + ": " + clip(p[k], 60)})
 	}
 	for _, k := range p.keys("ns.") {
 		n := strings.TrimPrefix(k, "ns.")
 		if strings.HasSuffix(n, "_for_children") || h.Namespaces[n] == "" || h.Namespaces[n] != p[k] {
 			continue
 		}
-		ls = append(ls, Leak{Kind: "namespace", Name: n, Text: "shares the host's " + n + " namespace"})
+		ls = append(ls, Leak{Kind: LeakNamespace, Name: n, Text: "shares the host's " + n + " namespace"})
 	}
 	if p["hostname"] != "" && p["hostname"] == h.Hostname {
-		ls = append(ls, Leak{Kind: "hostname", Name: "hostname", Text: "host name " + h.Hostname, value: h.Hostname})
+		ls = append(ls, Leak{Kind: LeakHostname, Name: "hostname", Text: "host name " + h.Hostname, value: h.Hostname})
 	}
 	if net := p["net"]; net != "" && net != "lo" {
-		ls = append(ls, Leak{Kind: "network", Name: "net", Text: "host network interfaces: " + net})
+		ls = append(ls, Leak{Kind: LeakNetwork, Name: "net", Text: "host network interfaces: " + net})
 	}
 	return ls
 }
 
 // mountKind tells the user's files (mount) from the host's system files (/etc/hosts, time
 // zone: hostfile) and kernel interfaces (/dev, /sys: system), which rarely change results.
-func mountKind(mp string) string {
+func mountKind(mp string) LeakKind {
 	for _, dir := range []string{"/dev", "/sys", "/proc"} {
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			return "system"
+			return LeakSystem
 		}
 	}
 	if strings.HasPrefix(mp, "/etc/") || strings.HasPrefix(mp, "/usr/share/zoneinfo/") {
-		return "hostfile"
+		return LeakHostFile
 	}
-	return "mount"
+	return LeakMount
 }
 
 func describeMount(mp string, p Probe) string {
@@ -162,12 +189,11 @@ func RedactValue(v string) string {
 
 // sortLeaks puts the likely causes first.
 func sortLeaks(cs []Cause) {
-	rank := map[string]int{"usersite": 0, "searchpath": 1, "env": 2, "locale": 3, "mount": 4, "hostname": 5, "network": 6, "hostfile": 7, "namespace": 8, "system": 9, "job": 10}
 	sort.SliceStable(cs, func(i, j int) bool {
 		if cs[i].Likely != cs[j].Likely {
 			return cs[i].Likely
 		}
-		return rank[cs[i].Kind] < rank[cs[j].Kind]
+		return slices.Index(causeOrder, cs[i].Kind) < slices.Index(causeOrder, cs[j].Kind)
 	})
 }
 

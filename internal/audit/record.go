@@ -110,15 +110,15 @@ func Replay(rec Record, image ImageFacts, host Host, runs []Run) []Difference {
 // replayCauses are what changed since the record: the machine, the image, the leaks.
 func replayCauses(rec Record, image ImageFacts, host Host, r, was Run) []Cause {
 	cs := []Cause{}
-	add := func(kind, name, then, now string) {
+	add := func(kind LeakKind, name, then, now string) {
 		if then != now {
 			cs = append(cs, Cause{Leak: Leak{Kind: kind, Name: name, Text: fmt.Sprintf("%s changed: %s, was %s", name, clip(now, 40), clip(then, 40))}, Likely: true})
 		}
 	}
-	add("image", "image digest", rec.Image.Digest, image.Digest)
-	add("host", "kernel", rec.Host.Kernel, host.Kernel)
-	add("host", "CPU model", rec.Host.CPUModel, host.CPUModel)
-	add("host", "CPU flags", rec.Host.CPUFlags, host.CPUFlags)
+	add(LeakImage, "image digest", rec.Image.Digest, image.Digest)
+	add(LeakHost, "kernel", rec.Host.Kernel, host.Kernel)
+	add(LeakHost, "CPU model", rec.Host.CPUModel, host.CPUModel)
+	add(LeakHost, "CPU flags", rec.Host.CPUFlags, host.CPUFlags)
 	// Leaks on both sides, compared by name and (redacted or not) value.
 	then := map[string]Leak{}
 	for _, l := range was.Leaks {
@@ -137,7 +137,7 @@ func replayCauses(rec Record, image ImageFacts, host Host, r, was Run) []Cause {
 	}
 	for _, k := range was.Probe.keys("env.") {
 		if v, ok := r.Probe[k]; ok && RedactValue(v) != was.Probe[k] && v != was.Probe[k] {
-			cs = append(cs, Cause{Leak: Leak{Kind: "env", Name: k[4:], Text: "variable " + k[4:] + " has another value"}})
+			cs = append(cs, Cause{Leak: Leak{Kind: LeakEnv, Name: k[4:], Text: "variable " + k[4:] + " has another value"}})
 		}
 	}
 	sortLeaks(cs)

@@ -130,11 +130,16 @@ func filesCell(run Run) string {
 	return itoa(len(run.Outputs)) + " files"
 }
 
+// reportOrder is the order of a run's leak counts in the summary: the user's own first, then the
+// host's system, then the walls.
+var reportOrder = []LeakKind{LeakUserSite, LeakSearchPath, LeakEnv, LeakLocale, LeakMount, LeakHostFile, LeakSystem,
+	LeakNamespace, LeakHostname, LeakNetwork, LeakJob}
+
 func leaksCell(run Run) string {
 	if run.Probe == nil {
 		return "not probed"
 	}
-	n := map[string]int{}
+	n := map[LeakKind]int{}
 	for _, l := range run.Leaks {
 		n[l.Kind]++
 	}
@@ -142,11 +147,11 @@ func leaksCell(run Run) string {
 		return "none"
 	}
 	var parts []string
-	for _, k := range []string{"usersite", "searchpath", "env", "locale", "mount", "hostfile", "system", "namespace", "hostname", "network", "job"} {
+	for _, k := range reportOrder {
 		switch {
 		case n[k] == 0:
-		case k == "hostname" || k == "network":
-			parts = append(parts, k)
+		case k == LeakHostname || k == LeakNetwork:
+			parts = append(parts, string(k))
 		default:
 			parts = append(parts, fmt.Sprintf("%s:%d", k, n[k]))
 		}

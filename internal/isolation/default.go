@@ -156,7 +156,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.Identity = rootIdentity(home)
 	}
 	s.Mounts = systemMounts(p, nm)
-	if p.ConfigBinds && !nm["bind-paths"] {
+	if p.ConfigBinds && !nm[MountBindPaths] {
 		s.Mounts = appendBinds(s.Mounts, pol.BindPaths)
 	}
 	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
@@ -201,7 +201,7 @@ func appendBinds(ms []spec.Mount, binds []Bind) []spec.Mount {
 // profile's empty tmpfs (mode 0700: the user's own, as a home is) or the host home.
 func homeMounts(p Profile, h Host, o Options, nm NoMount, home, src string) []spec.Mount {
 	switch {
-	case o.NoHome || nm["home"]:
+	case o.NoHome || nm[MountHome]:
 		return nil
 	case o.Home == "" && p.EmptyHome:
 		data := fmt.Sprintf("mode=0700,uid=%d,gid=%d", h.UID, h.GID)
@@ -218,7 +218,7 @@ func homeMounts(p Profile, h Host, o Options, nm NoMount, home, src string) []sp
 // namespaces, so the kernel refuses new proc and sysfs mounts there.
 func systemMounts(p Profile, nm NoMount) []spec.Mount {
 	var m []spec.Mount
-	if !nm["proc"] {
+	if !nm[MountProc] {
 		if p.PID {
 			m = append(m, spec.Mount{Kind: spec.KindProc, Destination: "/proc"})
 			if p.ReadOnlyProcSys {
@@ -228,26 +228,26 @@ func systemMounts(p Profile, nm NoMount) []spec.Mount {
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/proc", Destination: "/proc", Recursive: true})
 		}
 	}
-	if !nm["sys"] {
+	if !nm[MountSys] {
 		if p.Net {
 			m = append(m, spec.Mount{Kind: spec.KindSysfs, Destination: "/sys", ReadOnly: true})
 		} else {
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/sys", Destination: "/sys", Recursive: true})
 		}
 	}
-	if !nm["dev"] {
+	if !nm[MountDev] {
 		if p.MinimalDev {
-			m = append(m, minimalDev(nm["devpts"], p.HostShm)...)
+			m = append(m, minimalDev(nm[MountDevpts], p.HostShm)...)
 		} else {
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: "/dev", Destination: "/dev", Recursive: true})
 		}
 	}
-	if p.HostFiles && !nm["hostfiles"] {
+	if p.HostFiles && !nm[MountHostFiles] {
 		for _, f := range []string{"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"} {
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: f, Destination: f, ReadOnly: true, Optional: true})
 		}
 	}
-	if !nm["tmp"] {
+	if !nm[MountTmp] {
 		for _, d := range []string{"/tmp", "/var/tmp"} {
 			if p.PrivateTmp {
 				m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: d, Data: "mode=1777"})
@@ -339,7 +339,7 @@ func workingDir(p Profile, h Host, o Options, img Image, nm NoMount, home string
 	if !path.IsAbs(cwd) {
 		return "/", ""
 	}
-	if nm["cwd"] || covered(cwd, s.Mounts) || isSystemDir(cwd) || (o.NoHome && within(cwd, h.User.Home)) {
+	if nm[MountCwd] || covered(cwd, s.Mounts) || isSystemDir(cwd) || (o.NoHome && within(cwd, h.User.Home)) {
 		return cwd, fallbackDir(home)
 	}
 	s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: cwd, Destination: cwd, Recursive: true})

@@ -70,7 +70,7 @@ func PolicyFor(c *config.Config) (Policy, error) {
 		NoUserBinds:       !c.UserBinds,
 		JobVariables:      c.Environment.JobVariables,
 	}
-	for name, on := range map[string]bool{"home": c.MountHome, "tmp": c.MountTmp, "proc": c.MountProc, "sys": c.MountSys, "dev": c.MountDev, "hostfiles": c.MountHostFiles} {
+	for name, on := range map[MountName]bool{MountHome: c.MountHome, MountTmp: c.MountTmp, MountProc: c.MountProc, MountSys: c.MountSys, MountDev: c.MountDev, MountHostFiles: c.MountHostFiles} {
 		if !on {
 			pol.NoMount[name] = true
 		}

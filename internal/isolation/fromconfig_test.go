@@ -70,7 +70,7 @@ job_variables = ["SLURM_*"]
 		t.Fatal(err)
 	}
 	want := Policy{
-		Source: "/etc/hpcctl/hpcctl.conf", NoMount: NoMount{"home": true, "hostfiles": true},
+		Source: "/etc/hpcctl/hpcctl.conf", NoMount: NoMount{MountHome: true, MountHostFiles: true},
 		BindPaths:       []Bind{{"/opt/site", "/site", true}},
 		AllowedProfiles: []string{"default", "contain"}, AllowedNamespaces: []string{"pid"}, NoUserBinds: true,
 		JobVariables: JobVariables{"SLURM_*"},

@@ -111,14 +111,30 @@ func (p Profile) Namespaces() []string {
 	return ns
 }
 
-// NoMount names mounts to leave out (--no-mount).
-type NoMount map[string]bool
+// NoMount names mounts to leave out (--no-mount, and the site's mount_* = false).
+type NoMount map[MountName]bool
 
-// noMountNames are what --no-mount accepts.
-var noMountNames = map[string]string{
-	"proc": "/proc", "sys": "/sys", "dev": "/dev", "devpts": "/dev/pts (of a minimal /dev)",
-	"home": "the home directory", "tmp": "/tmp and /var/tmp", "cwd": "the current directory",
-	"hostfiles": "/etc/hosts, /etc/localtime and /etc/resolv.conf", "bind-paths": "the configured bind paths",
+// MountName names one of the mounts a profile makes, as --no-mount takes it.
+type MountName string
+
+// Mount names.
+const (
+	MountProc      MountName = "proc"
+	MountSys       MountName = "sys"
+	MountDev       MountName = "dev"
+	MountDevpts    MountName = "devpts"
+	MountHome      MountName = "home"
+	MountTmp       MountName = "tmp"
+	MountCwd       MountName = "cwd"
+	MountHostFiles MountName = "hostfiles"
+	MountBindPaths MountName = "bind-paths"
+)
+
+// noMountNames are what --no-mount accepts, with what each leaves out.
+var noMountNames = map[MountName]string{
+	MountProc: "/proc", MountSys: "/sys", MountDev: "/dev", MountDevpts: "/dev/pts (of a minimal /dev)",
+	MountHome: "the home directory", MountTmp: "/tmp and /var/tmp", MountCwd: "the current directory",
+	MountHostFiles: "/etc/hosts, /etc/localtime and /etc/resolv.conf", MountBindPaths: "the configured bind paths",
 }
 
 // ParseNoMount parses --no-mount values, each a comma-separated list of names.
@@ -130,15 +146,15 @@ func ParseNoMount(values []string) (NoMount, error) {
 			if name == "" {
 				continue
 			}
-			if _, ok := noMountNames[name]; !ok {
+			if _, ok := noMountNames[MountName(name)]; !ok {
 				known := make([]string, 0, len(noMountNames))
 				for k := range noMountNames {
-					known = append(known, k)
+					known = append(known, string(k))
 				}
 				sort.Strings(known)
 				return nil, fmt.Errorf("--no-mount %q: unknown mount %q; known: %s", v, name, strings.Join(known, ", "))
 			}
-			nm[name] = true
+			nm[MountName(name)] = true
 		}
 	}
 	return nm, nil

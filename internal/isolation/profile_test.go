@@ -191,7 +191,7 @@ func TestSwitchesAndNoMount(t *testing.T) {
 				t.Errorf("ns %+v", s.Namespaces)
 			}
 		}},
-		{"no-mount home,tmp,cwd", ProfileDefault, Options{NoMount: NoMount{"home": true, "tmp": true, "cwd": true}}, func(t *testing.T, s *spec.Spec) {
+		{"no-mount home,tmp,cwd", ProfileDefault, Options{NoMount: NoMount{MountHome: true, MountTmp: true, MountCwd: true}}, func(t *testing.T, s *spec.Spec) {
 			for _, d := range []string{"/home/alice", "/tmp", "/var/tmp", "/scratch/job"} {
 				if mountAt(s, d) != nil {
 					t.Errorf("%s mounted", d)
@@ -201,14 +201,14 @@ func TestSwitchesAndNoMount(t *testing.T) {
 				t.Errorf("cwd %q fallback %q", s.Cwd, s.CwdFallback)
 			}
 		}},
-		{"no-mount proc,sys,dev,hostfiles", ProfileContain, Options{NoMount: NoMount{"proc": true, "sys": true, "dev": true, "hostfiles": true}}, func(t *testing.T, s *spec.Spec) {
+		{"no-mount proc,sys,dev,hostfiles", ProfileContain, Options{NoMount: NoMount{MountProc: true, MountSys: true, MountDev: true, MountHostFiles: true}}, func(t *testing.T, s *spec.Spec) {
 			for _, d := range []string{"/proc", "/sys", "/dev", "/dev/null", "/etc/hosts"} {
 				if mountAt(s, d) != nil {
 					t.Errorf("%s mounted", d)
 				}
 			}
 		}},
-		{"no-mount devpts", ProfileContain, Options{NoMount: NoMount{"devpts": true}}, func(t *testing.T, s *spec.Spec) {
+		{"no-mount devpts", ProfileContain, Options{NoMount: NoMount{MountDevpts: true}}, func(t *testing.T, s *spec.Spec) {
 			if mountAt(s, "/dev/pts") != nil || mountAt(s, "/dev/ptmx") != nil || mountAt(s, "/dev/null") == nil {
 				t.Errorf("mounts %q", destinations(s))
 			}
@@ -269,7 +269,7 @@ func TestSwitchesAndNoMount(t *testing.T) {
 
 func TestParseNoMount(t *testing.T) {
 	nm, err := ParseNoMount([]string{"home,tmp", " cwd ", ""})
-	if err != nil || !reflect.DeepEqual(nm, NoMount{"home": true, "tmp": true, "cwd": true}) {
+	if err != nil || !reflect.DeepEqual(nm, NoMount{MountHome: true, MountTmp: true, MountCwd: true}) {
 		t.Errorf("got %v, %v", nm, err)
 	}
 	if _, err := ParseNoMount([]string{"home,bogus"}); err == nil || !strings.Contains(err.Error(), `"bogus"`) {
@@ -326,7 +326,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestPolicyMountsAndBindPaths(t *testing.T) {
-	pol := Policy{NoMount: NoMount{"home": true, "tmp": true}, BindPaths: []Bind{{"/site", "/opt/site", true}}}
+	pol := Policy{NoMount: NoMount{MountHome: true, MountTmp: true}, BindPaths: []Bind{{"/site", "/opt/site", true}}}
 	s, err := Build(Profiles()[ProfileDefault], pol, plainUser(), Options{}, img, []string{"true"})
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestPolicyMountsAndBindPaths(t *testing.T) {
 	if m := mountAt(s, "/opt/site"); m == nil || m.Source != "/site" || !m.ReadOnly {
 		t.Errorf("bind path %+v", m)
 	}
-	s, _ = Build(Profiles()[ProfileDefault], pol, plainUser(), Options{NoMount: NoMount{"bind-paths": true}}, img, []string{"true"})
+	s, _ = Build(Profiles()[ProfileDefault], pol, plainUser(), Options{NoMount: NoMount{MountBindPaths: true}}, img, []string{"true"})
 	if mountAt(s, "/opt/site") != nil {
 		t.Error("--no-mount bind-paths kept the bind path")
 	}
