@@ -51,7 +51,7 @@ func likelyCauses(rep audit.Report, profile string) []string {
 		}
 		for _, c := range d.Causes {
 			if c.Likely {
-				names = append(names, c.Kind+":"+c.Name)
+				names = append(names, string(c.Kind)+":"+c.Name)
 			}
 		}
 		return names
