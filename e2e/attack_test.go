@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -272,7 +274,7 @@ func atUnsquashLeftover(t *testing.T, e *ltEnv, as ltAs, u *user.User) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	if _, err := os.Stat(mine); !os.IsNotExist(err) {
+	if _, err := os.Stat(mine); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the killed --unsquash directory is still there (%v)", err)
 	}
 	if _, err := os.Stat(theirs); err != nil {

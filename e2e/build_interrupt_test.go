@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,12 +20,12 @@ func btCacheClean(t *testing.T, cache string, untouched bool) {
 	t.Helper()
 	_, err := os.Stat(cache)
 	if untouched {
-		if !os.IsNotExist(err) {
+		if !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("a refused command line made the cache %s (%v): validate flags before fetching", cache, err)
 		}
 		return
 	}
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	if tmp := filepath.Join(cache, "tmp"); btExists(tmp) {
@@ -55,10 +57,11 @@ func TestBuildInterrupted(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		done := make(chan struct{})
+		// The exit status is read from cmd.ProcessState below.
+		go func() { defer close(done); _ = cmd.Wait() }()
 		if !btWaitOpenIn(cmd.Process.Pid, dir, 30*time.Second) {
-			cmd.Process.Kill()
+			cmd.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 			<-done
 			t.Fatalf("hpcctl build opened no output in %s: %q", dir, stderr.String())
 		}
@@ -69,7 +72,7 @@ func TestBuildInterrupted(t *testing.T) {
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
-			cmd.Process.Kill()
+			cmd.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 			<-done
 			t.Fatalf("hpcctl build still ran a minute after %v", sig)
 		}
@@ -121,12 +124,13 @@ func btStderrClosed(t *testing.T, cache, src string) {
 	}
 	line, _ := bufio.NewReader(pr).ReadString('\n')
 	pr.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	// The exit status is read from cmd.ProcessState below.
+	go func() { defer close(done); _ = cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		cmd.Process.Kill()
+		cmd.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 		<-done
 		t.Fatal("hpcctl build still ran a minute after its stderr closed")
 	}

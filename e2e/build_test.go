@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -169,7 +171,7 @@ func btDiffTrees(t *testing.T, tree, mnt string) {
 			continue
 		}
 		if m := onlyIn.FindStringSubmatch(line); m != nil && slices.Contains(btMountPoints, path.Join(m[1], m[2])) {
-			if _, err := os.Lstat(filepath.Join(tree, m[1], m[2])); os.IsNotExist(err) {
+			if _, err := os.Lstat(filepath.Join(tree, m[1], m[2])); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 		}
@@ -380,7 +382,7 @@ func TestBuildFromRegistry(t *testing.T) {
 	refused := filepath.Join(dir, "refused.sif")
 	r = btRunUser(t, u, env, "build", refused, "docker://"+registry+"/"+repo)
 	btCheckFailure(t, r, 1, "--insecure", registry)
-	if _, err := os.Lstat(refused); !os.IsNotExist(err) {
+	if _, err := os.Lstat(refused); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s: %v, want no output after a refused pull", refused, err)
 	}
 

@@ -38,7 +38,7 @@ func TestSquashfuseAsUser(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.Chown(mnt, u.UID, u.GID)
+	os.Chown(mnt, u.UID, u.GID) //nolint:errcheck // the mount below fails, and says so, if this did
 	script := `set -e
 squashfuse_ll -f "$1" "$2" & pid=$!
 i=0; until mountpoint -q "$2"; do i=$((i+1)); [ $i -lt 100 ] || { echo mount timed out >&2; exit 1; }; sleep 0.1; done

@@ -85,7 +85,7 @@ func ltBuild() (*ltEnv, error) {
 		}
 	}
 	tok := make([]byte, 8)
-	rand.Read(tok) //nolint:errcheck // never fails
+	rand.Read(tok) // never fails
 	// The harness's hpcctl, with hpcctl-image beside it as installed (--unsquash and signature
 	// policies run it).
 	e := &ltEnv{dir: dir, bin: bins.hpcctl, bb: filepath.Join(dir, "bb.sif"),
@@ -142,7 +142,7 @@ func ltDebian(t *testing.T, e *ltEnv) (sifPath, tree string) {
 		}
 		old, _ := filepath.Glob(filepath.Join(e.dir, "debian-*.sif"))
 		for _, o := range old {
-			os.Remove(o) //nolint:errcheck // stale cache
+			os.Remove(o) // stale cache
 		}
 		debErr = siftest.Make(debSIF+".tmp", tree, &v1.ImageConfig{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}})
 		if debErr == nil {
@@ -175,8 +175,8 @@ func ltNeedUser(t *testing.T) *user.User {
 	t.Helper()
 	u, err := user.Lookup(ltUser)
 	if err != nil {
-		if out, err := exec.Command("useradd", "-m", ltUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v: %s", ltUser, err, out)
+		if out, uerr := exec.Command("useradd", "-m", ltUser).CombinedOutput(); uerr != nil {
+			t.Fatalf("useradd %s: %v: %s", ltUser, uerr, out)
 		}
 		if u, err = user.Lookup(ltUser); err != nil {
 			t.Fatal(err)
@@ -225,7 +225,7 @@ func (e *ltEnv) run(t *testing.T, as ltAs, dir string, env []string, stdin strin
 			t.Fatal(err)
 		}
 	case <-time.After(2 * time.Minute):
-		c.Process.Kill() //nolint:errcheck
+		c.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 		t.Fatalf("hpcctl %q did not finish in 2 minutes", args)
 	}
 	r := ltResult{stdout: out.String(), stderr: errb.String(), code: c.ProcessState.ExitCode()}
@@ -243,7 +243,7 @@ func (e *ltEnv) workdir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) }) //nolint:errcheck // best effort; the next run clears the rest
+	t.Cleanup(func() { os.RemoveAll(d) }) // best effort; the next run clears the rest
 	if err := os.Chmod(d, 0o777); err != nil {
 		t.Fatal(err)
 	}

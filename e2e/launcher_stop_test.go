@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,9 +40,9 @@ func TestLauncherStoppedWhilePreparing(t *testing.T) {
 				t.Fatal(err)
 			}
 			select {
-			case <-done:
+			case <-done: //nolint:errcheck // the exit status is read from c.ProcessState below
 			case <-time.After(time.Minute):
-				c.Process.Kill() //nolint:errcheck
+				c.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 				t.Fatal("hpcctl still ran a minute after SIGTERM")
 			}
 			if code := c.ProcessState.ExitCode(); code != 143 {
@@ -49,7 +51,7 @@ func TestLauncherStoppedWhilePreparing(t *testing.T) {
 			if s := stderr.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, "SIGTERM") {
 				t.Errorf("stderr %q, want one line naming SIGTERM", s)
 			}
-			if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the program ran after SIGTERM (%v)", err)
 			}
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {

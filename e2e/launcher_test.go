@@ -99,8 +99,8 @@ func TestLauncherForwardsSignals(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !ltWaitFile(filepath.Join(dir, "ready"), 30*time.Second) {
-					c.Process.Kill() //nolint:errcheck
-					c.Wait()         //nolint:errcheck
+					c.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
+					c.Wait()         //nolint:errcheck // killed on purpose
 					t.Fatal("the program did not start")
 				}
 				// setpriv execs hpcctl: the pid is hpcctl's.
@@ -288,25 +288,25 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !ltWaitFile(filepath.Join(dir, "ready"), 30*time.Second) {
-		c.Process.Kill() //nolint:errcheck
-		c.Wait()         //nolint:errcheck
+		c.Process.Kill() //nolint:errcheck // cleanup: it may have exited
+		c.Wait()         //nolint:errcheck // killed on purpose
 		t.Fatal("the program did not start")
 	}
 	for _, p := range e.processes(t) {
 		if strings.Contains(p, "squashfuse_ll") {
 			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.Fields(p)[1], ":"))
-			syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck
+			syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // cleanup: it may have exited
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { c.Wait(); close(done) }() //nolint:errcheck
+	go func() { c.Wait(); close(done) }() //nolint:errcheck // the test looks at what the program did, not its status
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		c.Process.Kill() //nolint:errcheck
+		c.Process.Kill() //nolint:errcheck // cleanup: it may have exited
 		t.Fatal("the container hung after squashfuse_ll died")
 	}
 	// The shell itself runs from the image: it may get an error status or die of SIGBUS.
@@ -437,11 +437,11 @@ func TestLauncherBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() {
-				os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck
-				c.Wait()                                           //nolint:errcheck
+				os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck // cleanup: releases the program if the test failed first
+				c.Wait()                                           //nolint:errcheck // its status is not the point: the file above is
 			}()
 			if !ltWaitFile(filepath.Join(dir, "ready"), 30*time.Second) {
-				c.Process.Kill() //nolint:errcheck
+				c.Process.Kill() //nolint:errcheck // killed on a timeout; the test fails anyway
 				t.Fatal("the program did not start")
 			}
 			if as == asRoot {

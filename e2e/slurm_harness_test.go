@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +57,7 @@ func submitJob(t testing.TB, u testUser, script string) slurmJob {
 	if _, err := strconv.Atoi(job.ID); err != nil {
 		t.Fatalf("sbatch --parsable printed %q, not a job id", r.Stdout)
 	}
-	t.Cleanup(func() { exec.Command("scancel", job.ID).Run() })
+	t.Cleanup(func() { exec.Command("scancel", job.ID).Run() }) //nolint:errcheck // best effort: the job may have ended
 	return job
 }
 
@@ -102,7 +104,7 @@ func (j slurmJob) result(t testing.TB) jobResult {
 	res.ExitCode, _ = strconv.Atoi(code)
 	res.Signal, _ = strconv.Atoi(sig)
 	out, err := os.ReadFile(j.Output)
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	res.Output = string(out)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine, as root: installs the prerequisites, makes the
-# fixtures, starts the services, runs the unit tests and the end-to-end tests, and stops the
-# services again whatever happened. Prints how long each phase took. `make test-all` calls it.
+# fixtures, starts the services, runs the linter, the unit tests and the end-to-end tests, and
+# stops the services again whatever happened. Prints how long each phase took. `make test-all`
+# calls it.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,6 +42,7 @@ phase fixtures "$MAKE" --no-print-directory fixtures
 phase services "$MAKE" --no-print-directory services-start
 # Every test phase runs even when an earlier one fails, so one run shows every failure.
 status=0
+phase lint "$MAKE" --no-print-directory lint || status=1
 phase unit-tests "$MAKE" --no-print-directory test-unit || status=1
 phase unit-tests-as-user "$MAKE" --no-print-directory test-unit-user || status=1
 phase e2e "$MAKE" --no-print-directory e2e || status=1

@@ -45,7 +45,7 @@ func WriteRecord(path string, r Record) error {
 	if err != nil {
 		return fmt.Errorf("write the audit record: %w", err)
 	}
-	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	defer os.Remove(tmp.Name()) // gone after the rename
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write the audit record %s: %w", path, err)

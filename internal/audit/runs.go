@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Launch is one container launch under a profile: argv runs with stdout and stderr going to the
@@ -47,7 +48,7 @@ func RunAll(ctx context.Context, o Options, host Host, launch Launch) ([]Run, er
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	defer os.RemoveAll(scratch) //nolint:errcheck // best effort
+	defer os.RemoveAll(scratch) // best effort
 	var runs []Run
 	for _, p := range o.Profiles {
 		if err := ctx.Err(); err != nil {
@@ -123,10 +124,10 @@ func runOne(ctx context.Context, o Options, profile, scratch string, launch Laun
 }
 
 func streams(dir, profile string) (stdout, stderr *os.File, err error) {
-	if stdout, err = os.Create(filepath.Join(dir, profile+".out")); err != nil {
+	if stdout, err = createFile(filepath.Join(dir, profile+".out")); err != nil {
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
-	if stderr, err = os.Create(filepath.Join(dir, profile+".err")); err != nil {
+	if stderr, err = createFile(filepath.Join(dir, profile+".err")); err != nil {
 		stdout.Close()
 		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
@@ -136,7 +137,7 @@ func streams(dir, profile string) (stdout, stderr *os.File, err error) {
 // probe runs the probe script in a second launch under the profile. An image without a shell
 // gives no probe, not an error.
 func probe(ctx context.Context, profile, scratch string, launch Launch) (Probe, error) {
-	out, err := os.Create(filepath.Join(scratch, profile+".probe"))
+	out, err := createFile(filepath.Join(scratch, profile+".probe"))
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -214,4 +215,10 @@ func digestTree(dir string) (map[string]string, error) {
 		return nil, fmt.Errorf("digest the outputs in %s: %w", dir, err)
 	}
 	return out, nil
+}
+
+// createFile is os.Create (read-write: the run reads its outputs back) for a file of the run's
+// own directories, without following a symbolic link someone else put there.
+func createFile(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
 }

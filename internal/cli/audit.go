@@ -95,7 +95,7 @@ func runAudit(ctx context.Context, g *Globals, o *auditOptions, args []string) e
 		return err
 	}
 	if a.outputs != "" {
-		if err := audit.PrepareOutputs(a.outputs, a.profiles); err != nil {
+		if err = audit.PrepareOutputs(a.outputs, a.profiles); err != nil {
 			return err
 		}
 	}
@@ -164,7 +164,7 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 		return nil, audit.Host{}, nil, err
 	}
 	for _, p := range a.profiles {
-		if _, err := isolation.ProfileFor(conf, p); err != nil {
+		if _, err = isolation.ProfileFor(conf, p); err != nil {
 			return nil, audit.Host{}, nil, UsageError{fmt.Errorf("--profiles: %w", err)}
 		}
 	}
@@ -283,13 +283,14 @@ func replayAudit(ctx context.Context, g *Globals, o *auditOptions, args []string
 	}
 	if a.at != "" {
 		// The recorded outputs stay as they were: this run writes in a scratch directory.
-		dir, err := os.MkdirTemp("", "hpcctl-replay-")
+		var dir string
+		dir, err = os.MkdirTemp("", "hpcctl-replay-")
 		if err != nil {
 			return fmt.Errorf("--replay: %w", err)
 		}
-		defer os.RemoveAll(dir) //nolint:errcheck // best effort
+		defer os.RemoveAll(dir) // best effort
 		a.outputs = dir
-		if err := audit.PrepareOutputs(dir, a.profiles); err != nil {
+		if err = audit.PrepareOutputs(dir, a.profiles); err != nil {
 			return err
 		}
 	}

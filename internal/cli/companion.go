@@ -137,7 +137,7 @@ func companionPath() (string, error) {
 	if err == nil {
 		dir := filepath.Dir(self)
 		for _, p := range []string{filepath.Join(dir, Companion), filepath.Join(dir, "..", "libexec", "hpcctl", Companion)} {
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			if st, serr := os.Stat(p); serr == nil && st.Mode().IsRegular() {
 				return p, nil
 			}
 		}

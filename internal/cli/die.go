@@ -27,7 +27,7 @@ func dieOf(sig syscall.Signal) {
 		// start. An all-zero struct sigaction is SIG_DFL with no flags and an empty mask, in
 		// every architecture's layout.
 		var dfl [4]uint64
-		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0) //nolint:errcheck
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0) //nolint:errcheck // best effort, as above
 		var set unix.Sigset_t
 		set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
 		unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil) //nolint:errcheck // Go leaves it unblocked anyway

@@ -26,7 +26,7 @@ func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *confi
 	if err != nil {
 		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
 	}
-	if err := checkImageLimits(ctx, conf, abs); err != nil {
+	if err = checkImageLimits(ctx, conf, abs); err != nil {
 		return isolation.Image{}, nil, none, err
 	}
 	f, err := openUserFile(abs, "image", "a SIF image, a squashfs file or a sandbox directory", true)
@@ -65,7 +65,7 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	}
 	sig := conf.Signature
 	sig.VerifyData = sig.VerifyData || o.verifyData
-	if err := checkPolicy(ctx, g, sig, f, kind); err != nil {
+	if err = checkPolicy(ctx, g, sig, f, kind); err != nil {
 		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {
@@ -73,7 +73,8 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
 	if kind == kindSIF {
-		si, err := sif.OpenFile(f)
+		var si *sif.Image
+		si, err = sif.OpenFile(f)
 		if err != nil {
 			return img, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
 		}
@@ -84,11 +85,13 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	}
 	// squashfuse_ll serves a damaged image anyway, and the program then fails oddly ("command
 	// not found"): refuse it here, with what to do, whichever way it would be mounted.
-	if _, err := superblock.ReadAt(f, img.Offset, img.Size); err != nil {
+	if _, err = superblock.ReadAt(f, img.Offset, img.Size); err != nil {
 		return img, none, fmt.Errorf("image %s: its squashfs file system is damaged or cut short (%v): copy or build it again", abs, err)
 	}
 	if o.unsquash {
-		dir, cleanup, err := unsquash(ctx, g, f, img.Offset, img.Size)
+		var dir string
+		var cleanup func()
+		dir, cleanup, err = unsquash(ctx, g, f, img.Offset, img.Size)
 		if err != nil {
 			return img, none, err
 		}

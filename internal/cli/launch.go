@@ -153,7 +153,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	// SIGTERM or SIGINT stops the launch between any two steps (launcher.Run checks again before
 	// the container starts); each step is bounded: files are read non-blocking and with a limit,
 	// and the processes it runs (getent, the companion) are killed with ctx.
-	if err := ctx.Err(); err != nil {
+	if err = ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
 	sweepScratch(g)
@@ -164,7 +164,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 		return err
 	}
 	defer cleanup()
-	if err := ctx.Err(); err != nil {
+	if err = ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
 	s, err := buildSpec(ctx, o, conf, verb, img, args)

@@ -49,7 +49,7 @@ func dumpObject(g *Globals, path string, id uint32) error {
 	if err != nil {
 		return err
 	}
-	defer f.UnloadContainer()
+	defer f.UnloadContainer() //nolint:errcheck // opened read-only: nothing to flush
 	d, err := f.GetDescriptor(gosif.WithID(id))
 	if err != nil {
 		return fmt.Errorf("%s has no object %d (see 'hpcctl sif list %s')", path, id, path)

@@ -42,8 +42,8 @@ func unsquash(ctx context.Context, g *Globals, f *os.File, offset, size int64) (
 		return "", nil, fmt.Errorf("--unsquash: %w", err)
 	}
 	cleanup := func() {
-		if err := d.Remove(); err != nil {
-			g.Logger.Warn("remove the extracted image", "dir", d.Path, "err", err)
+		if rerr := d.Remove(); rerr != nil {
+			g.Logger.Warn("remove the extracted image", "dir", d.Path, "err", rerr)
 		}
 	}
 	root := filepath.Join(d.Path, "root")

@@ -51,6 +51,7 @@ func IsMPIRank(env []string) bool {
 //     and four ranks of mpi4py crashed in Open MPI's vader transport.
 //   - /dev/shm is the host's: Open MPI's and MPICH's shared-memory transports put the segments
 //     the ranks of a node share there.
+//
 // A single wall the user asks for explicitly (--net, --pid) still applies after this.
 func (p Profile) ForMPI() Profile {
 	p.Net = false

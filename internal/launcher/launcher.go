@@ -275,7 +275,7 @@ func (st *Stage) send(s *spec.Spec, img *os.File) error {
 	}
 	// The stage reads the whole Spec before it does anything else, so writing it here cannot
 	// block for long; a failed write (the stage died) shows as the stage's error.
-	st.specW.Write(payload) //nolint:errcheck
+	st.specW.Write(payload) //nolint:errcheck // see above
 	st.specW.Close()
 	if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
 		return fmt.Errorf("hand the image to the container's setup process: %w", err)

@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -147,7 +148,8 @@ func TestRunReportsSetupErrors(t *testing.T) {
 }
 
 func asStartError(err error, se **StartError) bool {
-	e, ok := err.(*StartError)
+	var e *StartError
+	ok := errors.As(err, &e)
 	if ok {
 		*se = e
 	}
@@ -195,7 +197,7 @@ func TestRunCancelledStartsNothing(t *testing.T) {
 	if p.err != nil || p.st.cmd.ProcessState == nil {
 		t.Error("the abandoned stage was not waited for")
 	}
-	if _, err := os.Stat(filepath.Join(out, "r")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(out, "r")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the program ran (%v)", err)
 	}
 }

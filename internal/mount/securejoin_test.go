@@ -72,7 +72,7 @@ func TestOpenInRootCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(rfd)
-	if _, err := OpenInRoot(rfd, "/a/b", CreateNothing); err == nil || !strings.Contains(err.Error(), "/a/b") {
+	if _, err = OpenInRoot(rfd, "/a/b", CreateNothing); err == nil || !strings.Contains(err.Error(), "/a/b") {
 		t.Errorf("missing path: err = %v", err)
 	}
 	fd, err := OpenInRoot(rfd, "/link/x/y", CreateDir)
@@ -80,8 +80,8 @@ func TestOpenInRootCreates(t *testing.T) {
 		t.Fatal(err)
 	}
 	unix.Close(fd)
-	if st, err := os.Stat(filepath.Join(root, "real/x/y")); err != nil || !st.IsDir() {
-		t.Errorf("directory not created through the in-root symlink: %v", err)
+	if st, serr := os.Stat(filepath.Join(root, "real/x/y")); serr != nil || !st.IsDir() {
+		t.Errorf("directory not created through the in-root symlink: %v", serr)
 	}
 	fd, err = OpenInRoot(rfd, "/etc/hosts", CreateFile)
 	if err != nil {

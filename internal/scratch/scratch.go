@@ -42,7 +42,7 @@ func (d *Dir) LockFile() *os.File { return d.lock }
 // Remove deletes the directory, whatever the modes inside, then its lock.
 func (d *Dir) Remove() error {
 	err := RemoveAll(d.Path)
-	os.Remove(d.Path + ".lock") //nolint:errcheck // best effort: a later sweep takes it
+	os.Remove(d.Path + ".lock") // best effort: a later sweep takes it
 	d.lock.Close()
 	return err
 }
@@ -65,7 +65,7 @@ func make1(parent, prefix string) (*Dir, error) {
 		if lock != nil {
 			lock.Close()
 		}
-		os.RemoveAll(dir) //nolint:errcheck // best effort: ours, unused
+		os.RemoveAll(dir) // best effort: ours, unused
 		return nil, fmt.Errorf("lock a temporary directory in %s: %w", parent, err)
 	}
 	return &Dir{Path: dir, lock: lock}, nil
@@ -89,7 +89,7 @@ func sweep(parent, prefix string, log *slog.Logger) {
 		if ours(f) && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
 			dir := strings.TrimSuffix(l, ".lock")
 			if err := RemoveAll(dir); err == nil {
-				os.Remove(l) //nolint:errcheck // best effort
+				os.Remove(l) // best effort
 				log.Debug("removed a temporary directory a killed process left", "dir", dir)
 			}
 		}

@@ -49,7 +49,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err = os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
 	if c.hpcctl, err = filepath.Abs(c.hpcctl); err != nil {
@@ -68,12 +68,12 @@ func run() error {
 	fmt.Printf("image %s (partition at %d, %d bytes), %d runs each, median [p10 p90]\n", c.image, img.Offset, img.Size, c.n)
 
 	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
+	if err = os.Mkdir(mnt, 0o755); err != nil {
 		return err
 	}
 	rootBase := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
 		"mount -o loop,ro,offset=" + off + " \"$0\" \"$1\" && exec chroot \"$1\" /bin/true", c.image, mnt}
-	if err := compare("root", nil, []string{c.hpcctl, "exec", c.image, "/bin/true"}, rootBase, c.n); err != nil {
+	if err = compare("root", nil, []string{c.hpcctl, "exec", c.image, "/bin/true"}, rootBase, c.n); err != nil {
 		return err
 	}
 	if c.user == "" {

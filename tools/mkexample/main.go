@@ -40,7 +40,7 @@ func run(probePath, out string) error {
 		layertest.Whiteout("data/draft.txt"),
 		layertest.Reg("data/input.txt", "the same bytes on every machine\n"),
 	})
-	if err := os.RemoveAll(out); err != nil {
+	if err = os.RemoveAll(out); err != nil {
 		return err
 	}
 	_, err = ocitest.Layout(out, "latest", ocitest.Image{

@@ -107,11 +107,11 @@ func (e *env) launchRounds() error {
 				return err
 			}
 			start := time.Now()
-			if err := e.concurrent(as, p); err != nil {
+			if err = e.concurrent(as, p); err != nil {
 				return err
 			}
 			fmt.Printf("%s %s: %d concurrent launches in %v\n", as, p, o.n, time.Since(start).Round(time.Millisecond))
-			if err := e.leftovers(before); err != nil {
+			if err = e.leftovers(before); err != nil {
 				return fmt.Errorf("%s %s, after %d concurrent launches: %w", as, p, o.n, err)
 			}
 			before, err = snapshot()
@@ -144,7 +144,7 @@ func setup(o options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(dir, 0o1777); err != nil {
+	if err = os.Chmod(dir, 0o1777); err != nil {
 		return nil, err
 	}
 	busybox, err := exec.LookPath("busybox")
@@ -160,7 +160,7 @@ func setup(o options) (*env, error) {
 		return nil, err
 	}
 	tok := make([]byte, 8)
-	rand.Read(tok) //nolint:errcheck // never fails
+	rand.Read(tok) // never fails
 	return &env{o: o, u: u, dir: dir, image: image, token: hex.EncodeToString(tok)}, nil
 }
 
@@ -227,7 +227,6 @@ func (e *env) killed(as, profile string) error {
 
 type state struct {
 	mounts string
-	tmp    []string
 }
 
 func snapshot() (state, error) {

@@ -45,7 +45,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("debian image: %w", err)
 	}
-	if err := writeImage(*out, "debian-oci", debian); err != nil {
+	if err = writeImage(*out, "debian-oci", debian); err != nil {
 		return fmt.Errorf("debian image: %w", err)
 	}
 	bb, err := busyboxImage(*busybox)

@@ -52,11 +52,11 @@ func (c *checker) read(r io.Reader) error {
 func (c *checker) line(line []byte) {
 	var ev event
 	if !bytes.HasPrefix(line, []byte("{")) || json.Unmarshal(line, &ev) != nil {
-		c.out.Write(line)
+		c.out.Write(line) //nolint:errcheck // a lost line of output cannot be reported anywhere else
 		return
 	}
 	if ev.Output != "" {
-		io.WriteString(c.out, ev.Output)
+		io.WriteString(c.out, ev.Output) //nolint:errcheck // as above
 	}
 	if ev.Test == "" {
 		return // package-level events: "ok", "FAIL", "[no test files]"

@@ -111,7 +111,7 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 	if err != nil {
 		return build.Options{}, cli.Usage(fmt.Errorf("--block-size: %w", err))
 	}
-	if _, err := squashfs.EffectiveLevel(comp, o.level); err != nil {
+	if _, err = squashfs.EffectiveLevel(comp, o.level); err != nil {
 		return build.Options{}, cli.Usage(fmt.Errorf("--level: %w", err))
 	}
 	labels, err := parseKeyValues(o.labels, "--label")
@@ -154,7 +154,7 @@ func (o *buildOptions) signer(g *cli.Globals) (func(ctx context.Context, f *os.F
 			return err
 		}
 		if err := sign.SignImage(ctx, fi, keys, sign.SignOptions{Time: at}); err != nil {
-			fi.UnloadContainer()
+			fi.UnloadContainer() //nolint:errcheck // the signing error is the one to report
 			return err
 		}
 		return fi.UnloadContainer()

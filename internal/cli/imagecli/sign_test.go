@@ -80,8 +80,8 @@ func TestKeyCommands(t *testing.T) {
 	}
 	pub := filepath.Join(t.TempDir(), "alice.pub")
 	mustRun(t, "key", "export", "alice", "-o", pub)
-	if out := mustRun(t, "key", "export", "bob"); !strings.Contains(out, "BEGIN PGP PUBLIC KEY BLOCK") {
-		t.Errorf("key export bob printed:\n%s", out)
+	if exported := mustRun(t, "key", "export", "bob"); !strings.Contains(exported, "BEGIN PGP PUBLIC KEY BLOCK") {
+		t.Errorf("key export bob printed:\n%s", exported)
 	}
 	if err := os.Remove(filepath.Join(dir, "alice.pub")); err != nil {
 		t.Fatal(err)

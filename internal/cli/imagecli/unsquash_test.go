@@ -26,17 +26,17 @@ func imageAt(t *testing.T, junk int) (*os.File, int64, int64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(make([]byte, junk)); err != nil {
+	if _, err = f.Write(make([]byte, junk)); err != nil {
 		t.Fatal(err)
 	}
 	w, err := squashfs.NewWriter(f, squashfs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := squashfs.WriteTree(context.Background(), w, tree); err != nil {
+	if err = squashfs.WriteTree(context.Background(), w, tree); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	if err = w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	end, err := f.Seek(0, io.SeekEnd)

@@ -54,10 +54,10 @@ func TestOpenSourcesOptional(t *testing.T) {
 		t.Skip("root reads a mode-0 directory (CAP_DAC_OVERRIDE); make test-unit-user covers the rest")
 	}
 	locked := filepath.Join(dir, "locked")
-	if err := os.MkdirAll(filepath.Join(locked, "data"), 0o755); err != nil {
+	if err = os.MkdirAll(filepath.Join(locked, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(locked, 0); err != nil {
+	if err = os.Chmod(locked, 0); err != nil {
 		t.Fatal(err)
 	}
 	defer os.Chmod(locked, 0o755) //nolint:errcheck // TempDir's cleanup needs it back

@@ -124,7 +124,7 @@ func run(s *spec.Spec, img *os.File) error {
 	if err != nil {
 		return programError{commandStatus(err), err}
 	}
-	if err := log.done(Step{Step: "privileges", Flags: log.privilegeFlags(s)}, dropPrivileges(s)); err != nil {
+	if err = log.done(Step{Step: "privileges", Flags: log.privilegeFlags(s)}, dropPrivileges(s)); err != nil {
 		return err
 	}
 	log.step(Step{Step: "exec", Source: prog, Target: s.Args[0]})
@@ -137,7 +137,7 @@ func run(s *spec.Spec, img *os.File) error {
 	}
 	// Everything but stdio is close-on-exec now; the parent sees the socket close and knows the
 	// program started.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	if err = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close descriptors: %w", err)
 	}
 	err = unix.Exec(prog, s.Args, s.Env)

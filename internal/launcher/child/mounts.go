@@ -152,7 +152,7 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 	switch m.Kind {
 	case spec.KindBind:
 		// bindMount's errors name the user's source and destination, not /proc/self/fd paths.
-		if err := bindMount(root, m, src, dst); err != nil {
+		if err = bindMount(root, m, src, dst); err != nil {
 			return err
 		}
 	case spec.KindProc, spec.KindSysfs:

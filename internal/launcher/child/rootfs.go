@@ -52,11 +52,11 @@ func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 	if fuse != nil {
 		defer fuse.Close()
 	}
-	sources, err := openSources(s.Mounts, log)
+	srcs, err := openSources(s.Mounts, log)
 	if err != nil {
 		return err
 	}
-	defer sources.close()
+	defer srcs.close()
 	image, err := openSandbox(s.RootFS)
 	if err != nil {
 		return err
@@ -70,22 +70,22 @@ func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 	}
 	defer overlays.close()
 	l := newLayout()
-	if err := log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
+	if err = log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
-	if err := log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: string(s.RootFS.Backend) + ",ro"}, mountImage(s, img, image, fuse, l.lower)); err != nil {
+	if err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: string(s.RootFS.Backend) + ",ro"}, mountImage(s, img, image, fuse, l.lower)); err != nil {
 		return err
 	}
-	if err := checkImageRoot(s.RootFS, l.lower); err != nil {
+	if err = checkImageRoot(s.RootFS, l.lower); err != nil {
 		return err
 	}
-	if err := stageUpper(l); err != nil {
+	if err = stageUpper(l); err != nil {
 		return err
 	}
-	if err := prepareUpper(s, l, sources); err != nil {
+	if err = prepareUpper(s, l, srcs); err != nil {
 		return err
 	}
-	if err := mountOverlay(s, l, overlays, log); err != nil {
+	if err = mountOverlay(s, l, overlays, log); err != nil {
 		return err
 	}
 	root, err := unix.Open(l.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -93,7 +93,7 @@ func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 		return fmt.Errorf("open the container root: %w", err)
 	}
 	defer unix.Close(root)
-	if err := applyMounts(root, s.Mounts, sources, log); err != nil {
+	if err := applyMounts(root, s.Mounts, srcs, log); err != nil {
 		return err
 	}
 	if !s.WritableRoot {
@@ -302,7 +302,7 @@ func mountOverlay(s *spec.Spec, l layout, od overlayDirs, log *stepLog) error {
 		data += ",userxattr"
 	}
 	err := mount.Mount("overlay", l.root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, data)
-	if err := log.done(Step{Step: "overlay", Source: "overlay", Target: l.root, Flags: "nosuid,nodev," + data}, err); err != nil {
+	if err = log.done(Step{Step: "overlay", Source: "overlay", Target: l.root, Flags: "nosuid,nodev," + data}, err); err != nil {
 		return fmt.Errorf("assemble the container root: %w", err)
 	}
 	return nil

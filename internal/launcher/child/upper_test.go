@@ -1,6 +1,8 @@
 package child
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,13 +56,13 @@ func TestUpperWriter(t *testing.T) {
 	if st, err := os.Lstat(filepath.Join(upper, "usr/bin/tool")); err != nil || !st.Mode().IsRegular() {
 		t.Errorf("file mount point not created where the image's symlink leads: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(upper, "bin")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(upper, "bin")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("upper shadows the image's /bin symlink: %v", err)
 	}
 	if err := u.mountPoint("/etc", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(filepath.Join(upper, "etc")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(upper, "etc")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("an existing mount point was copied to upper: %v", err)
 	}
 

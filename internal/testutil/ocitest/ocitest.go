@@ -48,11 +48,6 @@ type Written struct {
 	DiffIDs   [][]digest.Digest // uncompressed layer digests per image
 }
 
-type blob struct {
-	desc imgspecv1.Descriptor
-	data []byte
-}
-
 // store collects blobs by digest and writes them out in one go.
 type store struct{ blobs map[digest.Digest][]byte }
 
