@@ -21,13 +21,13 @@ func squashfsBytes(t *testing.T) []byte {
 		return bytes.Repeat([]byte("hsqs not really squashfs "), 400)
 	}
 	tree := t.TempDir()
-	if err := os.WriteFile(filepath.Join(tree, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
+	if err = os.WriteFile(filepath.Join(tree, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "fs.sqfs")
 	cmd := exec.Command(mk, tree, out, "-noappend", "-quiet", "-all-root", "-mkfs-time", "0", "-all-time", "0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, b)
+	if b, merr := cmd.CombinedOutput(); merr != nil {
+		t.Fatalf("mksquashfs: %v\n%s", merr, b)
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -111,7 +111,7 @@ func objectOffset(t *testing.T, path string, dt sif.DataType) (off, size int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.UnloadContainer()
+	defer f.UnloadContainer() //nolint:errcheck // opened to read: nothing to flush
 	od, err := f.GetDescriptor(sif.WithDataType(dt))
 	if err != nil {
 		t.Fatal(err)

@@ -26,9 +26,9 @@ func TestGenerateListModes(t *testing.T) {
 		if !k.Private || k.Encrypted || k.Fingerprint == "" || "k-"+string(k.Type) != k.Name {
 			t.Errorf("key %+v: want a private, unencrypted key of its type with a fingerprint", k)
 		}
-		st, err := os.Stat(k.PrivatePath)
-		if err != nil {
-			t.Fatal(err)
+		st, serr := os.Stat(k.PrivatePath)
+		if serr != nil {
+			t.Fatal(serr)
 		}
 		if st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %04o, want 0600", k.PrivatePath, st.Mode().Perm())
@@ -88,10 +88,10 @@ func TestPassphraseProtectedKeys(t *testing.T) {
 			if typ != PGP && !strings.Contains(string(data), "ENCRYPTED SIGSTORE PRIVATE KEY") {
 				t.Errorf("private key not in the encrypted sigstore format:\n%s", data)
 			}
-			if _, err := s.SigningKey("locked", staticPass("wrong")); !errors.Is(err, ErrWrongPassphrase) {
+			if _, err = s.SigningKey("locked", staticPass("wrong")); !errors.Is(err, ErrWrongPassphrase) {
 				t.Errorf("wrong passphrase: err = %v, want ErrWrongPassphrase", err)
 			}
-			if _, err := s.SigningKey("locked", nil); !errors.Is(err, ErrNeedPassphrase) {
+			if _, err = s.SigningKey("locked", nil); !errors.Is(err, ErrNeedPassphrase) {
 				t.Errorf("no passphrase: err = %v, want ErrNeedPassphrase", err)
 			}
 			k, err := s.SigningKey("locked", staticPass("correct horse"))

@@ -20,10 +20,10 @@ func TestLegacySignatureRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write([]byte("SIFHASH:\n0123456789abcdef\n")); err != nil {
+	if _, err = w.Write([]byte("SIFHASH:\n0123456789abcdef\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	if err = w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	f, err := sif.LoadContainerFromPath(img)
@@ -35,10 +35,10 @@ func TestLegacySignatureRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.AddObject(di); err != nil {
+	if err = f.AddObject(di); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.UnloadContainer(); err != nil {
+	if err = f.UnloadContainer(); err != nil {
 		t.Fatal(err)
 	}
 	_, err = VerifyFile(t.Context(), img, trustFiles(t, ki.PublicPath), nil)

@@ -41,7 +41,7 @@ func generatePGP(id PGPIdentity, pass PassphraseFunc) (secArmored, pubArmored []
 		return nil, nil, nil, err
 	}
 	if len(pw) > 0 {
-		if err := e.EncryptPrivateKeys(pw, pgpConfig()); err != nil {
+		if err = e.EncryptPrivateKeys(pw, pgpConfig()); err != nil {
 			return nil, nil, nil, fmt.Errorf("encrypt OpenPGP key: %w", err)
 		}
 	}

@@ -289,7 +289,7 @@ func TestInteropVerifiedByIntegrity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.UnloadContainer()
+	defer f.UnloadContainer() //nolint:errcheck // opened to read: nothing to flush
 	v, err := signature.LoadVerifierFromPEMFile(ki.PublicPath, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func TestInteropVerifiedByIntegrity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := iv.Verify(); err != nil {
+	if err = iv.Verify(); err != nil {
 		t.Fatalf("integrity.Verify: %v", err)
 	}
 	fps, err := iv.AllSignedBy()

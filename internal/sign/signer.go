@@ -33,7 +33,7 @@ func LoadSigningKey(path, sel string, pass PassphraseFunc) (*SigningKey, error) 
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	if err := checkPrivateMode(path, st); err != nil {
+	if err = checkPrivateMode(path, st); err != nil {
 		return nil, err
 	}
 	data, err := os.ReadFile(path)

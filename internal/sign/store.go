@@ -172,9 +172,9 @@ func (s *Store) describe(n string) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("read key: %w", err)
 	}
 	if name, ok := strings.CutSuffix(n, pgpPubExt); ok {
-		el, err := readPGPKeyring(data)
-		if err != nil {
-			return KeyInfo{}, fmt.Errorf("key %s: %w", path, err)
+		el, kerr := readPGPKeyring(data)
+		if kerr != nil {
+			return KeyInfo{}, fmt.Errorf("key %s: %w", path, kerr)
 		}
 		ki := KeyInfo{Name: name, Type: PGP, Fingerprint: pgpFingerprint(el[0]), Identity: pgpIdentity(el[0]), PublicPath: path}
 		return s.withPrivate(ki, name+pgpSecExt), nil

@@ -86,7 +86,7 @@ func (t *Trust) addDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("trusted keys: %w", err)
 	}
-	if err := checkTrustedMode(dir, st); err != nil {
+	if err = checkTrustedMode(dir, st); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(dir)
@@ -136,9 +136,9 @@ func (t *Trust) addFile(path string, allowPrivate bool) error {
 		return fmt.Errorf("key: %w", err)
 	}
 	if isPGP(data) {
-		el, err := readPGPKeyring(data)
-		if err != nil {
-			return fmt.Errorf("key %s: %w", path, err)
+		el, kerr := readPGPKeyring(data)
+		if kerr != nil {
+			return fmt.Errorf("key %s: %w", path, kerr)
 		}
 		t.pgp = append(t.pgp, el...)
 		return nil
