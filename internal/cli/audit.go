@@ -168,13 +168,13 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 			return nil, audit.Host{}, nil, UsageError{fmt.Errorf("--profiles: %w", err)}
 		}
 	}
-	img, file, cleanup, err := resolveImage(ctx, g, &o.launch, conf, a.image)
+	img, cleanup, err := resolveImage(ctx, g, &o.launch, conf, a.image)
 	if err != nil {
 		return nil, audit.Host{}, nil, err
 	}
 	defer cleanup()
 	specs := map[string]json.RawMessage{}
-	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, file: file, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
+	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
 	host := audit.ProbeHost()
 	if !o.launch.noJobEnv {
 		host.JobVariable = isolation.JobVariables(conf.Environment.JobVariables).Match
@@ -189,9 +189,8 @@ type auditLauncher struct {
 	g    *Globals
 	o    launchOptions
 	conf *config.Config
-	img  isolation.Image
-	// file is the image opened (and checked against the signature policy) once for every run.
-	file    *os.File
+	// img is the image opened (and checked against the signature policy) once for every run.
+	img     resolvedImage
 	at      string
 	timeout time.Duration
 	specs   map[string]json.RawMessage
@@ -219,7 +218,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	if outputs != "" {
 		o.binds = append(append([]string(nil), o.binds...), outputs+":"+l.at)
 	}
-	s, err := buildSpec(ctx, &o, l.conf, isolation.VerbExec, l.img, argv)
+	s, err := buildSpec(ctx, &o, l.conf, isolation.VerbExec, l.img.Image, argv)
 	if err != nil {
 		return 0, err
 	}
@@ -231,8 +230,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 		return 0, err
 	}
 	defer null.Close()
-	lo := launchSettings(l.g, l.conf, l.img)
-	lo.Image = l.file
+	lo := launchSettings(l.g, l.img)
 	lo.Stdin, lo.Stdout, lo.Stderr, lo.Timeout = null, stdout, stderr, l.timeout
 	// Without a time limit the container shares hpcctl's process group, and a terminal's ^C
 	// reaches it directly: forwarding it too would deliver it twice.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hpcctl/hpcctl/internal/config"
+	"github.com/hpcctl/hpcctl/internal/hostfacts"
 )
 
 // configEnv names another configuration file, as --config does.
@@ -115,7 +116,7 @@ func checkImageLimits(ctx context.Context, c *config.Config, image string) error
 	}
 	uid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid))
 	name := ""
-	if f := getent(ctx, "passwd", uid); len(f) > 0 {
+	if f := hostfacts.Entry(ctx, "passwd", uid); len(f) > 0 {
 		name = f[0]
 	}
 	if !slices.Contains(c.LimitContainerOwners, uid) && (name == "" || !slices.Contains(c.LimitContainerOwners, name)) {

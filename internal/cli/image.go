@@ -4,34 +4,41 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hpcctl/hpcctl/internal/config"
+	"github.com/hpcctl/hpcctl/internal/hostfacts"
 	"github.com/hpcctl/hpcctl/internal/isolation"
-	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/spec"
 	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
 )
 
+// resolvedImage is an image ready to launch.
+type resolvedImage struct {
+	isolation.Image
+	// File is the image, opened once and checked against the site's signature policy: what the
+	// launcher mounts (nil after --unsquash).
+	File *os.File
+	// Squashfuse is the squashfuse_ll that serves the image (BackendSquashfuse only).
+	Squashfuse string
+}
+
 // resolveImage opens the image once, checks it against the site's signature policy, reads a SIF
-// image or takes a plain squashfs file or a sandbox directory, and picks the mount backend. The
-// open file it returns is what the launcher runs (nil after --unsquash); cleanup closes it.
-func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, image string) (isolation.Image, *os.File, func(), error) {
+// image or takes a plain squashfs file or a sandbox directory, and picks the mount backend.
+// cleanup closes the file.
+func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, image string) (resolvedImage, func(), error) {
 	none := func() {}
 	abs, err := filepath.Abs(image)
 	if err != nil {
-		return isolation.Image{}, nil, none, fmt.Errorf("image: %w", err)
+		return resolvedImage{}, none, fmt.Errorf("image: %w", err)
 	}
 	if err = checkImageLimits(ctx, conf, abs); err != nil {
-		return isolation.Image{}, nil, none, err
+		return resolvedImage{}, none, err
 	}
 	f, err := openUserFile(abs, "image", "a SIF image, a squashfs file or a sandbox directory", true)
 	if err != nil {
-		return isolation.Image{}, nil, none, err
+		return resolvedImage{}, none, err
 	}
 	img, cleanup, err := resolveOpen(ctx, g, o, conf, f)
 	if err != nil || img.Path != abs {
@@ -39,9 +46,10 @@ func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *confi
 		f = nil
 	}
 	if err != nil {
-		return img, nil, none, err
+		return img, none, err
 	}
-	return img, f, func() {
+	img.File = f
+	return img, func() {
 		cleanup()
 		if f != nil {
 			f.Close()
@@ -49,12 +57,12 @@ func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *confi
 	}, nil
 }
 
-func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, f *os.File) (isolation.Image, func(), error) {
+func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, f *os.File) (resolvedImage, func(), error) {
 	none := func() {}
 	abs := f.Name()
 	st, err := f.Stat()
 	if err != nil {
-		return isolation.Image{}, none, fmt.Errorf("image: %w", err)
+		return resolvedImage{}, none, fmt.Errorf("image: %w", err)
 	}
 	kind := kindSIF
 	switch {
@@ -66,17 +74,17 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	sig := conf.Signature
 	sig.VerifyData = sig.VerifyData || o.verifyData
 	if err = checkPolicy(ctx, g, sig, f, kind); err != nil {
-		return isolation.Image{}, none, err
+		return resolvedImage{}, none, err
 	}
 	if kind == kindDir {
-		return isolation.Image{Path: abs, Backend: spec.BackendDir}, none, nil
+		return resolvedImage{Image: isolation.Image{Path: abs, Backend: spec.BackendDir}}, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
 	if kind == kindSIF {
 		var si *sif.Image
 		si, err = sif.OpenFile(f)
 		if err != nil {
-			return img, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
+			return resolvedImage{Image: img}, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
 		}
 		img.Offset, img.Size = si.Offset, si.Size
 		if c := si.Config; c != nil {
@@ -86,34 +94,25 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 	// squashfuse_ll serves a damaged image anyway, and the program then fails oddly ("command
 	// not found"): refuse it here, with what to do, whichever way it would be mounted.
 	if _, err = superblock.ReadAt(f, img.Offset, img.Size); err != nil {
-		return img, none, fmt.Errorf("image %s: its squashfs file system is damaged or cut short (%v): copy or build it again", abs, err)
+		return resolvedImage{Image: img}, none, fmt.Errorf("image %s: its squashfs file system is damaged or cut short (%v): copy or build it again", abs, err)
 	}
 	if o.unsquash {
 		var dir string
 		var cleanup func()
 		dir, cleanup, err = unsquash(ctx, g, f, img.Offset, img.Size)
 		if err != nil {
-			return img, none, err
+			return resolvedImage{Image: img}, none, err
 		}
 		img.Backend, img.Path = spec.BackendDir, dir
-		return img, cleanup, nil
+		return resolvedImage{Image: img}, cleanup, nil
 	}
-	env := launcher.Probe()
-	env.Squashfuse = squashfusePath(conf)
-	img.Backend, err = launcher.ChooseBackend(launcher.Choice(o.backend), env)
-	return img, none, err
-}
-
-// squashfusePath is the configured squashfuse_ll, else the one on PATH ("" when there is none).
-func squashfusePath(conf *config.Config) string {
-	if conf.Squashfuse != "" {
-		if unix.Access(conf.Squashfuse, unix.X_OK) != nil {
-			return ""
-		}
-		return conf.Squashfuse
+	env := hostfacts.Probe(conf.Squashfuse)
+	img.Backend, err = hostfacts.ChooseBackend(hostfacts.Choice(o.backend), env)
+	r := resolvedImage{Image: img}
+	if img.Backend == spec.BackendSquashfuse {
+		r.Squashfuse = env.Squashfuse
 	}
-	p, _ := exec.LookPath("squashfuse_ll")
-	return p
+	return r, none, err
 }
 
 // isSquashfs reports whether the file starts with the squashfs magic (a bare image, as Apptainer

@@ -1,4 +1,4 @@
-package launcher
+package hostfacts
 
 import (
 	"errors"
@@ -23,12 +23,24 @@ type Environment struct {
 	FUSEError error
 }
 
-// Probe looks at this machine.
-func Probe() Environment {
+// Probe looks at this machine. squashfuse is the squashfuse_ll the site configured, "" to look it
+// up on PATH; a configured one that cannot be run counts as none.
+func Probe(squashfuse string) Environment {
 	e := Environment{Root: os.Geteuid() == 0}
-	e.Squashfuse, _ = exec.LookPath("squashfuse_ll")
+	e.Squashfuse = squashfusePath(squashfuse)
 	e.FUSEError = unix.Access("/dev/fuse", unix.R_OK|unix.W_OK)
 	return e
+}
+
+func squashfusePath(configured string) string {
+	if configured != "" {
+		if unix.Access(configured, unix.X_OK) != nil {
+			return ""
+		}
+		return configured
+	}
+	p, _ := exec.LookPath("squashfuse_ll")
+	return p
 }
 
 // ErrNoBackend means the image cannot be mounted here; its text says what to install or enable.

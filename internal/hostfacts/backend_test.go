@@ -1,7 +1,8 @@
-package launcher
+package hostfacts
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -45,5 +46,28 @@ func TestChooseBackend(t *testing.T) {
 				t.Errorf("err %v does not mention --unsquash", err)
 			}
 		})
+	}
+}
+
+// TestSquashfusePath checks that a configured squashfuse_ll is used as it is, or not at all when
+// it cannot be run: PATH is looked up only when none is configured.
+func TestSquashfusePath(t *testing.T) {
+	dir := t.TempDir()
+	exe, plain := dir+"/squashfuse_ll", dir+"/not-executable"
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := squashfusePath(exe); got != exe {
+		t.Errorf("configured %s: got %q", exe, got)
+	}
+	if got := squashfusePath(plain); got != "" {
+		t.Errorf("configured %s, not executable: got %q, want none", plain, got)
+	}
+	t.Setenv("PATH", dir)
+	if got := squashfusePath(""); got != exe {
+		t.Errorf("none configured, PATH=%s: got %q, want %s", dir, got, exe)
 	}
 }
