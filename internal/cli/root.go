@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/hpcctl/hpcctl/internal/launcher/child"
+	"github.com/hpcctl/hpcctl/internal/signals"
 )
 
 // Version is hpcctl's version, set at link time by the Makefile (-X).
@@ -68,9 +68,9 @@ func (i Interrupted) Error() string { return "interrupted by " + unix.SignalName
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	stops := make(chan os.Signal, 1)
-	signal.Notify(stops, child.NotIgnored([]os.Signal{os.Interrupt, syscall.SIGTERM})...)
+	signal.Notify(stops, signals.NotIgnored([]os.Signal{os.Interrupt, syscall.SIGTERM})...)
 	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, child.NotIgnored([]os.Signal{syscall.SIGPIPE})...)
+	signal.Notify(pipes, signals.NotIgnored([]os.Signal{syscall.SIGPIPE})...)
 	done := make(chan struct{})
 	go func() {
 		select {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
 	"github.com/hpcctl/hpcctl/internal/mount"
+	"github.com/hpcctl/hpcctl/internal/signals"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -52,12 +53,12 @@ type Options struct {
 var ErrTimedOut = errors.New("the program ran past its time limit and was killed")
 
 // forwarded are the signals hpcctl passes on to the program: the container init's list but the
-// terminal's job-control stops, which must stop hpcctl itself (child.JobControlSignals says why).
+// terminal's job-control stops, which must stop hpcctl itself (signals.JobControl says why).
 // Slurm stops a job with SIGTERM (then SIGKILL), and users and batch systems use the others; a
 // signal hpcctl did not catch (SIGXCPU and SIGPWR, before issue 18) killed hpcctl, and with it the
 // program by SIGKILL, without the program ever seeing it.
-var forwarded = slices.DeleteFunc(slices.Clone(child.ForwardedSignals), func(s os.Signal) bool {
-	return slices.Contains(child.JobControlSignals, s)
+var forwarded = slices.DeleteFunc(slices.Clone(signals.Forwarded), func(s os.Signal) bool {
+	return slices.Contains(signals.JobControl, s)
 })
 
 // Status is how the program ended.
@@ -97,7 +98,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 		defer img.Close()
 	}
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, child.NotIgnored(forwarded)...)
+	signal.Notify(sigs, signals.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
 	if ctx.Err() != nil {
 		return Status{}, context.Cause(ctx)

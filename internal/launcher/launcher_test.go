@@ -18,6 +18,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
+	"github.com/hpcctl/hpcctl/internal/signals"
 	"github.com/hpcctl/hpcctl/internal/spec"
 	"github.com/hpcctl/hpcctl/internal/testutil"
 )
@@ -232,14 +233,14 @@ func TestProgramStarted(t *testing.T) {
 // TestForwardedSignals checks the launcher's signals against the container init's: the same but
 // the terminal's job-control stops, which hpcctl must not catch.
 func TestForwardedSignals(t *testing.T) {
-	for _, sig := range child.ForwardedSignals {
-		jobControl := slices.Contains(child.JobControlSignals, sig)
+	for _, sig := range signals.Forwarded {
+		jobControl := slices.Contains(signals.JobControl, sig)
 		if got := slices.Contains(forwarded, sig); got == jobControl {
 			t.Errorf("%v: forwarded by the launcher %v, a job-control stop %v", sig, got, jobControl)
 		}
 	}
-	for _, sig := range append(slices.Clone(forwarded), child.JobControlSignals...) {
-		if !slices.Contains(child.ForwardedSignals, sig) {
+	for _, sig := range append(slices.Clone(forwarded), signals.JobControl...) {
+		if !slices.Contains(signals.Forwarded, sig) {
 			t.Errorf("%v is not forwarded by the container's init", sig)
 		}
 	}

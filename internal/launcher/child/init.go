@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpcctl/hpcctl/internal/signals"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -21,7 +22,7 @@ func runInit(prog string, s *spec.Spec) error {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, unix.SIGCHLD)
 	sigs := make(chan os.Signal, 32)
-	signal.Notify(sigs, NotIgnored(ForwardedSignals)...)
+	signal.Notify(sigs, signals.NotIgnored(signals.Forwarded)...)
 	proc, err := os.StartProcess(prog, s.Args, &os.ProcAttr{
 		Env:   s.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
@@ -42,35 +43,6 @@ func runInit(prog string, s *spec.Spec) error {
 			proc.Signal(sig) //nolint:errcheck // it may have just exited
 		}
 	}
-}
-
-// ForwardedSignals are passed on to the program by the container's init: everything a user or a
-// batch system sends to stop, suspend, resume or notify a job (Slurm's --signal, LSF's and PBS's
-// SIGXCPU before a CPU limit). It is the one list: the launcher forwards the same signals but the
-// terminal's job-control stops (JobControlSignals), for the reason given there.
-var ForwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
-	unix.SIGUSR2, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH, unix.SIGALRM,
-	unix.SIGXCPU, unix.SIGPWR}
-
-// JobControlSignals are the stops a terminal sends to its foreground process group (Ctrl-Z, a
-// background read or write). The launcher must leave them to their default action: catching
-// SIGTSTP would keep hpcctl running, so the shell, which waits for hpcctl, would never see the job
-// stop. The program, in the same process group, receives them from the terminal itself. The
-// container's init must catch them (a namespace's PID 1 gets no default action for a signal it
-// does not handle), and passes them on.
-var JobControlSignals = []os.Signal{unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
-
-// NotIgnored drops the signals this process was started with ignored. Catching one would undo the
-// ignoring for the program too (execve resets caught signals to their default, but keeps ignored
-// ones ignored): under nohup, SIGHUP must stay ignored, as it would be for the program run natively.
-func NotIgnored(sigs []os.Signal) []os.Signal {
-	var out []os.Signal
-	for _, s := range sigs {
-		if !signal.Ignored(s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // initExit is how runInit reports the program's status to Main.
