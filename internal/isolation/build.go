@@ -78,14 +78,6 @@ type Image struct {
 	OCIConfig bool
 }
 
-// Default builds the default profile, "a virtualenv on steroids" as Apptainer users know it: same
-// UID and GID, the host's network and PID space, $HOME, /tmp, /var/tmp, the current directory,
-// /proc, /sys, /dev, /etc/hosts, /etc/localtime and /etc/resolv.conf bound from the host, and the
-// host environment minus the variables the image must own.
-func Default(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
-	return Build(Profiles()[ProfileDefault], Policy{}, h, o, img, argv)
-}
-
 // Effective is the profile a launch runs with: p as an MPI rank needs it when the host
 // environment is an MPI launcher's (and the user did not drop the job's variables), then the
 // single walls the user asked for.

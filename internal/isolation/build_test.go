@@ -29,7 +29,7 @@ func destinations(s *spec.Spec) []string {
 }
 
 func TestDefaultPlainUser(t *testing.T) {
-	s, err := Default(plainUser(), Options{}, img, []string{"python3", "x.py"})
+	s, err := buildDefault(plainUser(), Options{}, img, []string{"python3", "x.py"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestDefaultPlainUser(t *testing.T) {
 
 func TestDefaultRoot(t *testing.T) {
 	h := Host{UID: 0, GID: 0, User: User{Name: "root", Home: "/root"}, Cwd: "/scratch/run"}
-	s, err := Default(h, Options{}, Image{Path: "/i.sif", Backend: spec.BackendLoop}, []string{"true"})
+	s, err := buildDefault(h, Options{}, Image{Path: "/i.sif", Backend: spec.BackendLoop}, []string{"true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestDefaultRoot(t *testing.T) {
 	if got := destinations(s); got[len(got)-1] != "/scratch/run" {
 		t.Errorf("cwd outside home not bound: %q", got)
 	}
-	s, err = Default(h, Options{NoPrivs: true}, Image{Path: "/i.sif", Backend: spec.BackendLoop}, []string{"true"})
+	s, err = buildDefault(h, Options{NoPrivs: true}, Image{Path: "/i.sif", Backend: spec.BackendLoop}, []string{"true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestDefaultOptions(t *testing.T) {
 			if tt.host != nil {
 				tt.host(&h)
 			}
-			s, err := Default(h, tt.opts, img, []string{"true"})
+			s, err := buildDefault(h, tt.opts, img, []string{"true"})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -173,4 +173,12 @@ func TestArgv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildDefault builds the default profile, "a virtualenv on steroids" as Apptainer users know it:
+// same UID and GID, the host's network and PID space, $HOME, /tmp, /var/tmp, the current
+// directory, /proc, /sys, /dev, /etc/hosts, /etc/localtime and /etc/resolv.conf bound from the
+// host, and the host environment minus the variables the image must own.
+func buildDefault(h Host, o Options, img Image, argv []string) (*spec.Spec, error) {
+	return Build(Profiles()[ProfileDefault], Policy{}, h, o, img, argv)
 }
