@@ -24,10 +24,10 @@ type Policy struct {
 	JobVariables JobVariables
 }
 
-// ErrNotAllowed marks a launch the site's policy refuses.
-type ErrNotAllowed struct{ Msg string }
+// NotAllowedError marks a launch the site's policy refuses.
+type NotAllowedError struct{ Msg string }
 
-func (e ErrNotAllowed) Error() string { return e.Msg }
+func (e NotAllowedError) Error() string { return e.Msg }
 
 func (pol Policy) check(p Profile, o Options) error {
 	src := pol.Source
@@ -35,19 +35,19 @@ func (pol Policy) check(p Profile, o Options) error {
 		src = "hpcctl.conf"
 	}
 	if pol.AllowedProfiles != nil && !slices.Contains(pol.AllowedProfiles, p.Name) {
-		return ErrNotAllowed{fmt.Sprintf("profile %q is not allowed on this machine (allowed_profiles in %s: %s); choose one of those or ask the administrators",
+		return NotAllowedError{fmt.Sprintf("profile %q is not allowed on this machine (allowed_profiles in %s: %s); choose one of those or ask the administrators",
 			p.Name, src, listOrNone(pol.AllowedProfiles))}
 	}
 	if pol.AllowedNamespaces != nil {
 		for _, ns := range p.Namespaces() {
 			if !slices.Contains(pol.AllowedNamespaces, ns) {
-				return ErrNotAllowed{fmt.Sprintf("the %s namespace (profile %q or its flags) is not allowed on this machine (allowed_namespaces in %s: %s); drop the flag or choose a weaker profile",
+				return NotAllowedError{fmt.Sprintf("the %s namespace (profile %q or its flags) is not allowed on this machine (allowed_namespaces in %s: %s); drop the flag or choose a weaker profile",
 					ns, p.Name, src, listOrNone(pol.AllowedNamespaces))}
 			}
 		}
 	}
 	if pol.NoUserBinds && (len(o.Binds) > 0 || len(o.EnvBinds) > 0) {
-		return ErrNotAllowed{fmt.Sprintf("user binds are disabled on this machine (user_binds = false in %s); drop --bind and $HPCCTL_BIND", src)}
+		return NotAllowedError{fmt.Sprintf("user binds are disabled on this machine (user_binds = false in %s); drop --bind and $HPCCTL_BIND", src)}
 	}
 	return nil
 }

@@ -317,9 +317,9 @@ func TestPolicy(t *testing.T) {
 				}
 				return
 			}
-			var na ErrNotAllowed
+			var na NotAllowedError
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errorsAs(err, &na) {
-				t.Errorf("err %v, want ErrNotAllowed with %q", err, tt.want)
+				t.Errorf("err %v, want NotAllowedError with %q", err, tt.want)
 			}
 		})
 	}
@@ -343,7 +343,7 @@ func TestPolicyMountsAndBindPaths(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, target *ErrNotAllowed) bool { return errors.As(err, target) }
+func errorsAs(err error, target *NotAllowedError) bool { return errors.As(err, target) }
 
 func TestWritableTmpfsAndOverlayConflict(t *testing.T) {
 	_, err := Build(Profiles()[ProfileDefault], Policy{}, plainUser(), Options{Writable: true, Overlays: []spec.Overlay{{Dir: "/ov"}}}, img, []string{"true"})
