@@ -11,7 +11,7 @@ import (
 func main() {
 	// The container's setup stage is this same binary re-executed; route it before the CLI is
 	// built, because every job pays for this path.
-	if len(os.Args) > 1 && os.Args[1] == child.Stage {
+	if len(os.Args) > 1 && os.Args[1] == child.SetupArg {
 		os.Exit(child.Main())
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, cli.LaunchVerbs, cli.CompanionVerbs))

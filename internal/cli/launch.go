@@ -173,7 +173,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	s.Debug = g.Debug
 	lo := launchSettings(g, img)
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
-	lo.Stage = stage
+	lo.Prestarted = stage
 	status, err := launcher.Run(ctx, s, lo)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {

@@ -44,9 +44,9 @@ type Options struct {
 	// Timeout, when positive, kills the container (SIGKILL) that runs longer; Run then returns
 	// ErrTimedOut with the status.
 	Timeout time.Duration
-	// Stage is a setup process started early with Prestart (with these same options); Run uses it
+	// Prestarted is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
-	Stage *Pending
+	Prestarted *Pending
 }
 
 // ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
@@ -103,7 +103,7 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	if ctx.Err() != nil {
 		return Status{}, context.Cause(ctx)
 	}
-	c, err := o.Stage.take(s.Shape(), o)
+	c, err := o.Prestarted.take(s.Shape(), o)
 	if err != nil {
 		return Status{}, err
 	}
@@ -153,9 +153,9 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
-// Stage is the container's setup process (the child stage), started in its namespaces and
+// setupProcess is the container's setup process (the child stage), started in its namespaces and
 // waiting for its Spec and image.
-type Stage struct {
+type setupProcess struct {
 	cmd   *exec.Cmd
 	specW *os.File // the Spec goes here; closing it unsent tells the stage to exit quietly
 	sock  int      // to and from the stage: the image descriptor out, FUSE connections and errors in
@@ -169,14 +169,14 @@ type Stage struct {
 // Pending is a setup process Prestart is starting.
 type Pending struct {
 	ready chan struct{} // closed once the start has succeeded or failed
-	st    *Stage
+	st    *setupProcess
 	err   error
 	used  bool // taken by Run, or abandoned
 }
 
 // Prestart starts the container's setup process for a Spec of shape sh before the Spec is made,
 // in the background: the process start (clone, ID maps, exec) and its Go runtime then overlap
-// opening and reading the image. Pass it to Run in Options.Stage, and call Abandon when Run is not
+// opening and reading the image. Pass it to Run in Options.Prestarted, and call Abandon when Run is not
 // reached. A stage that could not start is started again by Run, which then says why.
 func Prestart(sh spec.Shape, o Options) *Pending {
 	p := &Pending{ready: make(chan struct{})}
@@ -189,7 +189,7 @@ func Prestart(sh spec.Shape, o Options) *Pending {
 
 // take returns the prestarted stage when it started for this shape and these options, or ends it
 // and starts a new one.
-func (p *Pending) take(sh spec.Shape, o Options) (*Stage, error) {
+func (p *Pending) take(sh spec.Shape, o Options) (*setupProcess, error) {
 	if p != nil && !p.used {
 		p.used = true
 		<-p.ready
@@ -221,7 +221,7 @@ func (p *Pending) Abandon() {
 }
 
 // end kills the stage and waits for it.
-func (st *Stage) end() {
+func (st *setupProcess) end() {
 	st.specW.Close()
 	st.exitR.Close()
 	unix.Close(st.sock)
@@ -229,7 +229,7 @@ func (st *Stage) end() {
 	st.cmd.Wait()         //nolint:errcheck // killed on purpose
 }
 
-func spawn(sh spec.Shape, o Options) (*Stage, error) {
+func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
@@ -251,7 +251,7 @@ func spawn(sh spec.Shape, o Options) (*Stage, error) {
 	defer childSock.Close()
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
-		Args:        []string{"hpcctl", child.Stage},
+		Args:        []string{"hpcctl", child.SetupArg},
 		Env:         []string{},
 		Stdin:       orFile(o.Stdin, os.Stdin),
 		Stdout:      orFile(o.Stdout, os.Stdout),
@@ -265,11 +265,11 @@ func spawn(sh spec.Shape, o Options) (*Stage, error) {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
 	}
-	return &Stage{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR, shape: sh, o: o}, nil
+	return &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR, shape: sh, o: o}, nil
 }
 
 // send gives the stage its Spec and the image descriptor, opened with the user's own rights.
-func (st *Stage) send(s *spec.Spec, img *os.File) error {
+func (st *setupProcess) send(s *spec.Spec, img *os.File) error {
 	payload, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode the container spec: %w", err)
@@ -350,7 +350,7 @@ func cloneFlags(ns spec.Namespaces) uintptr {
 
 // serve answers the child until it has exec'd the program (the socket closes) or failed. A FUSE
 // connection from the child gets a squashfuse_ll.
-func (st *Stage) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
+func (st *setupProcess) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
 	defer unix.Close(st.sock)
 	var killed func() bool
 	defer func() {
@@ -391,7 +391,7 @@ func (st *Stage) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squas
 // until the returned function is called; that function reports whether it did. The child keeps a
 // copy of a synchronous connection until it has mounted it (mount.MountFUSEConn), so the server's
 // death alone would not end the connection, and the mount would wait for an answer for ever.
-func (st *Stage) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
+func (st *setupProcess) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
 	done, result := make(chan struct{}), make(chan bool, 1)
 	go func() {
 		select {
@@ -417,14 +417,14 @@ func (st *Stage) killIfServerDies(fuse *mount.Squashfuse) (stop func() bool) {
 // tears its mount namespace down): a quick program can do all that before serve reads the end of
 // the socket, and the two events then look simultaneous here. The socket tells them apart: it
 // closed before the program started, so before the server could end that way.
-func (st *Stage) programStarted() bool {
+func (st *setupProcess) programStarted() bool {
 	var b [1]byte
 	n, _, err := unix.Recvfrom(st.sock, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	return err == nil && n == 0
 }
 
 // wait forwards signals until the child exits and returns how the program ended.
-func (st *Stage) wait(sigs <-chan os.Signal, o Options) (Status, error) {
+func (st *setupProcess) wait(sigs <-chan os.Signal, o Options) (Status, error) {
 	defer st.exitR.Close()
 	done := make(chan error, 1)
 	go func() { done <- st.cmd.Wait() }()
@@ -464,7 +464,7 @@ func (st *Stage) wait(sigs <-chan os.Signal, o Options) (Status, error) {
 // programStatus is how the program ended, once the stage has exited: what the container's init
 // reported on its exit pipe, or, without an init (the stage became the program), the stage's own
 // wait status. Every writer of the pipe has exited by then, so the read cannot block.
-func (st *Stage) programStatus() Status {
+func (st *setupProcess) programStatus() Status {
 	if ws, ok := child.ReadExit(st.exitR); ok {
 		return statusOf(ws)
 	}

@@ -26,7 +26,7 @@ import (
 // TestMain routes the child stage, as cmd/hpcctl does: the launcher re-executes /proc/self/exe,
 // which is this test binary.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == child.Stage {
+	if len(os.Args) > 1 && os.Args[1] == child.SetupArg {
 		os.Exit(child.Main())
 	}
 	os.Exit(m.Run())
@@ -169,7 +169,7 @@ func TestPrestartedStage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, out := sandboxSpec(t, "echo ran > /out/r")
 			p := Prestart(tc.sh, Options{})
-			status, err := Run(context.Background(), s, Options{Stage: p})
+			status, err := Run(context.Background(), s, Options{Prestarted: p})
 			if err != nil || status.Code != 0 {
 				t.Fatalf("status %+v, err %v", status, err)
 			}
@@ -191,7 +191,7 @@ func TestRunCancelledStartsNothing(t *testing.T) {
 	stop := errors.New("interrupted")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(stop)
-	if _, err := Run(ctx, s, Options{Stage: p}); !errors.Is(err, stop) {
+	if _, err := Run(ctx, s, Options{Prestarted: p}); !errors.Is(err, stop) {
 		t.Errorf("err = %v, want the cancellation's cause", err)
 	}
 	p.Abandon()
@@ -211,7 +211,7 @@ func TestProgramStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(pair[0])
-	st := &Stage{sock: pair[0]}
+	st := &setupProcess{sock: pair[0]}
 	if st.programStarted() {
 		t.Error("programStarted with the setup process's end still open")
 	}

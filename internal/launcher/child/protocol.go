@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Stage is the hidden first argument that routes a re-executed hpcctl to the child (cmd/hpcctl).
-const Stage = "__hpcctl_child__"
+// SetupArg is the hidden first argument that routes a re-executed hpcctl to the setup stage, this
+// package (cmd/hpcctl).
+const SetupArg = "__hpcctl_child__"
 
 // Descriptors the parent passes (exec.Cmd.ExtraFiles start at 3).
 const (
