@@ -6,6 +6,7 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -162,7 +163,7 @@ func TestClosedStdout(t *testing.T) {
 			err = cmd.Run()
 			w.Close()
 			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 				code = ee.ExitCode()
 			} else if err != nil {
 				t.Fatal(err)
@@ -195,8 +196,8 @@ func TestPullKilledLeavesNoStagedBlob(t *testing.T) {
 	for end := time.Now().Add(time.Minute); time.Now().Before(end) && !staged; time.Sleep(2 * time.Millisecond) {
 		staged = len(htPutBlobs(cache)) > 0
 	}
-	cmd.Process.Kill()
-	cmd.Wait() //nolint:errcheck // killed
+	cmd.Process.Kill() //nolint:errcheck // it may have exited
+	cmd.Wait()         //nolint:errcheck // killed
 	if !staged {
 		t.Fatal("the build staged no blob in the cache within a minute")
 	}

@@ -73,11 +73,11 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := setup(&c, dir); err != nil {
+	if err = setup(&c, dir); err != nil {
 		return err
 	}
 	fmt.Printf("mpi4py ping-pong, 2 ranks on one node, %d-byte messages, %d round trips, %d runs each, median MB/s [min max]\n", c.size, c.iters, c.n)
-	if err := measureAll(c, dir, nil, "root"); err != nil {
+	if err = measureAll(c, dir, nil, "root"); err != nil {
 		return err
 	}
 	if c.user == "" {

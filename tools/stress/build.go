@@ -96,7 +96,7 @@ func (e *env) racingBuilds(dir, source string) error {
 func (e *env) killedBuilds(dir, source string) error {
 	cache := filepath.Join(dir, "kill-cache")
 	for _, d := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, time.Second, 2 * time.Second} {
-		os.RemoveAll(cache) //nolint:errcheck // each kill starts cold
+		os.RemoveAll(cache) // each kill starts cold
 		c := e.build(context.Background(), cache, filepath.Join(dir, "killed.sif"), source)
 		if err := c.Start(); err != nil {
 			return err
@@ -104,14 +104,14 @@ func (e *env) killedBuilds(dir, source string) error {
 		time.Sleep(d)
 		c.Process.Kill()                            //nolint:errcheck // it may have finished
 		c.Wait()                                    //nolint:errcheck // killed on purpose
-		os.Remove(filepath.Join(dir, "killed.sif")) //nolint:errcheck // a build that finished first
+		os.Remove(filepath.Join(dir, "killed.sif")) // a build that finished first
 		if err := onlyFiles(dir, "kill-cache"); err != nil {
 			return fmt.Errorf("killed after %v: %w", d, err)
 		}
 		if b, err := e.build(context.Background(), cache, filepath.Join(dir, "after.sif"), source).CombinedOutput(); err != nil {
 			return fmt.Errorf("the build after a kill at %v failed: %v: %s", d, err, b)
 		}
-		os.Remove(filepath.Join(dir, "after.sif")) //nolint:errcheck // checked, not needed
+		os.Remove(filepath.Join(dir, "after.sif")) // checked, not needed
 		if left := scratchIn(cache); len(left) > 0 {
 			return fmt.Errorf("killed after %v: the next build left the cache's scratch: %q", d, left)
 		}
