@@ -82,7 +82,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if opts.Sign != nil {
-		if err := opts.Sign(ctx, out.File, created); err != nil {
+		if err = opts.Sign(ctx, out.File, created); err != nil {
 			return nil, fmt.Errorf("sign %s: %w", opts.Output, err)
 		}
 	}
@@ -152,7 +152,7 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if err != nil {
 		return squashfs.Stats{}, err
 	}
-	if _, err := out.Seek(off, io.SeekStart); err != nil {
+	if _, err = out.Seek(off, io.SeekStart); err != nil {
 		return squashfs.Stats{}, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
 	stats, err := writeRootfs(ctx, out, src, created, opts)

@@ -86,13 +86,13 @@ func TestBuildFlattensLayers(t *testing.T) {
 	}
 	r, d := openRootfs(t, res.Output)
 	for name, want := range map[string]string{"etc/os-release": "top\n", "opt/new.txt": "new\n", "bin/tool": "#!/bin/sh\n"} {
-		got, err := r.ReadFile(name)
-		if err != nil || string(got) != want {
-			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		got, rerr := r.ReadFile(name)
+		if rerr != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, rerr, want)
 		}
 	}
 	for _, hidden := range []string{"gone.txt", "opt/old.txt", ".wh.gone.txt", "opt/.wh..wh..opq"} {
-		if _, err := r.Lstat(hidden); err == nil {
+		if _, err = r.Lstat(hidden); err == nil {
 			t.Errorf("%s is in the image; the top layer removed it", hidden)
 		}
 	}
@@ -104,11 +104,11 @@ func TestBuildFlattensLayers(t *testing.T) {
 	if in := data.Sys().(*squashfs.Inode); in.UID != 1000 || in.GID != 1000 {
 		t.Errorf("home/user/data owned by %d:%d, want 1000:1000", in.UID, in.GID)
 	}
-	if x, err := r.Xattrs("home/user/data"); err != nil || x["user.origin"] != "top" {
-		t.Errorf("xattrs of home/user/data = %v, %v", x, err)
+	if x, xerr := r.Xattrs("home/user/data"); xerr != nil || x["user.origin"] != "top" {
+		t.Errorf("xattrs of home/user/data = %v, %v", x, xerr)
 	}
 	for _, mp := range []string{"proc", "sys", "dev", "tmp", "var/tmp", "etc/hosts", "etc/passwd"} {
-		if _, err := r.Lstat(mp); err != nil {
+		if _, err = r.Lstat(mp); err != nil {
 			t.Errorf("mount point %s missing: %v", mp, err)
 		}
 	}

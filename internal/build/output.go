@@ -38,7 +38,7 @@ func createPending(dest string, force bool) (*pendingFile, error) {
 		return nil, fmt.Errorf("output %s: %w", dest, err)
 	}
 	dir := filepath.Dir(dest)
-	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o755); err == nil {
+	if fd, oerr := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o755); oerr == nil {
 		return &pendingFile{File: os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)")), dest: dest, force: force, unnamed: true}, nil
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
@@ -122,7 +122,7 @@ func (p *pendingFile) linkOver() error {
 
 func randomSuffix() string {
 	var b [8]byte
-	rand.Read(b[:]) //nolint:errcheck // never fails
+	rand.Read(b[:]) // never fails
 	return hex.EncodeToString(b[:])
 }
 

@@ -119,8 +119,8 @@ var layerMediaTypes = map[string]bool{
 	imgspecv1.MediaTypeImageLayerGzip:                           true,
 	imgspecv1.MediaTypeImageLayerZstd:                           true,
 	imgspecv1.MediaTypeImageLayerNonDistributable:               true, //nolint:staticcheck // still found in images
-	imgspecv1.MediaTypeImageLayerNonDistributableGzip:           true, //nolint:staticcheck
-	imgspecv1.MediaTypeImageLayerNonDistributableZstd:           true, //nolint:staticcheck
+	imgspecv1.MediaTypeImageLayerNonDistributableGzip:           true, //nolint:staticcheck // as above
+	imgspecv1.MediaTypeImageLayerNonDistributableZstd:           true, //nolint:staticcheck // as above
 	"application/vnd.docker.image.rootfs.diff.tar.gzip":         true,
 	"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": true,
 }

@@ -100,7 +100,7 @@ func entryFrom(hdr *tar.Header, p string, opts Options) (squashfs.Entry, error) 
 		ModTime: hdr.ModTime.Unix(), Xattrs: xattrs(hdr, p, opts),
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont: //nolint:staticcheck // SA1019: old archives still carry TypeRegA
 		e.Type, e.Size = squashfs.TypeRegular, hdr.Size
 	case tar.TypeDir:
 		e.Type = squashfs.TypeDir

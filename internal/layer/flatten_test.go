@@ -23,7 +23,7 @@ func TestFlatten(t *testing.T) {
 		{
 			name: "single layer of every type",
 			layers: [][]F{{lt.Dir("d"), lt.Reg("d/f", "x"), lt.Symlink("d/s", "f"), {Name: "p", Type: tar.TypeFifo},
-				{Name: "blk", Type: tar.TypeBlock, Devmajor: 8, Devminor: 1}, lt.CharDev("null", 1, 3), {Name: "old", Type: tar.TypeRegA, Body: "a"}}},
+				{Name: "blk", Type: tar.TypeBlock, Devmajor: 8, Devminor: 1}, lt.CharDev("null", 1, 3), {Name: "old", Type: tar.TypeRegA, Body: "a"}}}, //nolint:staticcheck // SA1019: old archives still carry it
 			want: map[string]string{"d": "dir 755", "d/f": `file 644 "x"`, "d/s": "symlink f", "p": "fifo",
 				"blk": "block device 8:1", "null": "character device 1:3", "old": `file 644 "a"`},
 		},

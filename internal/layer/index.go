@@ -117,7 +117,7 @@ func indexLayer(ctx context.Context, l Layer, budget *byteBudget, opts Options) 
 		if err != nil {
 			return nil, fmt.Errorf("read tar: %w", tarErr(err))
 		}
-		if err := budget.take(hdr.Size); err != nil {
+		if err = budget.take(hdr.Size); err != nil {
 			return nil, err
 		}
 		r, err := classify(hdr)

@@ -97,7 +97,7 @@ func classifyType(hdr *tar.Header, name string) (record, error) {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		r.kind = kDir
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont, tar.TypeSymlink, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont, tar.TypeSymlink, tar.TypeFifo: //nolint:staticcheck // SA1019: old archives still carry TypeRegA
 		r.kind = kFile
 	case tar.TypeChar, tar.TypeBlock:
 		r.kind, r.device = kFile, true

@@ -41,9 +41,9 @@ func TestDebianRootfs(t *testing.T) {
 		}
 		seen[e.Path] = true
 		if e.Type == squashfs.TypeRegular {
-			n, err := io.Copy(io.Discard, e.Body)
-			if err != nil || n != e.Size {
-				t.Errorf("%s: read %d of %d bytes: %v", e.Path, n, e.Size, err)
+			n, cerr := io.Copy(io.Discard, e.Body)
+			if cerr != nil || n != e.Size {
+				t.Errorf("%s: read %d of %d bytes: %v", e.Path, n, e.Size, cerr)
 			}
 		}
 		return nil

@@ -192,7 +192,7 @@ func TestLongNames(t *testing.T) {
 					t.Fatal(err)
 				}
 				if h.Size > 0 {
-					tw.Write([]byte("x"))
+					tw.Write([]byte("x")) //nolint:errcheck // a short entry is what this test writes
 				}
 			}
 			tw.Close()
@@ -216,7 +216,7 @@ func TestGNUSparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte("end"), 1<<20)
+	f.WriteAt([]byte("end"), 1<<20) //nolint:errcheck // the reads below fail if this did
 	f.Close()
 	for _, format := range []string{"gnu", "posix"} {
 		t.Run(format, func(t *testing.T) {

@@ -21,7 +21,7 @@ func retag(t *testing.T, cache, tag, to string) {
 		t.Fatal(err)
 	}
 	var index imgspecv1.Index
-	if err := json.Unmarshal(data, &index); err != nil {
+	if err = json.Unmarshal(data, &index); err != nil {
 		t.Fatal(err)
 	}
 	var target *imgspecv1.Descriptor

@@ -225,7 +225,7 @@ func (c *cache) load(tag string) (*Image, error) {
 		return nil, err
 	}
 	var m imgspecv1.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err = json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("parse cached manifest %s: %w", desc.Digest, err)
 	}
 	rawConfig, err := c.readBlob(m.Config)
@@ -233,11 +233,11 @@ func (c *cache) load(tag string) (*Image, error) {
 		return nil, err
 	}
 	img := &Image{CachedManifest: desc.Digest, ConfigDigest: m.Config.Digest, ConfigJSON: rawConfig}
-	if err := json.Unmarshal(rawConfig, &img.Config); err != nil {
+	if err = json.Unmarshal(rawConfig, &img.Config); err != nil {
 		return nil, &Error{Kind: ErrCorrupt, Err: err, Msg: fmt.Sprintf("image config %s is not valid JSON: %v", m.Config.Digest, err)}
 	}
 	for _, l := range m.Layers {
-		if err := c.checkBlob(l); err != nil {
+		if err = c.checkBlob(l); err != nil {
 			return nil, err
 		}
 		if l.MediaType, err = c.trueMediaType(l); err != nil {

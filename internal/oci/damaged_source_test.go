@@ -39,7 +39,7 @@ func rewriteManifest(t *testing.T, dir string, edit func(m *imgspecv1.Manifest))
 		t.Fatal(err)
 	}
 	d := digest.FromBytes(data)
-	if err := os.WriteFile(filepath.Join(blobs, d.Encoded()), data, 0o644); err != nil {
+	if err = os.WriteFile(filepath.Join(blobs, d.Encoded()), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	index.Manifests[0].Digest, index.Manifests[0].Size = d, int64(len(data))

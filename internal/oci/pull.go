@@ -82,7 +82,7 @@ func (c *cache) pull(ctx context.Context, src resolved, sys *types.SystemContext
 	} else if !errors.Is(err, errMiss) {
 		return nil, err
 	}
-	if err := tmp.use(sys); err != nil {
+	if err = tmp.use(sys); err != nil {
 		return nil, err
 	}
 	stats, err := c.copyIn(ctx, src, tag, sys, opts)
@@ -110,7 +110,7 @@ func (c *cache) copyIn(ctx context.Context, src resolved, tag string, sys *types
 	if err != nil {
 		return PullStats{}, err
 	}
-	defer pc.Destroy()
+	defer pc.Destroy() //nolint:errcheck // it only releases the policy's resources
 	destRef, err := ocilayout.NewReference(c.layout, tag)
 	if err != nil {
 		return PullStats{}, fmt.Errorf("cache reference %s: %w", tag, err)
@@ -185,7 +185,7 @@ func resolve(ctx context.Context, ref types.ImageReference, sys *types.SystemCon
 		if r.digest, err = chooseInstance(raw, mime, sys); err != nil {
 			return resolved{}, err
 		}
-		if raw, mime, err = src.GetManifest(ctx, &r.digest); err != nil {
+		if _, mime, err = src.GetManifest(ctx, &r.digest); err != nil {
 			return resolved{}, err
 		}
 	} else if r.digest, err = manifest.Digest(raw); err != nil {

@@ -191,7 +191,7 @@ func TestCorruptCacheBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(blob, data, 0o644); err != nil {
+	if err = os.WriteFile(blob, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := img.Layers[1].Open()
@@ -306,7 +306,7 @@ func addTag(t *testing.T, layout, tag string) {
 		t.Fatal(err)
 	}
 	var index imgspecv1.Index
-	if err := json.Unmarshal(data, &index); err != nil {
+	if err = json.Unmarshal(data, &index); err != nil {
 		t.Fatal(err)
 	}
 	d := index.Manifests[0]

@@ -66,8 +66,8 @@ func startRegistry(t testing.TB, user, pass string) *registry {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
+		cmd.Process.Kill() //nolint:errcheck // cleanup: it may have exited
+		<-exited           //nolint:errcheck // killed on purpose
 	})
 	waitReady(t, r.addr, exited, &logs)
 	return r
@@ -122,7 +122,7 @@ func (r *registry) push(t testing.TB, layout, repoTag string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Destroy()
+	defer pc.Destroy() //nolint:errcheck // releases nothing that matters to the test
 	_, err = copy.Image(context.Background(), pc, dst, src, &copy.Options{
 		SourceCtx: &types.SystemContext{}, DestinationCtx: sys, ImageListSelection: copy.CopyAllImages,
 	})
@@ -168,7 +168,7 @@ func newCountingProxy(t testing.TB, target string) *countingProxy {
 		}
 		rp.ServeHTTP(w, req)
 	})}
-	go srv.Serve(l)
+	go srv.Serve(l) //nolint:errcheck // ends with ErrServerClosed at cleanup
 	t.Cleanup(func() { srv.Close() })
 	return p
 }

@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +42,7 @@ func TestPullSweepsStagedBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	pull(t, "oci:"+dir+":v1", SourceOptions{CacheDir: cache})
-	if _, err := os.Stat(left); !os.IsNotExist(err) {
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s survived the next pull (%v)", left, err)
 	}
 }

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ func (c *cache) trueMediaType(desc imgspecv1.Descriptor) (string, error) {
 	defer f.Close()
 	head := make([]byte, 4)
 	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read cache blob %s: %w", desc.Digest, err)
 	}
 	head = head[:n]

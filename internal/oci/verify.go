@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,12 +35,12 @@ func (r *verifiedReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.f.Read(p)
 	r.n += int64(n)
-	r.verifier.Write(p[:n])
+	r.verifier.Write(p[:n]) //nolint:errcheck // a digest verifier's Write never fails
 	if r.n > r.desc.Size {
 		r.done = r.corrupt(fmt.Sprintf("longer than its %d bytes", r.desc.Size))
 		return n, r.done
 	}
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		switch {
 		case r.n != r.desc.Size:
 			err = r.corrupt(fmt.Sprintf("%d bytes instead of %d", r.n, r.desc.Size))

@@ -184,7 +184,7 @@ func LoadPath(path string, flag int) (*sif.FileImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFile(f, path); err != nil {
+	if err = checkFile(f, path); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func Describe(path string) (*Description, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.UnloadContainer()
+	defer f.UnloadContainer() //nolint:errcheck // opened to read: nothing to flush
 	return describe(f, path)
 }
 

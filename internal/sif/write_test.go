@@ -55,8 +55,8 @@ func TestWriteDescribeRoundTrip(t *testing.T) {
 	if d.Arch != "amd64" || !d.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("header: arch %q created %v", d.Arch, d.Created)
 	}
-	if c, err := d.ImageConfig(); err != nil || c == nil || c.WorkingDir != "/work" || c.Cmd[0] != "/bin/sh" {
-		t.Errorf("config not read back: %+v (%v) from %s", c, err, d.Config)
+	if c, cerr := d.ImageConfig(); cerr != nil || c == nil || c.WorkingDir != "/work" || c.Cmd[0] != "/bin/sh" {
+		t.Errorf("config not read back: %+v (%v) from %s", c, cerr, d.Config)
 	}
 	if d.Labels["org.example.name"] != "demo" {
 		t.Errorf("labels: %v", d.Labels)
@@ -134,10 +134,10 @@ func TestWriteAround(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(rootfs, off); err != nil {
+	if _, err = f.WriteAt(rootfs, off); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteAround(f, int64(len(rootfs)), testMetadata()); err != nil {
+	if err = WriteAround(f, int64(len(rootfs)), testMetadata()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(p)

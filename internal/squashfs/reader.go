@@ -67,13 +67,13 @@ func Open(ra io.ReaderAt, size int64) (*Reader, error) {
 	if r.dec, err = newDecompressor(r.sb.Compression, opts, int(r.sb.BlockSize)); err != nil {
 		return nil, err
 	}
-	if err := r.readIDTable(); err != nil {
+	if err = r.readIDTable(); err != nil {
 		return nil, err
 	}
-	if err := r.readXattrHeader(); err != nil {
+	if err = r.readXattrHeader(); err != nil {
 		return nil, err
 	}
-	if err := r.checkOptionalTables(); err != nil {
+	if err = r.checkOptionalTables(); err != nil {
 		return nil, err
 	}
 	block, off := splitInodeRef(r.sb.RootInode)

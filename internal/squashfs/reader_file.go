@@ -109,7 +109,7 @@ func (f *regularFile) Seek(offset int64, whence int) (int64, error) {
 
 // wrap names the file in an error, leaving io.EOF bare as readers must.
 func (f *regularFile) wrap(op string, err error) error {
-	if err == nil || err == io.EOF {
+	if err == nil || errors.Is(err, io.EOF) {
 		return err
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: err}

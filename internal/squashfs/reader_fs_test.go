@@ -136,14 +136,14 @@ func TestFileReadSeek(t *testing.T) {
 	must(t, err)
 	defer f.Close()
 	rs := f.(io.ReadSeeker)
-	if n, err := rs.Seek(-10, io.SeekEnd); err != nil || n != int64(len(want)-10) {
-		t.Fatalf("Seek end-10 = %d, %v", n, err)
+	if n, serr := rs.Seek(-10, io.SeekEnd); serr != nil || n != int64(len(want)-10) {
+		t.Fatalf("Seek end-10 = %d, %v", n, serr)
 	}
 	b, err := io.ReadAll(rs)
 	if err != nil || !bytes.Equal(b, want[len(want)-10:]) {
 		t.Errorf("read after seek = %q, %v", b, err)
 	}
-	if n, err := rs.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+	if n, err := rs.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("read at end = %d, %v, want 0, EOF", n, err)
 	}
 	buf := make([]byte, 100)
@@ -225,7 +225,7 @@ func TestSpecialFiles(t *testing.T) {
 	if err != nil || fi.Mode() != fs.ModeNamedPipe|0o640 {
 		t.Errorf("Stat(fifo) = %v, %v", fi.Mode(), err)
 	}
-	if _, err := f.Read(make([]byte, 1)); err == nil {
+	if _, err = f.Read(make([]byte, 1)); err == nil {
 		t.Error("Read of a FIFO: no error")
 	}
 	fi, err = r.Stat("setuid")

@@ -23,7 +23,6 @@ type treeNode struct {
 	nlink   uint32
 	ino     uint32
 	ref     uint64 // inode reference once written
-	written bool
 	subdirs uint32
 }
 

@@ -123,7 +123,7 @@ func (t *treeWalker) walk(rel string, st *unix.Stat_t) error {
 	for _, name := range names {
 		child := path.Join(rel, name)
 		var cst unix.Stat_t
-		if err := unix.Lstat(filepath.Join(t.root, child), &cst); err != nil {
+		if err = unix.Lstat(filepath.Join(t.root, child), &cst); err != nil {
 			return fmt.Errorf("squashfs: %s: %w", filepath.Join(t.root, child), err)
 		}
 		if cst.Mode&unix.S_IFMT == unix.S_IFDIR {

@@ -167,7 +167,7 @@ func compareDirs(t *testing.T, src, dst string, o compareOpts) {
 		t.Fatal(err)
 	}
 	count := 0
-	filepath.Walk(dst, func(string, os.FileInfo, error) error { count++; return nil })
+	filepath.Walk(dst, func(string, os.FileInfo, error) error { count++; return nil }) //nolint:errcheck // the walk function never fails
 	if count != n {
 		t.Errorf("%s has %d paths, %s has %d", dst, count, src, n)
 	}

@@ -109,7 +109,7 @@ func NewWriter(w io.WriteSeeker, opts Options) (*Writer, error) {
 		head = append(head, byte(len(o)), byte(metadataUncompressed>>8))
 		head = append(head, o...)
 	}
-	if err := sw.write(head); err != nil {
+	if err = sw.write(head); err != nil {
 		return nil, err
 	}
 	sw.pipe, err = startPipeline(sw, opts.Workers)
@@ -172,7 +172,7 @@ func (w *Writer) add(e Entry) error {
 		return fmt.Errorf("squashfs: %w", err)
 	}
 	e.Path = p
-	if err := w.check(&e); err != nil {
+	if err = w.check(&e); err != nil {
 		return fmt.Errorf("squashfs: %s: %w", e.Path, err)
 	}
 	body := e.Body

@@ -33,9 +33,9 @@ func (w *Writer) dirInode(l *layout, n *treeNode) ([]byte, error) {
 		parent = n.parent.ino
 	}
 	if len(index) == 0 && size <= math.MaxUint16 && xattr == noXattr {
-		b, err := l.header(n, inodeBasicDir)
-		if err != nil {
-			return nil, err
+		b, herr := l.header(n, inodeBasicDir)
+		if herr != nil {
+			return nil, herr
 		}
 		b = binary.LittleEndian.AppendUint32(b, uint32(start))
 		b = binary.LittleEndian.AppendUint32(b, n.nlink)

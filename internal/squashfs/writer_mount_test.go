@@ -87,7 +87,7 @@ func TestWriterAtOffset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(make([]byte, offset)); err != nil {
+	if _, err = f.Write(make([]byte, offset)); err != nil {
 		t.Fatal(err)
 	}
 	w, err := NewWriter(f, Options{ModTime: testModTime, BlockSize: 16 << 10})

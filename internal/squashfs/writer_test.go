@@ -197,7 +197,7 @@ func TestWriterErrors(t *testing.T) {
 			closeErr := w.Close()
 			if first == nil {
 				first = closeErr
-			} else if closeErr != first {
+			} else if !errors.Is(closeErr, first) {
 				t.Errorf("Close returned %v, want the Add error %v", closeErr, first)
 			}
 			if first == nil || !strings.Contains(first.Error(), tc.want) {

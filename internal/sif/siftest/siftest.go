@@ -4,7 +4,9 @@ package siftest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,14 +39,14 @@ func Make(out, tree string, cfg *v1.ImageConfig) error {
 	}
 	dis := []sif.DescriptorInput{pdi}
 	if cfg != nil {
-		b, err := json.Marshal(v1.Image{Config: *cfg})
-		if err != nil {
-			return err
+		b, merr := json.Marshal(v1.Image{Config: *cfg})
+		if merr != nil {
+			return merr
 		}
-		cdi, err := sif.NewDescriptorInput(sif.DataGenericJSON, bytesReader(b),
+		cdi, derr := sif.NewDescriptorInput(sif.DataGenericJSON, bytesReader(b),
 			sif.OptObjectName(hsif.ConfigObjectName), sif.OptGroupID(hsif.SystemGroup))
-		if err != nil {
-			return err
+		if derr != nil {
+			return derr
 		}
 		dis = append(dis, cdi)
 	}
@@ -72,7 +74,7 @@ func BusyboxTree(dir, busybox string) error {
 		return err
 	}
 	for _, a := range []string{"sh", "true", "false", "cat", "echo", "id", "ls", "pwd", "env", "sleep", "touch", "mkdir", "grep", "kill", "trap", "test", "stat", "mount", "readlink", "wc", "head"} {
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil && !os.IsExist(err) {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	}
