@@ -69,6 +69,7 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		return isolation.Image{}, none, err
 	}
 	if kind == kindDir {
+		o.starter = starterChoice{why: "sandbox directories run in a user namespace"}
 		return isolation.Image{Path: abs, Backend: spec.BackendDir}, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
@@ -94,6 +95,14 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		}
 		img.Backend, img.Path = spec.BackendDir, dir
 		return img, cleanup, nil
+	}
+	if o.starter.path != "" {
+		if why := starterImage(conf, f); why == "" {
+			img.Backend = spec.BackendLoop
+			return img, none, nil
+		} else {
+			o.starter = starterChoice{why: why}
+		}
 	}
 	env := launcher.Probe()
 	env.Squashfuse = squashfusePath(conf)

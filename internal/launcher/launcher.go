@@ -42,6 +42,9 @@ type Options struct {
 	// Timeout, when positive, kills the container (SIGKILL) that runs longer; Run then returns
 	// ErrTimedOut with the status.
 	Timeout time.Duration
+	// Starter is the setuid starter (cmd/hpcctl-starter) to start in place of hpcctl's own setup
+	// stage, for a Spec without a user namespace; "" starts hpcctl's own.
+	Starter string
 	// Stage is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
 	Stage *Pending
@@ -198,7 +201,7 @@ func (p *Pending) take(sh spec.Shape, o Options) (*Stage, error) {
 
 // fits reports whether a stage started with options a can serve a launch with options b.
 func (a Options) fits(b Options) bool {
-	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0)
+	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0) && a.Starter == b.Starter
 }
 
 // Abandon ends a stage that Run did not take; it does nothing to one Run took (or to nil).
@@ -251,6 +254,9 @@ func spawn(sh spec.Shape, o Options) (*Stage, error) {
 		Stderr:      orFile(o.Stderr, os.Stderr),
 		ExtraFiles:  []*os.File{specR, childSock, exitW},
 		SysProcAttr: sysProcAttr(sh, o),
+	}
+	if o.Starter != "" {
+		useStarter(cmd, sh, o)
 	}
 	if err := cmd.Start(); err != nil {
 		specW.Close()
