@@ -171,4 +171,3 @@ func checkPolicy(c *config.Config, img *os.File, name string) error {
 	}
 	return nil
 }
-
