@@ -19,7 +19,9 @@ type stEnv struct {
 	img      string // root-owned busybox SIF in a root-owned directory
 	tree     string // its tree, to make variants
 	nouserns string
-	u        testUser
+	// rawstarter runs the starter with a Spec as given (a hostile hpcctl).
+	rawstarter string
+	u          testUser
 }
 
 var (
@@ -65,11 +67,12 @@ func stBuild(u testUser) (*stEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(goTool(), "build", "-o", e.nouserns, "./e2e/cmd/nouserns")
+	cmd := exec.Command(goTool(), "build", "-o", filepath.Join(bins.root, "bin")+"/", "./e2e/cmd/nouserns", "./e2e/cmd/rawstarter")
 	cmd.Dir, cmd.Env = modRoot, append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, &exec.Error{Name: "go build nouserns: " + string(out), Err: err}
+		return nil, &exec.Error{Name: "go build nouserns rawstarter: " + string(out), Err: err}
 	}
+	e.rawstarter = filepath.Join(bins.root, "bin", "rawstarter")
 	return e, nil
 }
 
