@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/launcher/child"
 )
 
 // identity is the user who ran the starter: its real IDs and supplementary groups, which a
@@ -17,23 +19,44 @@ type identity struct {
 	uid, gid int
 	groups   []int
 	ppid     int // hpcctl, whose death must end us
+	lifeline int // under the relay: a pipe that only the relay can write, which closes when it dies
 }
 
+// callerIdentity reads the caller's identity, and who the parent must be: the process at the
+// other end of the socket hpcctl made (SO_PEERCRED), which is still our parent unless it has
+// died already, even before we could ask for its death signal. In the PID namespace the relay
+// made, the parent is not visible (getppid is 0) and the relay's lifeline pipe says it instead.
 func callerIdentity() (identity, error) {
 	groups, err := unix.Getgroups()
 	if err != nil {
 		return identity{}, fmt.Errorf("getgroups: %w", err)
 	}
-	return identity{uid: unix.Getuid(), gid: unix.Getgid(), groups: groups, ppid: unix.Getppid()}, nil
+	id := identity{uid: unix.Getuid(), gid: unix.Getgid(), groups: groups, ppid: unix.Getppid()}
+	if os.Getpid() == 1 {
+		id.ppid, id.lifeline = 0, lifelineFD
+		return id, nil
+	}
+	cred, err := unix.GetsockoptUcred(child.SocketFD, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return identity{}, fmt.Errorf("the socket from hpcctl: %w", err)
+	}
+	id.ppid = int(cred.Pid)
+	return id, nil
 }
 
-// dieWithParent asks for SIGKILL when hpcctl dies. The kernel clears this setting on the setuid
-// exec and on every change of effective or file-system IDs, so it is set again after each; if
-// hpcctl died before it was set, the parent is no longer ppid and we exit ourselves.
+// dieWithParent asks for SIGKILL when hpcctl (or the relay) dies. The kernel clears this setting
+// on the setuid exec and on every change of effective or file-system IDs, so it is set again
+// after each; if the parent died before it was set, we exit ourselves.
 func (id identity) dieWithParent() {
 	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0) //nolint:errcheck // cannot fail with a valid signal
 	if unix.Getppid() != id.ppid {
 		os.Exit(1)
+	}
+	if id.lifeline > 0 {
+		fds := []unix.PollFd{{Fd: int32(id.lifeline), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(fds, 0); n != 0 {
+			os.Exit(1) // the relay's end closed: it died
+		}
 	}
 }
 

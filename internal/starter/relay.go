@@ -16,13 +16,23 @@ import (
 // forwarded are the signals passed on to the container's init, as hpcctl passes them to us.
 var forwarded = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCONT, unix.SIGWINCH, unix.SIGALRM}
 
+// lifelineFD is the relay's pipe in the new starter (after child.ExitFD).
+const lifelineFD = 6
+
 // relay starts the starter again as PID 1 of a new PID namespace, with hpcctl's descriptors
 // (Spec, socket, exit pipe), then drops every privilege at once: it only forwards signals and
 // returns the exit status. The new starter checks everything itself (it cannot tell it was not
 // run by hand). What could go wrong: this process decides nothing from its input, and it holds no
 // privilege while the container runs.
 func relay(id identity) int {
-	fds := []*os.File{os.NewFile(child.SpecFD, "spec"), os.NewFile(child.SocketFD, "socket"), os.NewFile(child.ExitFD, "exit")}
+	// The lifeline's write end stays here only (close-on-exec): the new starter sees the pipe
+	// close when this process dies, in the moments its death signal is not set.
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer lifeW.Close()
+	fds := []*os.File{os.NewFile(child.SpecFD, "spec"), os.NewFile(child.SocketFD, "socket"), os.NewFile(child.ExitFD, "exit"), lifeR}
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe", Args: []string{"hpcctl-starter", PIDFlag}, Env: []string{},
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: fds,
@@ -30,8 +40,7 @@ func relay(id identity) int {
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, child.NotIgnored(forwarded)...)
-	err := cmd.Start()
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start the PID namespace: %w", err))
 	}
 	for _, f := range fds {

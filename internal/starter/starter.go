@@ -35,6 +35,11 @@ func Main() int {
 	// this one, which also execs the program.
 	runtime.LockOSThread()
 	cleanEnvironment()
+	// hpcctl's descriptors must not reach the program (it sees the socket close as the program
+	// starts); nor must the relay's lifeline.
+	for _, fd := range []int{child.SpecFD, child.SocketFD, child.ExitFD, lifelineFD} {
+		unix.CloseOnExec(fd)
+	}
 	id, err := callerIdentity()
 	if err != nil {
 		return fail(err)
