@@ -89,13 +89,17 @@ func fail(err error) int {
 // What could go wrong: the re-exec of /proc/self/exe is this same file (the kernel's link, not a
 // path), setuid again, so it cannot be swapped.
 func cleanEnvironment() {
-	env := os.Environ()
-	if len(env) == 0 || len(env) == 1 && env[0] == "GOTRACEBACK=none" {
+	if environmentClean(os.Environ()) {
 		return
 	}
 	err := syscall.Exec("/proc/self/exe", os.Args, []string{})
 	fmt.Fprintf(os.Stderr, "hpcctl-starter: clear the environment: %v\n", err)
 	os.Exit(1)
+}
+
+// environmentClean reports whether env is empty but for what the runtime adds in secure mode.
+func environmentClean(env []string) bool {
+	return len(env) == 0 || len(env) == 1 && env[0] == "GOTRACEBACK=none"
 }
 
 // unshare makes the container's namespaces for this thread, as root (no user namespace).
