@@ -76,8 +76,12 @@ bench: bench-squashfs bench-build bench-exec bench-mpi
 
 # Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
 # work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
+# The last line: a plain user's exec through the setuid starter (installed with install-suid into
+# a root-owned temporary prefix) against root's own start; the target is a ratio <= 1.1.
 bench-exec: build
-	$(GO) run -tags "$(TAGS)" ./tools/execbench -hpcctl bin/hpcctl -n 50
+	@P=$$(mktemp -d /tmp/hpcctl-bench-suid.XXXXXX) && chmod 0755 $$P && \
+		$(MAKE) --no-print-directory install-suid PREFIX=$$P BIN=bin >/dev/null && \
+		$(GO) run -tags "$(TAGS)" ./tools/execbench -hpcctl bin/hpcctl -n 50 -suid $$P; s=$$?; rm -rf $$P; exit $$s
 
 # MPI ping-pong bandwidth (mpi4py, 2 ranks, 1 MiB) in containers against the host, same run, as
 # root and as a plain user, per profile. Needs root, hpcuser, Open MPI and the MPI fixture.

@@ -3,7 +3,6 @@ package mount
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -41,11 +40,16 @@ func AttachShared(backing *os.File, offset, size int64, lockPath string) (*os.Fi
 // findLoop looks for a bound loop device (those with a "loop" directory in sysfs) whose backing
 // file is the inode st, at offset with size, read-only and autoclear.
 func findLoop(st unix.Stat_t, offset, size int64) (*os.File, string) {
-	bound, _ := filepath.Glob("/sys/block/loop*/loop")
-	for _, sys := range bound {
-		name := filepath.Base(filepath.Dir(sys))
-		if _, err := strconv.Atoi(strings.TrimPrefix(name, "loop")); err != nil {
+	// One stat per device: a glob would open and list every device's directory.
+	devs, _ := os.ReadDir("/sys/block")
+	for _, d := range devs {
+		name := d.Name()
+		if n, err := strconv.Atoi(strings.TrimPrefix(name, "loop")); err != nil || n < 0 || !strings.HasPrefix(name, "loop") {
 			continue
+		}
+		var sys unix.Stat_t
+		if unix.Stat("/sys/block/"+name+"/loop", &sys) != nil {
+			continue // not bound
 		}
 		path := "/dev/" + name
 		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)

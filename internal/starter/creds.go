@@ -126,10 +126,14 @@ func withCaps(caps []uintptr, f func() error) error {
 // Then it checks the result (capget, getresuid, a setuid(0) that must fail): a step that
 // silently did nothing would otherwise leave root to the program.
 func (id identity) drop() error {
+	// The bounding set is per thread and inherited through execve from the thread that calls it:
+	// this one (the others end at the exec, or, in a PID namespace's init, only run the Go
+	// runtime, without capabilities or a way to gain one once no_new_privs is set). One
+	// all-threads call per capability would stop the world some forty times.
 	last := capLastCap()
 	for c := 0; c <= last; c++ {
-		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 && !(e == unix.EINVAL && c > 0) {
-			return fmt.Errorf("drop capability %d from the bounding set: %w", c, e)
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !(err == unix.EINVAL && c > 0) {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
 	if err := syscall.Setgroups(id.groups); err != nil {
