@@ -179,7 +179,7 @@ func TestStarterAttackWritableImage(t *testing.T) {
 	os.Chmod(groupWritable, 0o664) //nolint:errcheck // checked below
 	for _, img := range []string{mine, rootInUserDir, groupWritable} {
 		r := e.run(t, true, nil, "hpcctl", "exec", img, "true")
-		if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "cannot change") && !strings.Contains(r.Stderr, "user namespaces are disabled") {
+		if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "cannot change") || !strings.Contains(r.Stderr, "user namespaces are disabled") {
 			t.Errorf("%s without user namespaces: status %d, stderr %q; want one line refusing it", img, r.Code, r.Stderr)
 		}
 		// With user namespaces it goes through squashfuse_ll.

@@ -97,12 +97,12 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		return img, cleanup, nil
 	}
 	if o.starter.path != "" {
-		if why := starterImage(conf, f); why == "" {
+		why := starterImage(conf, f)
+		if why == "" {
 			img.Backend = spec.BackendLoop
 			return img, none, nil
-		} else {
-			o.starter = starterChoice{why: why}
 		}
+		o.starter = starterChoice{why: why, refused: true}
 	}
 	env := launcher.Probe()
 	env.Squashfuse = squashfusePath(conf)

@@ -183,6 +183,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 		lo.Starter = o.starter.path
 	}
 	status, err := launcher.Run(ctx, s, lo)
+	err = starterHint(o, err)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
 		fmt.Fprintf(g.Stderr, "hpcctl: %v\n", se)

@@ -22,6 +22,17 @@ const StarterName = "hpcctl-starter"
 // starter ("" for the user-namespace path) and why says why, for `hpcctl doctor` and errors.
 type starterChoice struct {
 	path, why string
+	// refused: the starter is installed and allowed, but not for this image.
+	refused bool
+}
+
+// starterHint adds to a failed start in a user namespace why the starter did not take the image,
+// where that is what the user can change.
+func starterHint(o *launchOptions, err error) error {
+	if err == nil || !o.starter.refused || !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOSPC) {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, o.starter.why)
 }
 
 // chooseStarter decides, before the image is known, whether this launch may use the starter:
