@@ -313,3 +313,31 @@ func needCommand(t *testing.T, name string) {
 		t.Skip("needs " + name)
 	}
 }
+
+// TestStarterAttackSpecPolicy: the starter decides itself where the partition is and whether the
+// site's signature policy admits the image, whatever a hostile hpcctl says or skips.
+func TestStarterAttackSpecPolicy(t *testing.T) {
+	e := starterSetup(t)
+	s := rawSpec(t, e.img, "true")
+	s.RootFS.Offset, s.RootFS.Size = 0, 4096 // the SIF header, not the partition
+	e.runRaw(t, s, bins.starter).mustSucceed(t, "raw spec with a wrong partition (the starter finds the right one)")
+
+	prefix := filepath.Join(bins.root, "suid-signed")
+	installSuid(t, prefix)
+	conf := filepath.Join(prefix, "etc", "hpcctl", "hpcctl.conf")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[signature]\nrequire_signed = true\ntrusted_keys_dir = \"" + prefix + "/etc/hpcctl\"\n") //nolint:errcheck // checked by the run
+	f.Close()
+	r := e.runRaw(t, rawSpec(t, e.img, "true"), filepath.Join(prefix, "libexec", "hpcctl", "hpcctl-starter"))
+	t.Logf("refused: %s", r.Stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "signed") {
+		t.Errorf("unsigned image under require_signed, policy check skipped by hpcctl: status %d, stderr %q", r.Code, r.Stderr)
+	}
+	r = runCmd(t, e.cmd(t, true, workDir(t, e.u), nil, filepath.Join(prefix, "bin", "hpcctl"), "exec", e.img, "true"))
+	if r.Code == 0 {
+		t.Errorf("unsigned image under require_signed ran")
+	}
+}

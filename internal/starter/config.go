@@ -134,11 +134,16 @@ func checkLimits(c *config.Config, img *os.File) error {
 // wrong: a companion the user could replace would say yes to anything, so it must pass the same
 // ownership checks as the configuration; it runs with an empty environment and gets only the
 // image (descriptor 3).
-func checkPolicy(c *config.Config, img *os.File, name string) error {
+func checkPolicy(c *config.Config, img *os.File) error {
 	if c.Signature.PolicyEmpty() {
 		return nil
 	}
 	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	// Named by its real path in messages (the companion checks paths on the descriptor).
+	name, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", img.Fd()))
 	if err != nil {
 		return err
 	}

@@ -92,8 +92,9 @@ func (id identity) asRoot(f func() error) error {
 	return err
 }
 
-// withCaps runs f with the capabilities caps raised in this thread's effective set (they stay
-// in the permitted set while the starter is root), then lowers them again.
+// withCaps runs f with exactly the capabilities caps in this thread's effective set (they stay
+// in the permitted set while the starter is root), then restores the set it had. Exactly: what
+// f mounts may keep the credentials it ran with (overlayfs does, for all its later work).
 func withCaps(caps []uintptr, f func() error) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var saved [2]unix.CapUserData
@@ -101,6 +102,7 @@ func withCaps(caps []uintptr, f func() error) error {
 		return fmt.Errorf("capget: %w", err)
 	}
 	raised := saved
+	raised[0].Effective, raised[1].Effective = 0, 0
 	for _, c := range caps {
 		raised[c/32].Effective |= 1 << (c % 32)
 	}

@@ -45,12 +45,13 @@ func (h *hooks) MountImage(s *spec.Spec, img *os.File, target string) error {
 	})
 }
 
-// WithSetupCaps raises CAP_DAC_OVERRIDE and CAP_MKNOD, the capabilities the user namespace path
-// gives its setup stage for the same two steps. What could go wrong: with them, permission checks
+// WithSetupCaps runs f with CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and CAP_MKNOD only, the capabilities
+// the user namespace path gives its setup stage for the same two steps (overlayfs keeps them as
+// its mounter's credentials). What could go wrong: with them, permission checks
 // pass anywhere; the steps run under them touch only the private staging tmpfs, the image
 // (resolved inside its root) and descriptors opened and checked as the user before.
 func (h *hooks) WithSetupCaps(f func() error) error {
-	return withCaps([]uintptr{unix.CAP_DAC_OVERRIDE, unix.CAP_MKNOD}, f)
+	return withCaps([]uintptr{unix.CAP_SYS_ADMIN, unix.CAP_DAC_OVERRIDE, unix.CAP_MKNOD}, f)
 }
 
 // SecureBind adds nosuid, and nodev unless the source is a host device under /dev (the

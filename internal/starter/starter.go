@@ -149,8 +149,13 @@ func admit(c *config.Config, s *spec.Spec, img *os.File, id identity) error {
 	if err := OwnersOf(c.KernelMountOwners).TrustedImage(img, id.uid); err != nil {
 		return fmt.Errorf("image %s: the kernel mounts only images that you cannot change (%v); run it with hpcctl --userns, or ask the administrators to install it", s.RootFS.Image, err)
 	}
+	off, size, err := partition(img)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", s.RootFS.Image, err)
+	}
+	s.RootFS.Offset, s.RootFS.Size = off, size
 	if err := checkLimits(c, img); err != nil {
 		return err
 	}
-	return checkPolicy(c, img, s.RootFS.Image)
+	return checkPolicy(c, img)
 }
