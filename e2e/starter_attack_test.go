@@ -103,6 +103,12 @@ func TestStarterAttackBinds(t *testing.T) {
 			t.Fatalf("raw bind of %s: %q", src, r.Stdout)
 		}
 	}
+	// /root as a read-only overlay layer: overlayfs would read it with the starter's credentials.
+	s := rawSpec(t, e.img, "sh", "-c", "ls -a /; cat /"+filepath.Base(secret))
+	s.Overlays = []spec.Overlay{{Dir: "/root", ReadOnly: true}}
+	if r := e.runRaw(t, s, bins.starter); r.Code == 0 || strings.Contains(r.Stdout, "TOPSECRET") || !strings.Contains(r.Stderr, "cannot read") {
+		t.Fatalf("raw overlay of /root: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 func TestStarterAttackSymlinkDestination(t *testing.T) {

@@ -97,7 +97,7 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		return img, cleanup, nil
 	}
 	if o.starter.path != "" {
-		why := starterImage(conf, f)
+		why := starterImage(o.starter, f)
 		if why == "" {
 			img.Backend = spec.BackendLoop
 			return img, none, nil

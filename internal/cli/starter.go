@@ -24,6 +24,8 @@ type starterChoice struct {
 	path, why string
 	// refused: the starter is installed and allowed, but not for this image.
 	refused bool
+	// owners is the site's kernel_mount_owners (not a --config file's: the starter reads the site's).
+	owners []string
 }
 
 // starterHint adds to a failed start in a user namespace why the starter did not take the image,
@@ -65,7 +67,7 @@ func chooseStarter(o *launchOptions, conf *config.Config) starterChoice {
 	if !conf.AllowSetuid {
 		return starterChoice{why: fmt.Sprintf("%s does not set allow_setuid = true", site)}
 	}
-	return starterChoice{path: path, why: fmt.Sprintf("%s is setuid root and allowed by %s", path, site)}
+	return starterChoice{path: path, why: fmt.Sprintf("%s is setuid root and allowed by %s", path, site), owners: conf.KernelMountOwners}
 }
 
 // findStarter returns the installed starter, if it is root's and setuid.
@@ -117,8 +119,8 @@ func readSiteConfig(path string) (*config.Config, error) {
 // starterImage decides, once the image is open, whether the starter mounts it: only an image
 // the user cannot change (starter.Owners.TrustedImage); any other goes through squashfuse_ll. It
 // returns why not, "" when the starter takes it.
-func starterImage(conf *config.Config, f *os.File) string {
-	if err := starter.OwnersOf(conf.KernelMountOwners).TrustedImage(f, os.Getuid()); err != nil {
+func starterImage(c starterChoice, f *os.File) string {
+	if err := starter.OwnersOf(c.owners).TrustedImage(f, os.Getuid()); err != nil {
 		return fmt.Sprintf("the setuid starter mounts only images you cannot change (%v)", err)
 	}
 	return ""

@@ -134,7 +134,7 @@ func (id identity) drop() error {
 	// all-threads call per capability would stop the world some forty times.
 	last := capLastCap()
 	for c := 0; c <= last; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !(err == unix.EINVAL && c > 0) {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !(errors.Is(err, unix.EINVAL) && c > 0) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
