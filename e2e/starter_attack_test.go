@@ -236,10 +236,12 @@ func TestStarterAttackConfig(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		alter func(path string)
+		why   string // in the starter's refusal
 	}{
-		{"user-owned", func(p string) { os.Chown(p, e.u.UID, e.u.GID) }},                         //nolint:errcheck // checked below
-		{"group-writable", func(p string) { os.Chmod(p, 0o664) }},                                //nolint:errcheck // checked below
-		{"user-owned directory", func(p string) { os.Chown(filepath.Dir(p), e.u.UID, e.u.GID) }}, //nolint:errcheck // checked below
+		{"user-owned", func(p string) { os.Chown(p, e.u.UID, e.u.GID) }, "the setuid starter is off"},                         //nolint:errcheck // checked below
+		{"group-writable", func(p string) { os.Chmod(p, 0o664) }, "the setuid starter is off"},                                //nolint:errcheck // checked below
+		{"user-owned directory", func(p string) { os.Chown(filepath.Dir(p), e.u.UID, e.u.GID) }, "the setuid starter is off"}, //nolint:errcheck // checked below
+		{"not allowed", func(p string) { os.WriteFile(p, []byte("allow_setuid = false\n"), 0o644) }, "allow_setuid is false"}, //nolint:errcheck // checked below
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			prefix := filepath.Join(bins.root, "suid-"+sanitize(c.name))
@@ -253,8 +255,10 @@ func TestStarterAttackConfig(t *testing.T) {
 			if r.Code == 0 {
 				t.Errorf("ran without user namespaces through a starter whose configuration the user controls")
 			}
+			// With user namespaces, hpcctl falls back to them.
+			runCmd(t, e.cmd(t, false, workDir(t, e.u), nil, filepath.Join(prefix, "bin", "hpcctl"), "exec", e.img, "true")).mustSucceed(t, "fallback to user namespaces")
 			r = e.runRaw(t, rawSpec(t, e.img, "true"), filepath.Join(prefix, "libexec", "hpcctl", "hpcctl-starter"))
-			if r.Code == 0 || !strings.Contains(r.Stderr, "the setuid starter is off") {
+			if r.Code == 0 || !strings.Contains(r.Stderr, c.why) {
 				t.Errorf("starter with that configuration: status %d, stderr %q", r.Code, r.Stderr)
 			}
 		})

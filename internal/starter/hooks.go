@@ -18,8 +18,7 @@ const lockPath = "/run/hpcctl-starter.lock"
 
 // hooks are the starter's steps inside the setup stage (child.Privileged).
 type hooks struct {
-	id     identity
-	owners Owners
+	id identity
 }
 
 // MountImage attaches (or shares) the loop device and mounts the image, both as root: the loop

@@ -48,12 +48,15 @@ func Main() int {
 	if os.Geteuid() != 0 {
 		return fail(errors.New("hpcctl-starter is not setuid root: install it with make install-suid, or run hpcctl --userns"))
 	}
-	if len(os.Args) > 1 && os.Args[1] == PIDFlag && os.Getpid() != 1 {
-		return relay(id)
-	}
 	conf, err := loadConfig()
+	if err == nil && !conf.AllowSetuid {
+		err = fmt.Errorf("not allowed by %s (allow_setuid is false): run hpcctl --userns", conf.Path)
+	}
 	if err != nil {
 		return fail(err)
+	}
+	if len(os.Args) > 1 && os.Args[1] == PIDFlag && os.Getpid() != 1 {
+		return relay(id)
 	}
 	s, img, err := child.ReadSetup()
 	if errors.Is(err, child.ErrAbandoned) {
@@ -73,7 +76,7 @@ func Main() int {
 	if err != nil {
 		return fail(err)
 	}
-	return child.RunPrivileged(s, img, &hooks{id: id, owners: OwnersOf(conf.KernelMountOwners)})
+	return child.RunPrivileged(s, img, &hooks{id: id})
 }
 
 // fail reports err to hpcctl (or on stderr) and returns the exit status.
