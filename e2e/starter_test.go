@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -110,5 +112,37 @@ func TestStarterFeatures(t *testing.T) {
 	r = e.run(t, true, nil, "hpcctl", "exec", "--overlay", ov, e.img, "cat", "/opt/kept/f").mustSucceed(t, "--overlay again")
 	if r.Stdout != "persisted\n" {
 		t.Errorf("overlay: %q", r.Stdout)
+	}
+}
+
+// TestStarterSignalsAndStatus: through the starter (and its PID namespace relay), the exit status
+// is the program's and SIGTERM sent to hpcctl reaches the program.
+func TestStarterSignalsAndStatus(t *testing.T) {
+	e := starterSetup(t)
+	for _, p := range []string{"default", "containall"} {
+		t.Run(p, func(t *testing.T) {
+			if r := e.run(t, true, nil, "hpcctl", "exec", "--profile", p, e.img, "sh", "-c", "exit 7"); r.Code != 7 {
+				t.Errorf("exit 7: status %d (%s)", r.Code, r.Stderr)
+			}
+			c := e.cmd(t, true, workDir(t, e.u), nil, "hpcctl", "exec", "--profile", p, e.img, "sh", "-c", `trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done`)
+			out, err := c.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			n, _ := out.Read(buf)
+			if !strings.Contains(string(buf[:n]), "ready") {
+				t.Fatalf("program output %q", buf[:n])
+			}
+			c.Process.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the status
+			rest, _ := io.ReadAll(out)
+			err = c.Wait()
+			if !strings.Contains(string(rest), "got-term") || c.ProcessState.ExitCode() != 3 {
+				t.Errorf("after SIGTERM: output %q, %v", rest, err)
+			}
+		})
 	}
 }
