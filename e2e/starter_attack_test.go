@@ -103,6 +103,14 @@ func TestStarterAttackBinds(t *testing.T) {
 			t.Fatalf("raw bind of %s: %q", src, r.Stdout)
 		}
 	}
+	// Another user's (root's) process links: following them needs ptrace rights over it.
+	for _, src := range []string{"/proc/1/cwd", "/proc/1/root"} {
+		s := rawSpec(t, e.img, "true")
+		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: src, Destination: "/x"})
+		if r := e.runRaw(t, s, bins.starter); r.Code == 0 {
+			t.Errorf("raw bind of %s was made", src)
+		}
+	}
 	// /root as a read-only overlay layer: overlayfs would read it with the starter's credentials.
 	s := rawSpec(t, e.img, "sh", "-c", "ls -a /; cat /"+filepath.Base(secret))
 	s.Overlays = []spec.Overlay{{Dir: "/root", ReadOnly: true}}

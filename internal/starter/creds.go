@@ -77,8 +77,34 @@ func setfs(uid, gid int) error {
 	return nil
 }
 
+// setupCaps are the capabilities the setup stage uses as the user's file-system identity:
+// mounts, pivot_root and the host name (CAP_SYS_ADMIN), the loopback interface (CAP_NET_ADMIN),
+// switching the file-system IDs and the final drop (CAP_SETUID, CAP_SETGID, CAP_SETPCAP).
+var setupCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP}
+
+// limitCaps leaves only setupCaps in this thread's effective set (the permitted set keeps the
+// rest until the drop). What could go wrong otherwise: setfsuid clears only the file-system
+// capabilities, and one left effective, such as CAP_SYS_PTRACE, would let the user's paths through
+// another user's /proc/PID/root, /proc/PID/cwd or /proc/PID/fd links.
+func limitCaps() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Effective, data[1].Effective, data[0].Inheritable, data[1].Inheritable = 0, 0, 0, 0
+	for _, c := range setupCaps {
+		data[c/32].Effective |= 1 << (c % 32)
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("limit capabilities: %w", err)
+	}
+	return nil
+}
+
 // asRoot runs f with root's file-system identity on this thread, for paths that are the
-// starter's own (the loop devices, their lock), then gives the thread back the user's.
+// starter's own (the loop devices, their lock), then gives the thread back the user's. (Back to
+// fsuid 0 the kernel raises the file-system capabilities again, and lowers them after.)
 func (id identity) asRoot(f func() error) error {
 	if err := setfs(0, 0); err != nil {
 		return err

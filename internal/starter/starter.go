@@ -69,9 +69,13 @@ func Main() int {
 		err = unshare(s.Namespaces)
 	}
 	if err == nil {
-		// From here on this thread resolves paths as the user.
+		// From here on this thread resolves paths as the user, with only the capabilities the
+		// setup needs.
 		err = setfs(id.uid, id.gid)
 		id.dieWithParent()
+	}
+	if err == nil {
+		err = limitCaps()
 	}
 	if err != nil {
 		return fail(err)
