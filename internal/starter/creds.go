@@ -49,12 +49,14 @@ func callerIdentity() (identity, error) {
 // after each; if the parent died before it was set, we exit ourselves.
 func (id identity) dieWithParent() {
 	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0) //nolint:errcheck // cannot fail with a valid signal
-	if unix.Getppid() != id.ppid {
+	if p := unix.Getppid(); p != id.ppid {
+		fmt.Fprintf(os.Stderr, "hpcctl-starter: hpcctl (PID %d) has gone (parent %d)\n", id.ppid, p)
 		os.Exit(1)
 	}
 	if id.lifeline > 0 {
 		fds := []unix.PollFd{{Fd: int32(id.lifeline), Events: unix.POLLIN}}
 		if n, _ := unix.Poll(fds, 0); n != 0 {
+			fmt.Fprintf(os.Stderr, "hpcctl-starter: the relay has gone (%#x)\n", fds[0].Revents)
 			os.Exit(1) // the relay's end closed: it died
 		}
 	}

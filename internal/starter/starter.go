@@ -46,14 +46,14 @@ func Main() int {
 	}
 	id.dieWithParent()
 	if os.Geteuid() != 0 {
-		return fail(errors.New("hpcctl-starter is not setuid root: install it with make install-suid, or run hpcctl --userns"))
+		return refuse(errors.New("hpcctl-starter is not setuid root: install it with make install-suid, or run hpcctl --userns"))
 	}
 	conf, err := loadConfig()
 	if err == nil && !conf.AllowSetuid {
 		err = fmt.Errorf("not allowed by %s (allow_setuid is false): run hpcctl --userns", conf.Path)
 	}
 	if err != nil {
-		return fail(err)
+		return refuse(err)
 	}
 	if len(os.Args) > 1 && os.Args[1] == PIDFlag && os.Getpid() != 1 {
 		return relay(id)
@@ -81,6 +81,15 @@ func Main() int {
 		return fail(err)
 	}
 	return child.RunPrivileged(s, img, &hooks{id: id})
+}
+
+// refuse takes the Spec and the image from hpcctl, and then fails with err: hpcctl reads the
+// reason only if the image it sent was received (child.ReadSetup).
+func refuse(err error) int {
+	if _, _, rerr := child.ReadSetup(); errors.Is(rerr, child.ErrAbandoned) {
+		return 0
+	}
+	return fail(err)
 }
 
 // fail reports err to hpcctl (or on stderr) and returns the exit status.

@@ -36,13 +36,18 @@ var privileged Privileged
 // then did not launch).
 var ErrAbandoned = errAbandoned
 
-// ReadSetup reads the Spec and receives the image, as the stage's first step.
+// ReadSetup reads the Spec and receives the image, as the stage's first step. It receives the
+// image even when the Spec is bad: closing the socket with the image unread would reset it, and
+// hpcctl would read "connection reset" instead of the reason.
 func ReadSetup() (*spec.Spec, *os.File, error) {
 	s, err := readSpec()
-	if err != nil {
+	if errors.Is(err, errAbandoned) {
 		return nil, nil, err
 	}
-	img, err := receiveImage()
+	img, ierr := receiveImage()
+	if err == nil {
+		err = ierr
+	}
 	return s, img, err
 }
 
