@@ -55,7 +55,11 @@ func (id identity) dieWithParent() {
 	}
 	if id.lifeline > 0 {
 		fds := []unix.PollFd{{Fd: int32(id.lifeline), Events: unix.POLLIN}}
-		if n, _ := unix.Poll(fds, 0); n != 0 {
+		_, err := unix.Poll(fds, 0)
+		for errors.Is(err, unix.EINTR) { // the Go runtime's preemption signals
+			_, err = unix.Poll(fds, 0)
+		}
+		if err != nil || fds[0].Revents != 0 {
 			fmt.Fprintf(os.Stderr, "hpcctl-starter: the relay has gone (%#x)\n", fds[0].Revents)
 			os.Exit(1) // the relay's end closed: it died
 		}
