@@ -146,3 +146,12 @@ func TestStarterSignalsAndStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestStarterAudit: hpcctl audit runs its profiles through the starter too.
+func TestStarterAudit(t *testing.T) {
+	e := starterSetup(t)
+	r := e.run(t, true, nil, "hpcctl", "audit", e.img, "id", "-u").mustSucceed(t, "audit without user namespaces")
+	if strings.Count(r.Stdout, "exit 0") != 4 {
+		t.Errorf("audit: %s", r.Stdout)
+	}
+}
