@@ -155,3 +155,17 @@ func TestStarterAudit(t *testing.T) {
 		t.Errorf("audit: %s", r.Stdout)
 	}
 }
+
+// TestStarterDebianPython runs Python from the Debian fixture image through the starter, without
+// user namespaces, under the default and the isolate profiles.
+func TestStarterDebianPython(t *testing.T) {
+	e := starterSetup(t)
+	img, _ := ltDebian(t, ltSetup(t))
+	for _, p := range []string{"default", "isolate"} {
+		r := e.run(t, true, nil, "hpcctl", "exec", "--profile", p, img, "python3", "-c", "import json, os; print(json.dumps([os.getuid(), os.geteuid()]))")
+		r.mustSucceed(t, p+": python3 through the starter")
+		if want := fmt.Sprintf("[%d, %d]\n", e.u.UID, e.u.UID); r.Stdout != want {
+			t.Errorf("%s: %q, want %q", p, r.Stdout, want)
+		}
+	}
+}
