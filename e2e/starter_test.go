@@ -169,3 +169,27 @@ func TestStarterDebianPython(t *testing.T) {
 		}
 	}
 }
+
+// TestStarterMountFlags: every mount in a container started through the starter is nosuid, and
+// nodev but for the host's devices under /dev.
+func TestStarterMountFlags(t *testing.T) {
+	e := starterSetup(t)
+	dir := workDir(t, e.u)
+	for _, p := range []string{"default", "containall"} {
+		r := e.run(t, true, nil, "hpcctl", "exec", "--profile", p, "--bind", dir+":/data", "--writable-tmpfs", e.img, "cat", "/proc/self/mountinfo")
+		r.mustSucceed(t, p+": mountinfo")
+		for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 6 {
+				continue
+			}
+			point, opts := f[4], ","+f[5]+","
+			if !strings.Contains(opts, ",nosuid,") {
+				t.Errorf("%s: %s is not nosuid: %s", p, point, l)
+			}
+			if point != "/dev" && !strings.HasPrefix(point, "/dev/") && !strings.Contains(opts, ",nodev,") {
+				t.Errorf("%s: %s is not nodev: %s", p, point, l)
+			}
+		}
+	}
+}
