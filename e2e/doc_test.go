@@ -3,7 +3,8 @@
 // needs and skips with the reason; CI provides them all and fails on any skip (make e2e).
 //
 // TestMain builds every command under cmd/ once (version "e2e-test") into a world-readable
-// temporary directory: bins.hpcctl, and bins.starter (setuid root) once cmd/hpcctl-starter exists.
+// temporary directory: bins.hpcctl, and bins.suid, a make install-suid
+// prefix whose hpcctl uses the setuid-root starter bins.starter.
 // Helpers:
 //
 //	run(t, args...)                     as the test process (root in CI)

@@ -25,7 +25,8 @@ type binaries struct {
 	// a directory only root can enter.
 	root    string
 	hpcctl  string
-	starter string // the setuid-root starter, or "" while cmd/hpcctl-starter does not exist
+	starter string // the setuid-root starter installed under suid, or "" (not root)
+	suid    string // the prefix make install-suid installed: suid/bin/hpcctl uses the starter
 }
 
 func TestMain(m *testing.M) {
@@ -89,21 +90,29 @@ func (b *binaries) build() error {
 	return b.installStarter(filepath.Join(bin, "hpcctl-starter"))
 }
 
-// installStarter makes the starter setuid root, as a site's installation would.
+// installStarter installs the binaries as a site would with the setuid starter, with `make
+// install-suid` into the prefix suid/ (the starter root-owned and setuid, hpcctl.conf with
+// allow_setuid = true), when the tests run as root. bin/hpcctl-starter itself stays an ordinary
+// file: hpcctl in bin/ then takes the user-namespace path, as without a starter.
 func (b *binaries) installStarter(path string) error {
 	if _, err := os.Stat(path); err != nil {
-		return nil // no starter yet
+		return nil // no starter
 	}
 	if os.Geteuid() != 0 {
 		return nil // tests that need it probe for root and skip
 	}
-	if err := os.Chown(path, 0, 0); err != nil {
-		return fmt.Errorf("install the starter: %w", err)
+	modRoot, err := moduleRoot()
+	if err != nil {
+		return err
 	}
-	if err := os.Chmod(path, 0o4755); err != nil {
-		return fmt.Errorf("install the starter: %w", err)
+	prefix := filepath.Join(b.root, "suid")
+	cmd := exec.Command("make", "--no-print-directory", "install-suid", "PREFIX="+prefix, "BIN="+filepath.Dir(path))
+	cmd.Dir = modRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make install-suid: %w\n%s", err, out)
 	}
-	b.starter = path
+	b.suid = prefix
+	b.starter = filepath.Join(prefix, "libexec", "hpcctl", "hpcctl-starter")
 	return nil
 }
 

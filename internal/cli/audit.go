@@ -168,6 +168,7 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 			return nil, audit.Host{}, nil, UsageError{fmt.Errorf("--profiles: %w", err)}
 		}
 	}
+	o.launch.starter = chooseStarter(&o.launch, conf)
 	img, cleanup, err := resolveImage(ctx, g, &o.launch, conf, a.image)
 	if err != nil {
 		return nil, audit.Host{}, nil, err
@@ -231,6 +232,10 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	}
 	defer null.Close()
 	lo := launchSettings(l.g, l.img)
+	if o.starter.path != "" {
+		starterSpec(s)
+		lo.Starter = o.starter.path
+	}
 	lo.Stdin, lo.Stdout, lo.Stderr, lo.Timeout = null, stdout, stderr, l.timeout
 	// Without a time limit the container shares hpcctl's process group, and a terminal's ^C
 	// reaches it directly: forwarding it too would deliver it twice.

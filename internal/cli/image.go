@@ -77,6 +77,7 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		return resolvedImage{}, none, err
 	}
 	if kind == kindDir {
+		o.starter = starterChoice{why: "sandbox directories run in a user namespace"}
 		return resolvedImage{Image: isolation.Image{Path: abs, Backend: spec.BackendDir}}, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}
@@ -105,6 +106,14 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		}
 		img.Backend, img.Path = spec.BackendDir, dir
 		return resolvedImage{Image: img}, cleanup, nil
+	}
+	if o.starter.path != "" {
+		why := starterImage(o.starter, f)
+		if why == "" {
+			img.Backend = spec.BackendLoop
+			return resolvedImage{Image: img}, none, nil
+		}
+		o.starter = starterChoice{why: why, refused: true}
 	}
 	env := hostfacts.Probe(conf.Squashfuse)
 	img.Backend, err = hostfacts.ChooseBackend(hostfacts.Choice(o.backend), env)

@@ -45,6 +45,8 @@ type launchOptions struct {
 	overlays                     []string
 	config                       string
 	verifyData                   bool
+	userns                       bool
+	starter                      starterChoice // the setuid starter, when this launch uses it
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -76,6 +78,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
 	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
 	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
+	f.BoolVar(&o.userns, "userns", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
 	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 }
 
@@ -174,7 +177,12 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	lo := launchSettings(g, img)
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Prestarted = stage
+	if o.starter.path != "" {
+		starterSpec(s)
+		lo.Starter = o.starter.path
+	}
 	status, err := launcher.Run(ctx, s, lo)
+	err = starterHint(o, err)
 	var se *launcher.StartError
 	if errors.As(err, &se) && se.Status != 1 {
 		fmt.Fprintf(g.Stderr, "hpcctl: %v\n", se)
@@ -221,7 +229,11 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 		return nil
 	}
 	p = isolation.Effective(p, isolation.Options{Switches: sw, NoJobEnv: o.noJobEnv}, os.Environ())
-	return launcher.Prestart(isolation.ShapeOf(p, os.Getuid(), os.Getgid()), launcher.Options{})
+	sh := isolation.ShapeOf(p, os.Getuid(), os.Getgid())
+	if o.starter = chooseStarter(o, conf); o.starter.path != "" {
+		return launcher.Prestart(starterShape(sh), launcher.Options{Starter: o.starter.path})
+	}
+	return launcher.Prestart(sh, launcher.Options{})
 }
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and

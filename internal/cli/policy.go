@@ -17,26 +17,13 @@ const CheckPolicyVerb = "check-policy"
 // PolicyArgs are the arguments of the companion's CheckPolicyVerb for checking image (the name
 // its errors give) against the [signature] table.
 func PolicyArgs(sig config.Signature, image string) []string {
-	var args []string
-	if sig.RequireSigned {
-		args = append(args, "--require-signed")
-	}
-	if sig.TrustedKeysDir != "" {
-		args = append(args, "--trusted-keys-dir", sig.TrustedKeysDir)
-	}
-	for _, p := range sig.AllowedPaths {
-		args = append(args, "--allowed-path", p)
-	}
-	if sig.VerifyData {
-		args = append(args, "--verify-data")
-	}
-	return append(args, "--", image)
+	return sig.CompanionArgs(image)
 }
 
 // policyEmpty reports whether the site sets no signature policy (the default): then no image is
 // checked and no companion started.
 func policyEmpty(sig config.Signature) bool {
-	return !sig.RequireSigned && len(sig.AllowedPaths) == 0 && !sig.VerifyData
+	return sig.PolicyEmpty()
 }
 
 // imageKind is what a launch was given, as far as the signature policy cares.

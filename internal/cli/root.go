@@ -146,6 +146,7 @@ func markUsageErrors(c *cobra.Command) {
 func LaunchVerbs(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
 		newExecCmd(g),
+		newDoctorCmd(g),
 		newRunCmd(g),
 		newShellCmd(g),
 		newTestCmd(g),

@@ -64,6 +64,9 @@ type Config struct {
 	LimitContainerOwners []string `toml:"limit_container_owners"`
 	// AllowSetuid lets hpcctl use its setuid-root starter for kernel mounts as a plain user.
 	AllowSetuid bool `toml:"allow_setuid"`
+	// KernelMountOwners are the users (names or UIDs), besides root, whose images the setuid
+	// starter mounts with the kernel; other images go through squashfuse_ll.
+	KernelMountOwners []string `toml:"kernel_mount_owners"`
 	// Squashfuse is the squashfuse_ll program; "" searches PATH.
 	Squashfuse string `toml:"squashfuse"`
 	// CacheDir is the image cache; "" is $HPCCTL_CACHEDIR, else ~/.cache/hpcctl.

@@ -49,13 +49,14 @@ func TestShippedFileListsTheDefaults(t *testing.T) {
 	want.Path = "uncommented"
 	want.AllowedProfiles = BuiltinProfiles
 	want.BindPaths, want.LimitContainerPaths, want.LimitContainerOwners, want.Signature.AllowedPaths = []string{}, []string{}, []string{}, []string{}
+	want.KernelMountOwners = []string{}
 	want.Profiles = map[string]ProfileDef{"batch": {Base: "containall", Hostname: ptr("batch")}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("uncommented file:\n got %+v\nwant %+v", c, want)
 	}
 	// Every directive of Config is listed.
 	for _, key := range []string{"mount_home", "mount_tmp", "mount_proc", "mount_sys", "mount_dev", "mount_hostfiles", "bind_paths", "user_binds",
-		"allowed_namespaces", "allowed_profiles", "default_profile", "limit_container_paths", "limit_container_owners", "allow_setuid",
+		"allowed_namespaces", "allowed_profiles", "default_profile", "limit_container_paths", "limit_container_owners", "allow_setuid", "kernel_mount_owners",
 		"squashfuse", "cache_dir", "require_signed", "trusted_keys_dir", "allowed_paths", "job_variables"} {
 		if !strings.Contains(text, key+" = ") {
 			t.Errorf("etc/hpcctl.conf does not list %s", key)

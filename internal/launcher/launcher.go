@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -44,6 +43,9 @@ type Options struct {
 	// Timeout, when positive, kills the container (SIGKILL) that runs longer; Run then returns
 	// ErrTimedOut with the status.
 	Timeout time.Duration
+	// Starter is the setuid starter (cmd/hpcctl-starter) to start in place of hpcctl's own setup
+	// stage, for a Spec without a user namespace; "" starts hpcctl's own.
+	Starter string
 	// Prestarted is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
 	Prestarted *Pending
@@ -57,9 +59,7 @@ var ErrTimedOut = errors.New("the program ran past its time limit and was killed
 // Slurm stops a job with SIGTERM (then SIGKILL), and users and batch systems use the others; a
 // signal hpcctl did not catch (SIGXCPU and SIGPWR, before issue 18) killed hpcctl, and with it the
 // program by SIGKILL, without the program ever seeing it.
-var forwarded = slices.DeleteFunc(slices.Clone(signals.Forwarded), func(s os.Signal) bool {
-	return slices.Contains(signals.JobControl, s)
-})
+var forwarded = signals.Relayed()
 
 // Status is how the program ended.
 type Status struct {
@@ -205,7 +205,7 @@ func (p *Pending) take(sh spec.Shape, o Options) (*setupProcess, error) {
 
 // fits reports whether a stage started with options a can serve a launch with options b.
 func (a Options) fits(b Options) bool {
-	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0)
+	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0) && a.Starter == b.Starter
 }
 
 // Abandon ends a stage that Run did not take; it does nothing to one Run took (or to nil).
@@ -258,6 +258,9 @@ func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 		Stderr:      orFile(o.Stderr, os.Stderr),
 		ExtraFiles:  []*os.File{specR, childSock, exitW},
 		SysProcAttr: sysProcAttr(sh, o),
+	}
+	if o.Starter != "" {
+		useStarter(cmd, sh, o)
 	}
 	if err := cmd.Start(); err != nil {
 		specW.Close()

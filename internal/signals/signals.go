@@ -5,6 +5,7 @@ package signals
 import (
 	"os"
 	"os/signal"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +33,18 @@ func NotIgnored(sigs []os.Signal) []os.Signal {
 	var out []os.Signal
 	for _, s := range sigs {
 		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Relayed are what a process between the caller and the container's init passes on (the
+// launcher, the setuid starter's relay): Forwarded but JobControl, for the reason given there.
+func Relayed() []os.Signal {
+	var out []os.Signal
+	for _, s := range Forwarded {
+		if !slices.Contains(JobControl, s) {
 			out = append(out, s)
 		}
 	}

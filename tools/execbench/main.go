@@ -32,6 +32,9 @@ func main() {
 type config struct {
 	hpcctl, image, user string
 	n                   int
+	// suid is a make install-suid prefix: its hpcctl, run by the plain user, goes through the
+	// setuid starter, measured against root's own kernel-mount start.
+	suid string
 }
 
 func run() error {
@@ -40,6 +43,7 @@ func run() error {
 	flag.StringVar(&c.image, "image", "", "SIF image (default: a busybox image made with mksquashfs)")
 	flag.StringVar(&c.user, "user", "hpcuser", "plain user for the unprivileged runs (\"\" to skip them)")
 	flag.IntVar(&c.n, "n", 50, "runs per measurement")
+	flag.StringVar(&c.suid, "suid", "", "a `prefix` of make install-suid: also time the plain user's exec through the setuid starter against root's")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("run as root (it measures root and, through -user, a plain user)")
@@ -93,18 +97,32 @@ func run() error {
 	// mount namespace (and itself) alive after the run.
 	userBase := []string{"unshare", "-Urm", "sh", "-c",
 		"squashfuse_ll -o ro,offset=" + off + " \"$0\" \"$1\" || exit 1; chroot \"$1\" /bin/true; s=$?; umount \"$1\"; exit $s", c.image, mnt}
-	return compare("user "+c.user, cred, []string{c.hpcctl, "exec", c.image, "/bin/true"}, userBase, c.n)
+	if err := compare("user "+c.user, cred, []string{c.hpcctl, "exec", c.image, "/bin/true"}, userBase, c.n); err != nil {
+		return err
+	}
+	if c.suid == "" {
+		return nil
+	}
+	// The baseline here is root's own hpcctl start (kernel squashfs, no user namespace), which
+	// the starter should match.
+	return compareAs("user (starter)", cred, []string{filepath.Join(c.suid, "bin", "hpcctl"), "exec", c.image, "/bin/true"},
+		nil, []string{c.hpcctl, "exec", c.image, "/bin/true"}, c.n, "root hpcctl")
 }
 
 // compare times both commands n times, interleaved so that both see the same machine load.
 func compare(label string, cred *syscall.Credential, hpcctl, baseline []string, n int) error {
+	return compareAs(label, cred, hpcctl, cred, baseline, n, "by hand")
+}
+
+// compareAs is compare with the baseline run as credB and called what in the output.
+func compareAs(label string, cred *syscall.Credential, hpcctl []string, credB *syscall.Credential, baseline []string, n int, what string) error {
 	var a, b []time.Duration
 	for i := 0; i < n+2; i++ {
 		da, err := timeOnce(cred, hpcctl)
 		if err != nil {
 			return fmt.Errorf("%s: hpcctl: %w", label, err)
 		}
-		db, err := timeOnce(cred, baseline)
+		db, err := timeOnce(credB, baseline)
 		if err != nil {
 			return fmt.Errorf("%s: baseline: %w", label, err)
 		}
@@ -113,8 +131,8 @@ func compare(label string, cred *syscall.Credential, hpcctl, baseline []string, 
 		}
 	}
 	ma, mb := median(a), median(b)
-	fmt.Printf("%-14s hpcctl exec %8s [%s %s]   by hand %8s [%s %s]   ratio %.2f\n", label,
-		ms(ma), ms(pct(a, 10)), ms(pct(a, 90)), ms(mb), ms(pct(b, 10)), ms(pct(b, 90)), float64(ma)/float64(mb))
+	fmt.Printf("%-14s hpcctl exec %8s [%s %s]   %s %8s [%s %s]   ratio %.2f\n", label,
+		ms(ma), ms(pct(a, 10)), ms(pct(a, 90)), what, ms(mb), ms(pct(b, 10)), ms(pct(b, 90)), float64(ma)/float64(mb))
 	return nil
 }
 

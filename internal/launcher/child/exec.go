@@ -90,6 +90,9 @@ func checkExec(p string) error {
 // unless the Spec keeps them for root. Clearing is computed from nothing, never from "all", because
 // root here lacks some capabilities (CAP_SYS_RESOURCE) and asking for the full set fails.
 func dropPrivileges(s *spec.Spec) error {
+	if privileged != nil {
+		return privileged.Drop()
+	}
 	if s.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("set no_new_privs: %w", err)

@@ -33,14 +33,14 @@ func Main() int {
 		err = run(s, img)
 	}
 	// run returns only on failure, or with the program's status as PID 1.
-	var ie initExit
-	if errors.As(err, &ie) {
-		return ie.status
-	}
+	return Finish(err)
+}
+
+// report sends the reason the container could not start to hpcctl, which prints it.
+func report(err error) {
 	if serr := sendPacket(SocketFD, MsgError, append([]byte{byte(statusOf(err))}, err.Error()...)); serr != nil {
 		fmt.Fprintf(os.Stderr, "hpcctl: %v\n", err)
 	}
-	return 1
 }
 
 // programError is a failure to start the program itself, with the shell's status for it.

@@ -167,7 +167,7 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 	if err != nil {
 		return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
 	}
-	if !m.ReadOnly {
+	if !m.ReadOnly && (privileged == nil || m.Kind != spec.KindBind) {
 		return nil
 	}
 	top, err := mount.OpenInRoot(root, m.Destination, mount.CreateNothing)
@@ -175,6 +175,14 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 		return fmt.Errorf("mount point %s: %w", m.Destination, err)
 	}
 	defer unix.Close(top)
+	if privileged != nil && m.Kind == spec.KindBind {
+		if err := privileged.SecureBind(top, m); err != nil {
+			return fmt.Errorf("bind %s onto %s: %w", m.Source, m.Destination, err)
+		}
+	}
+	if !m.ReadOnly {
+		return nil
+	}
 	if err := mount.RemountReadOnly(top); err != nil {
 		return fmt.Errorf("make %s read-only: %w", m.Destination, err)
 	}

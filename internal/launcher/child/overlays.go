@@ -23,6 +23,11 @@ func openOverlays(ovs []spec.Overlay) (overlayDirs, error) {
 	for _, o := range ovs {
 		if o.ReadOnly {
 			fd, err := openDir(o.Dir)
+			if err == nil && privileged != nil {
+				if err = privileged.CheckReadable(fd, o.Dir); err != nil {
+					unix.Close(fd)
+				}
+			}
 			if err != nil {
 				od.close()
 				return od, fmt.Errorf("overlay %s: %w", o.Dir, err)

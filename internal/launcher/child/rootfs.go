@@ -82,10 +82,10 @@ func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 	if err = stageUpper(l); err != nil {
 		return err
 	}
-	if err = prepareUpper(s, l, srcs); err != nil {
+	if err = withSetupCaps(func() error { return prepareUpper(s, l, srcs) }); err != nil {
 		return err
 	}
-	if err = mountOverlay(s, l, overlays, log); err != nil {
+	if err = withSetupCaps(func() error { return mountOverlay(s, l, overlays, log) }); err != nil {
 		return err
 	}
 	root, err := unix.Open(l.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -260,6 +260,9 @@ func readAllDir(fd int) error {
 }
 
 func mountLoop(s *spec.Spec, img *os.File, target string) error {
+	if privileged != nil {
+		return privileged.MountImage(s, img, target)
+	}
 	dev, path, err := mount.AttachLoop(img, s.RootFS.Offset, s.RootFS.Size)
 	if err != nil {
 		return err
@@ -296,7 +299,7 @@ func mountSquashfuse(target string) error {
 func mountOverlay(s *spec.Spec, l layout, od overlayDirs, log *stepLog) error {
 	lowers, upper, work := od.layers(l)
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
-	if s.Namespaces.User {
+	if s.Namespaces.User || privileged != nil {
 		// In a user namespace overlayfs keeps its metadata in user.* xattrs (trusted.* needs
 		// CAP_SYS_ADMIN in the initial namespace).
 		data += ",userxattr"

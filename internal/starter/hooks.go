@@ -1,0 +1,83 @@
+package starter
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/mount"
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// lockPath serialises loop device search and attach between starters (mount.AttachShared). /run
+// is root's; the lock file is opened without following links.
+const lockPath = "/run/hpcctl-starter.lock"
+
+// hooks are the starter's steps inside the setup stage (child.Privileged).
+type hooks struct {
+	id identity
+}
+
+// MountImage attaches (or shares) the loop device and mounts the image, both as root: the loop
+// devices are root's. What could go wrong: img is the descriptor admit checked (a file the user
+// cannot change), so the kernel parses only that; target is the stage's own staging directory.
+// The mount is read-only, nosuid and nodev, so a setuid file in the image is inert.
+func (h *hooks) MountImage(s *spec.Spec, img *os.File, target string) error {
+	return h.id.asRoot(func() error {
+		dev, path, err := mount.AttachShared(img, s.RootFS.Offset, s.RootFS.Size, lockPath)
+		if err != nil {
+			return err
+		}
+		// The mount holds the device from here on; autoclear detaches it after the last unmount.
+		defer dev.Close()
+		err = mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+		if errors.Is(err, unix.EIO) {
+			return fmt.Errorf("image %s: its squashfs file system is damaged (the kernel cannot read its root inode): copy or build it again", s.RootFS.Image)
+		}
+		if err != nil {
+			return fmt.Errorf("mount the image %s: %w (is it a squashfs image?)", s.RootFS.Image, err)
+		}
+		return nil
+	})
+}
+
+// WithSetupCaps runs f with CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and CAP_MKNOD only, the capabilities
+// the user namespace path gives its setup stage for the same two steps (overlayfs keeps them as
+// its mounter's credentials). What could go wrong: with them, permission checks
+// pass anywhere; the steps run under them touch only the private staging tmpfs, the image
+// (resolved inside its root) and descriptors opened and checked as the user before.
+func (h *hooks) WithSetupCaps(f func() error) error {
+	return withCaps([]uintptr{unix.CAP_SYS_ADMIN, unix.CAP_DAC_OVERRIDE, unix.CAP_MKNOD}, f)
+}
+
+// SecureBind adds nosuid, and nodev unless the source is a host device under /dev (the
+// container's /dev and its nodes, whose own modes still apply), to a bind and every mount
+// below it. What could go wrong: root's bind keeps the source mount's flags, and a user's
+// directory on a suid mount would otherwise give a setuid file of theirs its power inside.
+func (h *hooks) SecureBind(fd int, m spec.Mount) error {
+	attr := uint64(unix.MOUNT_ATTR_NOSUID)
+	if m.SourceInside || !(m.Source == "/dev" || strings.HasPrefix(m.Source, "/dev/")) {
+		attr |= unix.MOUNT_ATTR_NODEV
+	}
+	err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attr})
+	if err != nil {
+		return fmt.Errorf("make it nosuid: %w", err)
+	}
+	return nil
+}
+
+// CheckReadable asks the kernel whether the user (the real IDs, faccessat without AT_EACCESS)
+// may read and search the directory open as fd: overlayfs reads a lower layer with its mounter's
+// credentials, so a directory the user can only traverse must not become one.
+func (h *hooks) CheckReadable(fd int, name string) error {
+	if err := unix.Faccessat2(fd, "", unix.R_OK|unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("you cannot read it: %w", err)
+	}
+	return nil
+}
+
+// Drop drops every privilege (identity.drop).
+func (h *hooks) Drop() error { return h.id.drop() }
