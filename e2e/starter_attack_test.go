@@ -301,7 +301,7 @@ func TestStarterAttackEnvironment(t *testing.T) {
 	checkStarterExecs(t, trace, 1)
 	// Run by hand with that environment, it starts itself again with none.
 	by := e.cmd(t, true, dir, hostile, bins.starter)
-	r = runCmd(t, exec.Command("strace", append([]string{"-f", "-qq", "-e", "trace=execve", "-o", trace}, by.Args...)...))
+	runCmd(t, exec.Command("strace", append([]string{"-f", "-qq", "-e", "trace=execve", "-o", trace}, by.Args...)...))
 	checkStarterExecs(t, trace, 2)
 }
 

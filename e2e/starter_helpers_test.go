@@ -54,13 +54,13 @@ func stBuild(u testUser) (*stEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := siftest.BusyboxTree(e.tree, busybox); err != nil {
+	if err = siftest.BusyboxTree(e.tree, busybox); err != nil {
 		return nil, err
 	}
-	if err := siftest.Make(e.img, e.tree, nil); err != nil {
+	if err = siftest.Make(e.img, e.tree, nil); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(e.img, 0o644); err != nil {
+	if err = os.Chmod(e.img, 0o644); err != nil {
 		return nil, err
 	}
 	modRoot, err := moduleRoot()

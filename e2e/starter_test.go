@@ -129,7 +129,7 @@ func TestStarterSignalsAndStatus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Start(); err != nil {
+			if err = c.Start(); err != nil {
 				t.Fatal(err)
 			}
 			buf := make([]byte, 64)

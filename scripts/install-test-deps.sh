@@ -13,6 +13,8 @@ PACKAGES=(
 	iproute2 util-linux procps curl ca-certificates git make gcc libc6-dev e2fsprogs kmod
 	# MPI jobs (docs/mpi.md): the host side of the hybrid model, srun --mpi=pmix, PBS-style qsub.
 	openmpi-bin python3-mpi4py libpmix2 libpmix-dev slurm-wlm-torque
+	# The setuid starter's attack tests watch its execve calls.
+	strace
 	# Only for a plain `go vet ./...` (cgo, no build tags), which builds containers/image's gpgme
 	# signing mechanism; hpcctl itself builds CGO-free with containers_image_openpgp.
 	libgpgme-dev pkg-config

@@ -32,11 +32,11 @@ func TestStarterHint(t *testing.T) {
 	if err := starterHint(refused, eperm); !strings.Contains(err.Error(), "cannot change") || !errors.Is(err, unix.EPERM) {
 		t.Errorf("refused image, user namespaces disabled: %v", err)
 	}
-	if err := starterHint(&launchOptions{starter: starterChoice{why: "root"}}, eperm); err != eperm {
+	if err := starterHint(&launchOptions{starter: starterChoice{why: "root"}}, eperm); err != eperm { //nolint:errorlint // the very error, unwrapped, must come back
 		t.Errorf("no refusal: %v", err)
 	}
 	other := errors.New("other")
-	if err := starterHint(refused, other); err != other {
+	if err := starterHint(refused, other); err != other { //nolint:errorlint // the very error must come back
 		t.Errorf("another error: %v", err)
 	}
 }

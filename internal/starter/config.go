@@ -67,7 +67,7 @@ func loadConfig() (*config.Config, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	defer f.Close()
-	if err := CheckRootFile(f, path); err != nil {
+	if err = CheckRootFile(f, path); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxConfig+1))

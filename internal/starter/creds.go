@@ -73,8 +73,8 @@ func (id identity) dieWithParent() {
 // What could go wrong: setfsuid reports no error, only the previous value, so the result is
 // read back and compared.
 func setfs(uid, gid int) error {
-	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
-	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0)
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0) //nolint:errcheck // setfsgid reports no error: read back below
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(uid), 0, 0) //nolint:errcheck // setfsuid reports no error: read back below
 	u, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, ^uintptr(0), 0, 0)
 	g, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0)
 	if int(u) != uid || int(g) != gid {

@@ -87,11 +87,11 @@ func TestTrustedImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := owners.TrustedImage(f, int(me)+1); err != nil {
+	if err = owners.TrustedImage(f, int(me)+1); err != nil {
 		t.Errorf("trusted image: %v", err)
 	}
-	os.Remove(file) //nolint:errcheck // checked below
-	if err := owners.TrustedImage(f, int(me)+1); err == nil {
+	os.Remove(file)
+	if err = owners.TrustedImage(f, int(me)+1); err == nil {
 		t.Errorf("a deleted image passed")
 	}
 	d, err := os.Open(dir)
