@@ -24,7 +24,7 @@ func TestPrivilegedImports(t *testing.T) {
 		}
 		allowed := false
 		for _, ok := range []string{
-			"github.com/hpcctl/hpcctl/internal/starter", "github.com/hpcctl/hpcctl/internal/launcher/child",
+			"github.com/hpcctl/hpcctl/internal/starter", "github.com/hpcctl/hpcctl/internal/launcher/child", "github.com/hpcctl/hpcctl/internal/signals",
 			"github.com/hpcctl/hpcctl/internal/mount", "github.com/hpcctl/hpcctl/internal/spec",
 			"github.com/hpcctl/hpcctl/internal/config", "github.com/BurntSushi/toml", "golang.org/x/sys/",
 			"github.com/hpcctl/hpcctl/cmd/hpcctl-starter",
