@@ -110,7 +110,7 @@ clean:
 .PHONY: deps fixtures services-start services-stop test-unit test-unit-user e2e test-all
 
 # Packages with unit tests: everything but the end-to-end tests themselves.
-UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/...
+UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/... ./tools/internal/...
 # The environment the end-to-end tests read, from the fixtures and the running services.
 TEST_ENV  := eval "$$(scripts/fixtures.sh env)" && eval "$$(scripts/services.sh env)"
 

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
+	"github.com/hpcctl/hpcctl/tools/internal/benchutil"
 )
 
 func main() {
@@ -83,7 +82,7 @@ func run() error {
 	if c.user == "" {
 		return nil
 	}
-	cred, err := credential(c.user)
+	cred, err := benchutil.Credential(c.user)
 	if err != nil {
 		return err
 	}
@@ -130,9 +129,9 @@ func compareAs(label string, cred *syscall.Credential, hpcctl []string, credB *s
 			a, b = append(a, da), append(b, db)
 		}
 	}
-	ma, mb := median(a), median(b)
+	ma, mb := benchutil.Median(a), benchutil.Median(b)
 	fmt.Printf("%-14s hpcctl exec %8s [%s %s]   %s %8s [%s %s]   ratio %.2f\n", label,
-		ms(ma), ms(pct(a, 10)), ms(pct(a, 90)), what, ms(mb), ms(pct(b, 10)), ms(pct(b, 90)), float64(ma)/float64(mb))
+		ms(ma), ms(benchutil.Percentile(a, 10)), ms(benchutil.Percentile(a, 90)), what, ms(mb), ms(benchutil.Percentile(b, 10)), ms(benchutil.Percentile(b, 90)), float64(ma)/float64(mb))
 	return nil
 }
 
@@ -148,16 +147,6 @@ func timeOnce(cred *syscall.Credential, argv []string) (time.Duration, error) {
 	return time.Since(start), err
 }
 
-func credential(name string) (*syscall.Credential, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: %w (create it with useradd -m %s, or pass -user \"\")", name, err, name)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}, nil
-}
-
 func busyboxImage(dir string) (string, error) {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -168,14 +157,6 @@ func busyboxImage(dir string) (string, error) {
 		return "", err
 	}
 	return out, siftest.Make(out, tree, &v1.ImageConfig{Env: []string{"PATH=/bin"}})
-}
-
-func median(d []time.Duration) time.Duration { return pct(d, 50) }
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[(len(s)-1)*p/100]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

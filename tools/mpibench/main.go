@@ -12,12 +12,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/hpcctl/hpcctl/tools/internal/benchutil"
 )
 
 // pingpong sends a message back and forth between ranks 0 and 1 and prints the bandwidth in MB/s
@@ -83,7 +84,7 @@ func run() error {
 	if c.user == "" {
 		return nil
 	}
-	cred, err := credential(c.user)
+	cred, err := benchutil.Credential(c.user)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func measureAll(c config, dir string, cred *syscall.Credential, who string) erro
 			}
 			a, b = append(a, x), append(b, y)
 		}
-		ma, mb := median(a), median(b)
+		ma, mb := benchutil.Median(a), benchutil.Median(b)
 		fmt.Printf("%-13s %-11s container %7.0f [%.0f %.0f]   host %7.0f [%.0f %.0f]   ratio %.2f\n",
 			who, p, ma, slices.Min(a), slices.Max(a), mb, slices.Min(b), slices.Max(b), ma/mb)
 	}
@@ -166,20 +167,4 @@ func bandwidth(cred *syscall.Credential, argv []string) (float64, error) {
 		return 0, fmt.Errorf("%s printed %q, not a bandwidth", strings.Join(argv, " "), out)
 	}
 	return v, nil
-}
-
-func credential(name string) (*syscall.Credential, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: %w (create it with useradd -m %s, or pass -user \"\")", name, err, name)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}, nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[(len(s)-1)/2]
 }
