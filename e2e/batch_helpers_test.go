@@ -96,7 +96,8 @@ func setProctrack(t *testing.T, mode string) {
 	t.Setenv("HPCCTL_TEST_SLURM_PROCTRACK", mode)
 }
 
-// submitWith is submitJob with more sbatch options (later ones win over submitJob's).
+// submitWith writes script into a fresh work directory and submits it with sbatch as u, with
+// more sbatch options (later ones win over the defaults here).
 func submitWith(t testing.TB, u testUser, script string, opts ...string) slurmJob {
 	t.Helper()
 	dir := workDir(t, u)
@@ -107,6 +108,7 @@ func submitWith(t testing.TB, u testUser, script string, opts ...string) slurmJo
 		"--output=" + job.Output, "--chdir=" + dir, "--time=5", "--nodes=1", "--ntasks=1"}, opts...)
 	r := runCmd(t, userCmd(t, u, dir, append(args, path)...))
 	r.mustSucceed(t, "sbatch")
+	// --parsable prints "id" or "id;cluster".
 	job.ID = strings.TrimSpace(strings.SplitN(r.Stdout, ";", 2)[0])
 	if _, err := strconv.Atoi(job.ID); err != nil {
 		t.Fatalf("sbatch --parsable printed %q, not a job id", r.Stdout)

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,20 +44,7 @@ func runInSlurm(t testing.TB, u testUser, script string) jobResult {
 // submitJob writes script into a fresh work directory and submits it with sbatch as u.
 func submitJob(t testing.TB, u testUser, script string) slurmJob {
 	t.Helper()
-	dir := workDir(t, u)
-	path := filepath.Join(dir, "job.sh")
-	writeFile(t, u, path, script, 0o755)
-	job := slurmJob{User: u, Dir: dir, Output: filepath.Join(dir, "job.out")}
-	r := runCmd(t, userCmd(t, u, dir, "sbatch", "--parsable", "--job-name="+sanitize(t.Name()),
-		"--output="+job.Output, "--chdir="+dir, "--time=5", "--nodes=1", "--ntasks=1", path))
-	r.mustSucceed(t, "sbatch")
-	// --parsable prints "id" or "id;cluster".
-	job.ID = strings.TrimSpace(strings.SplitN(r.Stdout, ";", 2)[0])
-	if _, err := strconv.Atoi(job.ID); err != nil {
-		t.Fatalf("sbatch --parsable printed %q, not a job id", r.Stdout)
-	}
-	t.Cleanup(func() { exec.Command("scancel", job.ID).Run() }) //nolint:errcheck // best effort: the job may have ended
-	return job
+	return submitWith(t, u, script)
 }
 
 // wait polls squeue until the job has left the queue, then reads its state and output.
