@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
 	"github.com/hpcctl/hpcctl/internal/spec"
@@ -404,5 +406,24 @@ func TestStarterAttackFUSEImage(t *testing.T) {
 	r = e.run(t, true, nil, "hpcctl", "exec", img, "true")
 	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
 		t.Errorf("exec of an image on the user's FUSE mount without user namespaces: status %d, stderr %q; want one line refusing it", r.Code, r.Stderr)
+	}
+}
+
+// TestStarterAttackDevPath: the bind of a host device keeps its devices (no nodev) only when the
+// source really is under /dev: a Spec's "/dev/../DIR" must not carry a device node from elsewhere.
+func TestStarterAttackDevPath(t *testing.T) {
+	e := starterSetup(t)
+	dir := workDir(t, e.u)
+	node := filepath.Join(dir, "zero")
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"/dev/.." + node, "/dev/../" + strings.TrimPrefix(dir, "/")} {
+		s := rawSpec(t, e.img, "sh", "-c", "grep ' /x ' /proc/self/mountinfo")
+		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: src, Destination: "/x"})
+		r := e.runRaw(t, s, bins.starter).mustSucceed(t, "raw bind of "+src)
+		if f := strings.Fields(r.Stdout); len(f) < 6 || !strings.Contains(","+f[5]+",", ",nodev,") {
+			t.Errorf("bind of %s is not nodev: %q", src, r.Stdout)
+		}
 	}
 }
