@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -192,4 +193,20 @@ func TestStarterMountFlags(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStarterSandboxRefused: the starter mounts no sandbox directory; where user namespaces are
+// disabled, such a launch is refused with one line saying what to run instead.
+func TestStarterSandboxRefused(t *testing.T) {
+	e := starterSetup(t)
+	dir := workDir(t, e.u)
+	sbx := filepath.Join(dir, "sandbox")
+	if out, err := exec.Command("cp", "-a", e.tree, sbx).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	r := e.run(t, true, nil, "hpcctl", "exec", sbx, "true")
+	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "does not run sandbox directories") || !strings.Contains(r.Stderr, "hpcctl build") {
+		t.Errorf("sandbox without user namespaces: status %d, stderr %q; want one line saying to build a SIF", r.Code, r.Stderr)
+	}
+	e.run(t, false, nil, "hpcctl", "exec", sbx, "true").mustSucceed(t, "sandbox with user namespaces")
 }
