@@ -78,9 +78,13 @@ fuzz:
 # a full disk: each round ending with a check that nothing is left. Needs root and the user hpcuser;
 # too long for CI on two cores.
 N ?= 64
+# The plain user's rounds run again through the setuid starter (make install-suid into a
+# temporary prefix), and no starter process may be left either.
 stress: build
-	eval "$$(scripts/fixtures.sh env)" && $(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N) \
-		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}
+	@P=$$(mktemp -d /tmp/hpcctl-stress-suid.XXXXXX) && chmod 0755 $$P && \
+		$(MAKE) --no-print-directory install-suid PREFIX=$$P BIN=bin >/dev/null && \
+		eval "$$(scripts/fixtures.sh env)" && $(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N) -suid $$P \
+		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}; s=$$?; rm -rf $$P; exit $$s
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec bench-mpi
