@@ -69,6 +69,17 @@ func (h *hooks) SecureBind(fd, src int) error {
 	if err != nil {
 		return fmt.Errorf("make it nosuid: %w", err)
 	}
+	if attr&unix.MOUNT_ATTR_NODEV != 0 {
+		return nil
+	}
+	// A recursive bind of /dev brings the host's /dev/shm and /dev/mqueue, which any user can
+	// write: those stay nodev (the lookup lands on the topmost mount there; none is fine).
+	for _, w := range []string{"shm", "mqueue"} {
+		err := unix.MountSetattr(fd, w, unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV})
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("make /dev/%s nodev: %w", w, err)
+		}
+	}
 	return nil
 }
 
