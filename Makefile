@@ -78,9 +78,13 @@ fuzz:
 # a full disk: each round ending with a check that nothing is left. Needs root and the user hpcuser;
 # too long for CI on two cores.
 N ?= 64
+# The plain user's rounds run again through the setuid starter (make install-suid into a
+# temporary prefix), and no starter process may be left either.
 stress: build
-	eval "$$(scripts/fixtures.sh env)" && $(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N) \
-		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}
+	@P=$$(mktemp -d /tmp/hpcctl-stress-suid.XXXXXX) && chmod 0755 $$P && \
+		$(MAKE) --no-print-directory install-suid PREFIX=$$P BIN=bin >/dev/null && \
+		eval "$$(scripts/fixtures.sh env)" && $(GO) run -tags "$(TAGS)" ./tools/stress -hpcctl bin/hpcctl -n $(N) -suid $$P \
+		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}; s=$$?; rm -rf $$P; exit $$s
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
 bench: bench-squashfs bench-build bench-exec bench-mpi
@@ -107,7 +111,7 @@ clean:
 	rm -rf bin _out
 
 # ---- test infrastructure: prerequisites, fixtures, services, end-to-end tests (all as root) ----
-.PHONY: deps fixtures services-start services-stop test-unit test-unit-user e2e test-all
+.PHONY: deps fixtures services-start services-stop test-unit test-unit-user e2e e2e-via-starter test-all
 
 # Packages with unit tests: everything but the end-to-end tests themselves.
 UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/... ./tools/internal/...
@@ -138,6 +142,14 @@ test-unit-user:
 e2e:
 	$(GO) build -o bin/noskip ./e2e/cmd/noskip
 	$(TEST_ENV) && HPCCTL_TEST_STRICT=1 bin/noskip $(GO) test -json -count=1 -timeout 30m -tags "$(TAGS)" ./e2e/
+
+# The launcher, profile (overlays included), policy and Slurm/batch suites once more through the
+# setuid installation (make install-suid into the e2e directory): a plain user's launches of
+# root's images then take the setuid starter (docs/launch.md, "The setuid starter").
+E2E_VIA_STARTER := TestLauncher|TestProfile|TestPolicy|TestSlurm|TestBatch|TestPBS|TestMPI
+e2e-via-starter:
+	$(GO) build -o bin/noskip ./e2e/cmd/noskip
+	$(TEST_ENV) && HPCCTL_TEST_STRICT=1 HPCCTL_TEST_VIA_STARTER=1 bin/noskip $(GO) test -json -count=1 -timeout 30m -tags "$(TAGS)" -run '$(E2E_VIA_STARTER)' ./e2e/
 
 test-all:
 	MAKE="$(MAKE)" scripts/test-all.sh

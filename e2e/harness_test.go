@@ -29,6 +29,11 @@ type binaries struct {
 	suid    string // the prefix make install-suid installed: suid/bin/hpcctl uses the starter
 }
 
+// viaStarterEnv set to 1 runs the tests with bins.hpcctl as installed by make install-suid, so
+// that the launcher, profile, policy and Slurm suites check the setuid starter's path as they do
+// the user-namespace path (scripts/test-all.sh, phase e2e-via-starter).
+const viaStarterEnv = "HPCCTL_TEST_VIA_STARTER"
+
 func TestMain(m *testing.M) {
 	os.Exit(mainStatus(m))
 }
@@ -38,6 +43,16 @@ func mainStatus(m *testing.M) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
+	}
+	if os.Getenv(viaStarterEnv) == "1" {
+		if b.suid == "" {
+			fmt.Fprintf(os.Stderr, "e2e: %s=1 needs the setuid starter installed: run the tests as root\n", viaStarterEnv)
+			os.RemoveAll(b.root)
+			return 1
+		}
+		// Every launch of the tests, the plain user's included, goes through the setuid
+		// installation: the user's take the starter for the images they cannot change.
+		b.hpcctl = filepath.Join(b.suid, "bin", "hpcctl")
 	}
 	bins = b
 	code := m.Run()

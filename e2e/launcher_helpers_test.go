@@ -170,6 +170,14 @@ const (
 	asUser ltAs = ltUser
 )
 
+// ltStarter reports whether a launch by as of the launcher's images (root's, in root's
+// directories) takes the setuid starter: a plain user's, when the tests run through the setuid
+// installation (viaStarterEnv). The few results that differ there by design (docs/launch.md, "The
+// setuid starter") are checked against it.
+func ltStarter(as ltAs) bool {
+	return as == asUser && os.Getenv(viaStarterEnv) == "1"
+}
+
 // ltNeedUser makes the plain user usable: it exists and may open /dev/fuse.
 func ltNeedUser(t *testing.T) *user.User {
 	t.Helper()

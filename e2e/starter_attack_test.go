@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
@@ -358,5 +361,69 @@ func TestStarterAttackSpecPolicy(t *testing.T) {
 	r = runCmd(t, e.cmd(t, true, workDir(t, e.u), nil, filepath.Join(prefix, "bin", "hpcctl"), "exec", e.img, "true"))
 	if r.Code == 0 {
 		t.Errorf("unsigned image under require_signed ran")
+	}
+}
+
+// TestStarterAttackFUSEImage: an image on a FUSE file system that a user mounted only seems
+// root's: the server reports the owners it likes, and can serve other bytes later. The user's
+// FUSE server is simulated by squashfuse_ll with the user's real UID (the mount's user_id) and
+// allow_other, as a site with user_allow_other in /etc/fuse.conf allows, over a squashfs file
+// the user owns, holding a root-owned copy of the image.
+func TestStarterAttackFUSEImage(t *testing.T) {
+	e := starterSetup(t)
+	needCommand(t, "squashfuse_ll")
+	needCommand(t, "setpriv")
+	needCommand(t, "mksquashfs")
+	src := t.TempDir()
+	os.Chmod(src, 0o755) //nolint:errcheck // checked by the mount
+	if out, err := exec.Command("cp", e.img, filepath.Join(src, "bb.sif")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	dir := workDir(t, e.u)
+	outer := filepath.Join(dir, "outer.sqfs")
+	if out, err := exec.Command("mksquashfs", src, outer, "-all-root", "-quiet", "-no-progress", "-noappend").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v: %s", err, out)
+	}
+	os.Chown(outer, e.u.UID, e.u.GID) //nolint:errcheck // the user could rewrite it: the point
+	mnt := workDir(t, e.u)
+	mountCmd := exec.Command("setpriv", "--ruid", fmt.Sprint(e.u.UID), "--rgid", fmt.Sprint(e.u.GID), "--clear-groups",
+		"squashfuse_ll", "-o", "allow_other", outer, mnt)
+	if out, err := mountCmd.CombinedOutput(); err != nil {
+		t.Fatalf("squashfuse_ll as the user: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() }) //nolint:errcheck // best effort
+	img := filepath.Join(mnt, "bb.sif")
+	if st, err := os.Stat(img); err != nil || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("the FUSE image should seem root's: %v", err)
+	}
+	r := e.runRaw(t, rawSpec(t, img, "true"), bins.starter)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "FUSE file system that a user mounted") {
+		t.Errorf("raw spec with an image on the user's FUSE mount: status %d, stderr %q", r.Code, r.Stderr)
+	}
+	if l := loopsOf(t, img); len(l) != 0 {
+		t.Errorf("the user's FUSE image on loop devices: %v", l)
+	}
+	r = e.run(t, true, nil, "hpcctl", "exec", img, "true")
+	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Errorf("exec of an image on the user's FUSE mount without user namespaces: status %d, stderr %q; want one line refusing it", r.Code, r.Stderr)
+	}
+}
+
+// TestStarterAttackDevPath: the bind of a host device keeps its devices (no nodev) only when the
+// source really is under /dev: a Spec's "/dev/../DIR" must not carry a device node from elsewhere.
+func TestStarterAttackDevPath(t *testing.T) {
+	e := starterSetup(t)
+	dir := workDir(t, e.u)
+	node := filepath.Join(dir, "zero")
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 5))); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"/dev/.." + node, "/dev/../" + strings.TrimPrefix(dir, "/")} {
+		s := rawSpec(t, e.img, "sh", "-c", "grep ' /x ' /proc/self/mountinfo")
+		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: src, Destination: "/x"})
+		r := e.runRaw(t, s, bins.starter).mustSucceed(t, "raw bind of "+src)
+		if f := strings.Fields(r.Stdout); len(f) < 6 || !strings.Contains(","+f[5]+",", ",nodev,") {
+			t.Errorf("bind of %s is not nodev: %q", src, r.Stdout)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -178,6 +179,7 @@ func TestStarterMountFlags(t *testing.T) {
 	for _, p := range []string{"default", "containall"} {
 		r := e.run(t, true, nil, "hpcctl", "exec", "--profile", p, "--bind", dir+":/data", "--writable-tmpfs", e.img, "cat", "/proc/self/mountinfo")
 		r.mustSucceed(t, p+": mountinfo")
+		top := map[string]string{}
 		for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
 			f := strings.Fields(l)
 			if len(f) < 6 {
@@ -187,9 +189,34 @@ func TestStarterMountFlags(t *testing.T) {
 			if !strings.Contains(opts, ",nosuid,") {
 				t.Errorf("%s: %s is not nosuid: %s", p, point, l)
 			}
+			top[point] = l
+			// The host's devices keep theirs; /dev/shm and /dev/mqueue, which users write, do
+			// not (checked below on the mount the program sees there).
 			if point != "/dev" && !strings.HasPrefix(point, "/dev/") && !strings.Contains(opts, ",nodev,") {
 				t.Errorf("%s: %s is not nodev: %s", p, point, l)
 			}
 		}
+		// The last mount at a point covers the ones before (the host may stack two there).
+		for _, point := range []string{"/dev/shm", "/dev/mqueue"} {
+			if l, ok := top[point]; ok && !strings.Contains(","+strings.Fields(l)[5]+",", ",nodev,") {
+				t.Errorf("%s: %s, which users write, is not nodev: %s", p, point, l)
+			}
+		}
 	}
+}
+
+// TestStarterSandboxRefused: the starter mounts no sandbox directory; where user namespaces are
+// disabled, such a launch is refused with one line saying what to run instead.
+func TestStarterSandboxRefused(t *testing.T) {
+	e := starterSetup(t)
+	dir := workDir(t, e.u)
+	sbx := filepath.Join(dir, "sandbox")
+	if out, err := exec.Command("cp", "-a", e.tree, sbx).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	r := e.run(t, true, nil, "hpcctl", "exec", sbx, "true")
+	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "does not run sandbox directories") || !strings.Contains(r.Stderr, "hpcctl build") {
+		t.Errorf("sandbox without user namespaces: status %d, stderr %q; want one line saying to build a SIF", r.Code, r.Stderr)
+	}
+	e.run(t, false, nil, "hpcctl", "exec", sbx, "true").mustSucceed(t, "sandbox with user namespaces")
 }

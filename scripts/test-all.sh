@@ -46,6 +46,8 @@ phase lint "$MAKE" --no-print-directory lint || status=1
 phase unit-tests "$MAKE" --no-print-directory test-unit || status=1
 phase unit-tests-as-user "$MAKE" --no-print-directory test-unit-user || status=1
 phase e2e "$MAKE" --no-print-directory e2e || status=1
+# The plain user's launches of those suites again, through the setuid starter.
+phase e2e-via-starter "$MAKE" --no-print-directory e2e-via-starter || status=1
 # A short run of each fuzz target beyond its seed corpus (make fuzz runs them longer).
 phase fuzz "$MAKE" --no-print-directory fuzz FUZZTIME=15s || status=1
 # The README's first command must keep working too.

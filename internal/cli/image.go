@@ -77,7 +77,12 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 		return resolvedImage{}, none, err
 	}
 	if kind == kindDir {
-		o.starter = starterChoice{why: "sandbox directories run in a user namespace"}
+		// The starter mounts no directory (it could not stop the user changing it): where user
+		// namespaces are disabled, the error says what to run instead (starterHint).
+		o.starter = starterChoice{why: "sandbox directories run in a user namespace", refused: o.starter.path != ""}
+		if o.starter.refused {
+			o.starter.why = "the setuid starter does not run sandbox directories: build a SIF of it (hpcctl build IMAGE.sif " + abs + ") and run that, installed where you cannot change it"
+		}
 		return resolvedImage{Image: isolation.Image{Path: abs, Backend: spec.BackendDir}}, none, nil
 	}
 	img := isolation.Image{Path: abs, Size: st.Size()}

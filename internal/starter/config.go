@@ -87,16 +87,11 @@ func CheckRootFile(f *os.File, path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != 0 || st.Mode&0o022 != 0 {
 		return fmt.Errorf("configuration %s must be a regular file owned by root and writable by no one else (it is owned by UID %d, mode %#o): the setuid starter is off", path, st.Uid, st.Mode&0o7777)
 	}
-	root := Owners{0: true}
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		var ds unix.Stat_t
-		if err := unix.Lstat(d, &ds); err != nil || ds.Mode&unix.S_IFMT != unix.S_IFDIR || !root.safeDir(&ds, -1) {
-			return fmt.Errorf("configuration %s: directory %s must be owned by root and writable by no one else: the setuid starter is off", path, d)
-		}
-		if d == "/" {
-			return nil
-		}
+	// The file again by name, and every directory above it (sticky root-owned ones accepted).
+	if err := (Owners{0: true}).SafePath(path, -1); err != nil {
+		return fmt.Errorf("configuration %s: %w: it and every directory above it must be root's and writable by no one else: the setuid starter is off", path, err)
 	}
+	return nil
 }
 
 // checkLimits applies limit_container_paths and limit_container_owners to the open image, by its

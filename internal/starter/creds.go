@@ -93,19 +93,27 @@ var setupCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETUI
 // capabilities, and one left effective, such as CAP_SYS_PTRACE, would let the user's paths through
 // another user's /proc/PID/root, /proc/PID/cwd or /proc/PID/fd links.
 func limitCaps() error {
+	_, err := setEffective(setupCaps)
+	return err
+}
+
+// setEffective makes caps exactly this thread's effective set, and none inheritable; it returns
+// the sets it replaced.
+func setEffective(caps []uintptr) ([2]unix.CapUserData, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
+	var saved [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &saved[0]); err != nil {
+		return saved, fmt.Errorf("capget: %w", err)
 	}
+	data := saved
 	data[0].Effective, data[1].Effective, data[0].Inheritable, data[1].Inheritable = 0, 0, 0, 0
-	for _, c := range setupCaps {
+	for _, c := range caps {
 		data[c/32].Effective |= 1 << (c % 32)
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("limit capabilities: %w", err)
+		return saved, fmt.Errorf("set capabilities: %w", err)
 	}
-	return nil
+	return saved, nil
 }
 
 // asRoot runs f with root's file-system identity on this thread, for paths that are the
@@ -128,20 +136,12 @@ func (id identity) asRoot(f func() error) error {
 // in the permitted set while the starter is root), then restores the set it had. Exactly: what
 // f mounts may keep the credentials it ran with (overlayfs does, for all its later work).
 func withCaps(caps []uintptr, f func() error) error {
+	saved, err := setEffective(caps)
+	if err != nil {
+		return err
+	}
+	err = f()
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var saved [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &saved[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
-	}
-	raised := saved
-	raised[0].Effective, raised[1].Effective = 0, 0
-	for _, c := range caps {
-		raised[c/32].Effective |= 1 << (c % 32)
-	}
-	if err := unix.Capset(&hdr, &raised[0]); err != nil {
-		return fmt.Errorf("raise capabilities: %w", err)
-	}
-	err := f()
 	if err2 := unix.Capset(&hdr, &saved[0]); err2 != nil {
 		fmt.Fprintf(os.Stderr, "hpcctl-starter: lower capabilities: %v\n", err2)
 		os.Exit(1)

@@ -56,17 +56,49 @@ func (h *hooks) WithSetupCaps(f func() error) error {
 // SecureBind adds nosuid, and nodev unless the source is a host device under /dev (the
 // container's /dev and its nodes, whose own modes still apply), to a bind and every mount
 // below it. What could go wrong: root's bind keeps the source mount's flags, and a user's
-// directory on a suid mount would otherwise give a setuid file of theirs its power inside.
-func (h *hooks) SecureBind(fd int, m spec.Mount) error {
+// directory on a suid mount would otherwise give a setuid file of theirs its power inside. The
+// exception is decided by where the source opened as src really is, not by the path the Spec
+// gives (the user's "/dev/../home/me" or a link in /dev/shm), and never for the user-writable
+// /dev/shm and /dev/mqueue.
+func (h *hooks) SecureBind(fd, src int) error {
 	attr := uint64(unix.MOUNT_ATTR_NOSUID)
-	if m.SourceInside || !(m.Source == "/dev" || strings.HasPrefix(m.Source, "/dev/")) {
+	if !hostDevice(src) {
 		attr |= unix.MOUNT_ATTR_NODEV
 	}
 	err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attr})
 	if err != nil {
 		return fmt.Errorf("make it nosuid: %w", err)
 	}
+	if attr&unix.MOUNT_ATTR_NODEV != 0 {
+		return nil
+	}
+	// A recursive bind of /dev brings the host's /dev/shm and /dev/mqueue, which any user can
+	// write: those stay nodev (the lookup lands on the topmost mount there; none is fine).
+	for _, w := range []string{"shm", "mqueue"} {
+		err := unix.MountSetattr(fd, w, unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV})
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("make /dev/%s nodev: %w", w, err)
+		}
+	}
 	return nil
+}
+
+// hostDevice reports whether the bind source open as src (-1: inside the image) is /dev or
+// below it, but for the directories any user can write.
+func hostDevice(src int) bool {
+	if src < 0 {
+		return false
+	}
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", src))
+	if err != nil || p != "/dev" && !strings.HasPrefix(p, "/dev/") {
+		return false
+	}
+	for _, w := range []string{"/dev/shm", "/dev/mqueue"} {
+		if p == w || strings.HasPrefix(p, w+"/") {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckReadable asks the kernel whether the user (the real IDs, faccessat without AT_EACCESS)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,6 +97,9 @@ func (o Owners) TrustedImage(f *os.File, user int) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("it is not a regular file")
 	}
+	if err := rootFUSE(f); err != nil {
+		return err
+	}
 	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	if err != nil || !filepath.IsAbs(real) || strings.HasSuffix(real, " (deleted)") {
 		return fmt.Errorf("it has no path (deleted?)")
@@ -105,4 +109,38 @@ func (o Owners) TrustedImage(f *os.File, user int) error {
 		return fmt.Errorf("it moved while it was opened")
 	}
 	return o.SafePath(real, user)
+}
+
+// rootFUSE refuses an image on a FUSE file system that a user mounted. Its server (any user may
+// run one, through fusermount3) reports whatever owners and modes it likes and may serve other
+// bytes at each read: an image there only seems root's. A FUSE mount made by root (CVMFS, say)
+// is root's like any other file system: the kernel's user_id option names the mounter.
+func rootFUSE(f *os.File) error {
+	var sf unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &sf); err != nil {
+		return err
+	}
+	if sf.Type != unix.FUSE_SUPER_MAGIC {
+		return nil
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return fmt.Errorf("it is on a FUSE file system whose mounter is unknown")
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	id := strconv.FormatUint(stx.Mnt_id, 10) + " "
+	for _, l := range strings.Split(string(info), "\n") {
+		// "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS] - TYPE SOURCE SUPEROPTS"
+		_, super, ok := strings.Cut(l, " - ")
+		if !strings.HasPrefix(l, id) || !ok {
+			continue
+		}
+		if fl := strings.Fields(super); len(fl) == 3 && slices.Contains(strings.Split(fl[2], ","), "user_id=0") {
+			return nil
+		}
+	}
+	return fmt.Errorf("it is on a FUSE file system that a user mounted, whose server decides its owners and contents")
 }

@@ -35,7 +35,13 @@ type options struct {
 	// source, when set, is built by the build rounds (buildRounds).
 	source     string
 	buildsOnly bool
+	// suid, when set, is a prefix of make install-suid: the plain user's rounds run once more
+	// through its hpcctl, and so through the setuid starter.
+	suid string
 }
+
+// viaStarter marks the plain user's rounds through the setuid installation (options.suid).
+const viaStarter = " (starter)"
 
 func main() {
 	var o options
@@ -46,6 +52,7 @@ func main() {
 	flag.StringVar(&profiles, "profiles", "default,contain,containall,isolate", "profiles to run")
 	flag.StringVar(&o.source, "source", "", "also stress builds of this source (oci-archive:FILE:TAG); \"\" skips them")
 	flag.BoolVar(&o.buildsOnly, "builds-only", false, "only the build rounds")
+	flag.StringVar(&o.suid, "suid", "", "a `prefix` of make install-suid: also run the plain user's rounds through its setuid starter")
 	flag.StringVar(&kills, "kill-after", "0s,1ms,2ms,5ms,10ms,20ms,40ms,80ms,160ms", "SIGKILL hpcctl after each of these delays")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
@@ -100,7 +107,11 @@ func run(o options) error {
 // launchRounds runs n concurrent launches, then SIGKILLs at each delay, per user and profile.
 func (e *env) launchRounds() error {
 	o := e.o
-	for _, as := range []string{"root", o.user} {
+	who := []string{"root", o.user}
+	if o.suid != "" {
+		who = append(who, o.user+viaStarter)
+	}
+	for _, as := range who {
 		for _, p := range o.profiles {
 			before, err := snapshot()
 			if err != nil {
@@ -159,6 +170,10 @@ func setup(o options) (*env, error) {
 	if err := siftest.Make(image, tree, &v1.ImageConfig{Env: []string{"PATH=/bin"}}); err != nil {
 		return nil, err
 	}
+	// Root's, readable by all, in a sticky directory of root's: one the starter mounts.
+	if err := os.Chmod(image, 0o644); err != nil {
+		return nil, err
+	}
 	tok := make([]byte, 8)
 	rand.Read(tok) // never fails
 	return &env{o: o, u: u, dir: dir, image: image, token: hex.EncodeToString(tok)}, nil
@@ -167,11 +182,15 @@ func setup(o options) (*env, error) {
 func (e *env) cmd(ctx context.Context, as string, args ...string) *exec.Cmd {
 	base := []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "TMPDIR=" + e.dir, "HPCCTL_STRESS_TOKEN=" + e.token}
 	var c *exec.Cmd
+	bin := e.o.hpcctl
+	if strings.HasSuffix(as, viaStarter) {
+		bin = filepath.Join(e.o.suid, "bin", "hpcctl")
+	}
 	if as == "root" {
-		c = exec.CommandContext(ctx, e.o.hpcctl, args...)
+		c = exec.CommandContext(ctx, bin, args...)
 		base = append(base, "HOME=/root", "USER=root")
 	} else {
-		c = exec.CommandContext(ctx, "setpriv", append([]string{"--reuid=" + e.u.Uid, "--regid=" + e.u.Gid, "--init-groups", "--", e.o.hpcctl}, args...)...)
+		c = exec.CommandContext(ctx, "setpriv", append([]string{"--reuid=" + e.u.Uid, "--regid=" + e.u.Gid, "--init-groups", "--", bin}, args...)...)
 		base = append(base, "HOME="+e.u.HomeDir, "USER="+e.o.user)
 	}
 	c.Dir, c.Env = e.dir, base
@@ -276,6 +295,31 @@ func (e *env) whatsLeft(before state) []string {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
 		left = append(left, fmt.Sprintf("process %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+	}
+	return append(left, e.startersLeft()...)
+}
+
+// startersLeft lists the processes of this run's setuid starter still alive: it clears its
+// environment, so the token does not find them. (A starter that dropped its privileges execs the
+// program, so any process still running the starter's file is one that never ran a program.)
+func (e *env) startersLeft() []string {
+	if e.o.suid == "" {
+		return nil
+	}
+	starter := filepath.Join(e.o.suid, "libexec", "hpcctl", "hpcctl-starter")
+	var left []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if exe, err := os.Readlink(filepath.Join(p, "exe")); err == nil && exe == starter {
+			status, _ := os.ReadFile(filepath.Join(p, "status"))
+			uid := ""
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "Uid:") {
+					uid = strings.Join(strings.Fields(l)[1:], "/")
+				}
+			}
+			left = append(left, fmt.Sprintf("starter process %s (UIDs %s)", filepath.Base(p), uid))
+		}
 	}
 	return left
 }

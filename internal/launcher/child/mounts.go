@@ -176,7 +176,7 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 	}
 	defer unix.Close(top)
 	if privileged != nil && m.Kind == spec.KindBind {
-		if err := privileged.SecureBind(top, m); err != nil {
+		if err := privileged.SecureBind(top, src.fd); err != nil {
 			return fmt.Errorf("bind %s onto %s: %w", m.Source, m.Destination, err)
 		}
 	}

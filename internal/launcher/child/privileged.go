@@ -18,9 +18,10 @@ type Privileged interface {
 	// capabilities give them there: writing the private staging layer (directories of the
 	// image's modes) and mounting the overlay (its mode-0 work directory, whiteouts).
 	WithSetupCaps(f func() error) error
-	// SecureBind makes the bind mount at the destination open as fd nosuid and, unless it is a
-	// host device, nodev: under root the kernel would keep the source's flags.
-	SecureBind(fd int, m spec.Mount) error
+	// SecureBind makes the bind mount at the destination open as fd nosuid and, unless its
+	// source open as src (-1: in the image) is a host device, nodev: under root the kernel would
+	// keep the source's flags.
+	SecureBind(fd, src int) error
 	// CheckReadable refuses a directory the user cannot read and search (the overlay's read-only
 	// layers): overlayfs reads them with its mounter's credentials.
 	CheckReadable(fd int, name string) error
