@@ -134,7 +134,7 @@ func (h hostnameValue) Set(v string) error {
 	return nil
 }
 
-// minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
+// minArgs requires the named leading arguments, as a usage error that names the
 // missing ones.
 func minArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -94,7 +94,7 @@ func TestKeyCommands(t *testing.T) {
 		t.Errorf("key import printed %q, want alice with fingerprint %s", out, keys[0].Fingerprint)
 	}
 	code, _, errOut := run(t, "key", "import", pub)
-	if code != 1 || !strings.Contains(errOut, "already exists") || strings.Count(errOut, "\n") != 1 {
+	if code != 255 || !strings.Contains(errOut, "already exists") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("importing twice: exit %d, %q; want 1 and one line saying it exists", code, errOut)
 	}
 }
@@ -125,7 +125,7 @@ func TestSignVerifyCommands(t *testing.T) {
 	}
 
 	code, out, errOut := run(t, "verify", "--key", "mallory", "--json", img)
-	if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no signature verifies with a trusted key") {
+	if code != 255 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no signature verifies with a trusted key") {
 		t.Errorf("wrong key: exit %d, stderr %q", code, errOut)
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Verified {
@@ -143,14 +143,14 @@ func TestSignVerifyErrors(t *testing.T) {
 		code int
 		says string
 	}{
-		{"bad flag", []string{"verify", "--nope", img}, 2, "unknown flag: --nope"},
-		{"no image", []string{"verify"}, 2, "verify needs an IMAGE.sif"},
-		{"no key", []string{"sign", img}, 2, "sign needs --key KEY or --pgp"},
-		{"missing image", []string{"verify", "/nonexistent/x.sif"}, 1, "no such file"},
-		{"missing image to sign", []string{"sign", "--key", "alice", "/nonexistent/x.sif"}, 1, "no such file"},
-		{"unknown key name", []string{"sign", "--key", "nobody", img}, 1, `no key "nobody"`},
-		{"unsigned", []string{"verify", "--key", "alice", img}, 1, "image is not signed"},
-		{"bad SOURCE_DATE_EPOCH", []string{"sign", "--key", "alice", img}, 1, "SOURCE_DATE_EPOCH"},
+		{"bad flag", []string{"verify", "--nope", img}, 255, "unknown flag: --nope"},
+		{"no image", []string{"verify"}, 255, "verify needs an IMAGE.sif"},
+		{"no key", []string{"sign", img}, 255, "sign needs --key KEY or --pgp"},
+		{"missing image", []string{"verify", "/nonexistent/x.sif"}, 255, "no such file"},
+		{"missing image to sign", []string{"sign", "--key", "alice", "/nonexistent/x.sif"}, 255, "no such file"},
+		{"unknown key name", []string{"sign", "--key", "nobody", img}, 255, `no key "nobody"`},
+		{"unsigned", []string{"verify", "--key", "alice", img}, 255, "image is not signed"},
+		{"bad SOURCE_DATE_EPOCH", []string{"sign", "--key", "alice", img}, 255, "SOURCE_DATE_EPOCH"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestSignVerifyErrors(t *testing.T) {
 	t.Run("wrong passphrase", func(t *testing.T) {
 		t.Setenv(sign.PassphraseEnv, "wrong")
 		code, _, errOut := run(t, "sign", "--key", "alice", img)
-		if code != 1 || !strings.Contains(errOut, "wrong passphrase") {
+		if code != 255 || !strings.Contains(errOut, "wrong passphrase") {
 			t.Errorf("exit %d, stderr %q", code, errOut)
 		}
 	})
