@@ -423,7 +423,7 @@ func TestBuildBadInputs(t *testing.T) {
 	tests := []struct {
 		name  string
 		args  func(out string) []string // out is a .sif path in the test's empty output directory
-		usage bool // refused before anything is fetched
+		usage bool                      // refused before anything is fetched
 		names []string
 	}{
 		{"missing source", func(o string) []string { return []string{o, "oci-archive:/nonexistent.tar"} }, false, []string{"/nonexistent.tar"}},
