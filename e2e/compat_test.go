@@ -57,11 +57,15 @@ func TestCompatEnvironment(t *testing.T) {
 		{name: "HPCCTL_ wins", env: []string{"HPCCTL_PWD=/bin", "APPTAINER_PWD=/etc"}, args: sh(`pwd`), stdout: "/bin\n"},
 		{name: "command line wins", env: []string{"APPTAINER_PWD=/etc"}, args: func(string) []string { return []string{"exec", "--pwd", "/dev", e.bb, "pwd"} }, stdout: "/dev\n"},
 		{name: "APPTAINER_BIND adds to --bind", env: []string{"APPTAINER_BIND=/etc/hostname:/mnt/h"},
-			args: func(d string) []string { return []string{"exec", "-B", d + ":/mnt/d", e.bb, "sh", "-c", "cat /mnt/d/f; test -f /mnt/h && echo h"} }, stdout: "datah\n"},
+			args: func(d string) []string {
+				return []string{"exec", "-B", d + ":/mnt/d", e.bb, "sh", "-c", "cat /mnt/d/f; test -f /mnt/h && echo h"}
+			}, stdout: "datah\n"},
 		{name: "SINGULARITY_BINDPATH", env: []string{"SINGULARITY_BINDPATH=/etc/hostname:/mnt/h"}, args: sh(`test -f /mnt/h && echo h`), stdout: "h\n"},
 		{name: "bad variable", env: []string{"APPTAINER_CONTAIN=perhaps"}, args: sh(`true`), code: 255, stderr: "$APPTAINER_CONTAIN"},
 		{name: "PREPEND_PATH and APPEND_PATH", env: []string{"APPTAINERENV_APPEND_PATH=/app"},
-			args: func(string) []string { return []string{"exec", "--env", "PREPEND_PATH=/pre", e.bb, "sh", "-c", "echo $PATH"} }, stdout: "/pre:/bin:/app\n"},
+			args: func(string) []string {
+				return []string{"exec", "--env", "PREPEND_PATH=/pre", e.bb, "sh", "-c", "echo $PATH"}
+			}, stdout: "/pre:/bin:/app\n"},
 		{name: "env file evaluated", env: []string{"HOSTVAR=hv"}, args: func(d string) []string {
 			f := filepath.Join(d, "e.env")
 			if err := os.WriteFile(f, []byte("X=$HOSTVAR/y\nY=\"${NOPE:-dflt}\"\nZ='$HOSTVAR'\nW=$X\n"), 0o644); err != nil {
@@ -71,9 +75,15 @@ func TestCompatEnvironment(t *testing.T) {
 			// not evaluated again in the container, so the single-quoted one stays as written.
 			return []string{"exec", "--no-eval", "--env-file", f, e.bb, "sh", "-c", "echo $X $Y $Z $W"}
 		}, stdout: "hv/y dflt $HOSTVAR hv/y\n"},
-		{name: "--env evaluated", args: func(string) []string { return []string{"exec", "--env", "X=$FROM_IMAGE-1", e.bb, "sh", "-c", "echo $X"} }, stdout: "yes-1\n"},
-		{name: "--no-eval", args: func(string) []string { return []string{"exec", "--no-eval", "--env", "X=$FROM_IMAGE", e.bb, "sh", "-c", "echo $X"} }, stdout: "$FROM_IMAGE\n"},
-		{name: "--no-env", env: []string{"DROPME=1", "KEEPME=1"}, args: func(string) []string { return []string{"exec", "--no-env", "DROPME", e.bb, "sh", "-c", "echo ${DROPME:-gone} $KEEPME"} }, stdout: "gone 1\n"},
+		{name: "--env evaluated", args: func(string) []string {
+			return []string{"exec", "--env", "X=$FROM_IMAGE-1", e.bb, "sh", "-c", "echo $X"}
+		}, stdout: "yes-1\n"},
+		{name: "--no-eval", args: func(string) []string {
+			return []string{"exec", "--no-eval", "--env", "X=$FROM_IMAGE", e.bb, "sh", "-c", "echo $X"}
+		}, stdout: "$FROM_IMAGE\n"},
+		{name: "--no-env", env: []string{"DROPME=1", "KEEPME=1"}, args: func(string) []string {
+			return []string{"exec", "--no-env", "DROPME", e.bb, "sh", "-c", "echo ${DROPME:-gone} $KEEPME"}
+		}, stdout: "gone 1\n"},
 		{name: "apptainer image: --env beats its env scripts", args: func(string) []string {
 			return []string{"exec", "--env", "FROM_APPTAINER_ENV=mine", "--env", "PREPEND_PATH=/pre", e.app, "sh", "-c", "echo $FROM_APPTAINER_ENV ${PATH%%:*}"}
 		}, stdout: "mine /pre\n"},
@@ -112,7 +122,9 @@ func TestCompatFlags(t *testing.T) {
 	}
 	cpRun(t, e, []cpCase{
 		{name: "--cwd", args: run("pwd", "--cwd", "/etc"), stdout: "/etc\n"},
-		{name: "-H", args: func(d string) []string { return []string{"exec", "-H", d + ":/myhome", e.bb, "sh", "-c", "echo $HOME; cat /myhome/f"} }, stdout: "/myhome\ndata"},
+		{name: "-H", args: func(d string) []string {
+			return []string{"exec", "-H", d + ":/myhome", e.bb, "sh", "-c", "echo $HOME; cat /myhome/f"}
+		}, stdout: "/myhome\ndata"},
 		{name: "--mount", args: func(d string) []string {
 			return []string{"exec", "--mount", "type=bind,source=" + d + ",destination=/m,ro", e.bb, "sh", "-c", "cat /m/f; touch /m/g 2>/dev/null || echo ro"}
 		}, stdout: "dataro\n"},
@@ -130,7 +142,14 @@ func TestCompatFlags(t *testing.T) {
 			return []string{"exec", "-W", d + "/wd", "-S", "/scr", "--contain", e.bb, "sh", "-c", "touch /scr/a /tmp/b && ls " + d + "/wd 2>/dev/null; echo done"}
 		}, stdout: "done\n"},
 		{name: "--no-mount /etc/hosts", args: run("cmp -s /etc/hosts /proc/1/root/etc/hosts 2>/dev/null && echo same || echo image", "--no-mount", "/etc/hosts"), stdout: "image\n"},
-		{name: "-o", args: func(d string) []string { return []string{"exec", "-o", d + "/ov", e.bb, "sh", "-c", "echo hi > /made; cat /made"} }, stdout: "hi\n"},
+		{name: "-o", args: func(d string) []string {
+			return []string{"exec", "-o", d + "/ov", e.bb, "sh", "-c", "echo hi > /made; cat /made"}
+		}, stdout: "hi\n"},
+		{name: "--home /", args: run(`echo $HOME`, "--home", "/"), stdout: "/\n"},
+		{name: "run-help", args: func(string) []string { return []string{"run-help", e.app} }, stdout: "No help sections were defined for this image\n"},
+		{name: "inspect --labels --json", args: func(string) []string { return []string{"inspect", "--labels", "--json", e.bb} }, stdout: "{\n    \"data\": {\n        \"attributes\": {\n            \"labels\": {}\n        }\n    },\n    \"type\": \"container\"\n}\n"},
+		{name: "inspect --environment", args: func(string) []string { return []string{"inspect", "-e", e.bb} }, stdout: "export PATH='/bin'\nexport FROM_IMAGE='yes'\n"},
+		{name: "inspect --test", args: func(string) []string { return []string{"inspect", "--test", e.bb} }, code: 255, stderr: "hpcctl exec"},
 		{name: "--underlay and --no-init accepted", args: run("echo ok", "--underlay", "--no-init"), stdout: "ok\n"},
 		{name: "--runscript-timeout", args: func(string) []string { return []string{"run", "--runscript-timeout", "30s", e.app, "x"} }, stdout: "runscript x yes\n"},
 		{name: "--network bridge", args: run("true", "--network", "bridge"), code: 255, stderr: "none"},

@@ -151,6 +151,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newShellCmd(g),
 		newTestCmd(g),
 		newInspectCmd(g),
+		newRunHelpCmd(g),
 		newSIFCmd(g),
 		newAuditCmd(g),
 	}

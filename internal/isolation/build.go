@@ -388,7 +388,9 @@ func homeDirs(h Host, o Options) (home, src string, err error) {
 	if home == "" || !path.IsAbs(home) {
 		return "", "", fmt.Errorf("home directory %q is not an absolute path; pass --home", home)
 	}
-	if o.NoHome {
+	// --home / (Apptainer's way of saying "no home of mine"): HOME is /, nothing is bound, since
+	// a bind cannot replace the container's root.
+	if o.NoHome || src == "/" {
 		src = ""
 	}
 	return home, src, nil
