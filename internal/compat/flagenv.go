@@ -107,13 +107,36 @@ func EnvLookup(environ []string) Lookup {
 // unset). Appending flags (bind, mount) are left to the caller, which keeps them apart from the
 // command line's: see AppendValues. An empty value sets nothing, as in Apptainer.
 func FromEnv(fs *pflag.FlagSet, env Lookup) ([]Honoured, error) {
+	return fromEnv(fs, env, Variables)
+}
+
+// VerifyVariables are the variables of verify's flags: Apptainer's keys (VERIFY_KEY,
+// LOCAL_VERIFY, ...) under each prefix, hpcctl's first.
+func VerifyVariables(flag string) []string {
+	keys := map[string]string{
+		"key": "VERIFY_KEY", "certificate": "VERIFY_CERTIFICATE", "certificate-intermediates": "VERIFY_INTERMEDIATES",
+		"certificate-roots": "VERIFY_ROOTS", "local": "LOCAL_VERIFY",
+	}
+	k, ok := keys[flag]
+	if !ok {
+		return nil
+	}
+	return []string{PrefixHPCCTL + k, PrefixApptainer + k, PrefixSingularity + k}
+}
+
+// FromEnvWith is FromEnv with another table of variables (VerifyVariables).
+func FromEnvWith(fs *pflag.FlagSet, env Lookup, vars func(flag string) []string) ([]Honoured, error) {
+	return fromEnv(fs, env, vars)
+}
+
+func fromEnv(fs *pflag.FlagSet, env Lookup, vars func(string) []string) ([]Honoured, error) {
 	var used []Honoured
 	var errs []string
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed || Appending(f.Name) {
 			return
 		}
-		name, val, ok := firstSet(f.Name, env)
+		name, val, ok := firstSet(vars(f.Name), env)
 		if !ok {
 			return
 		}
@@ -130,10 +153,9 @@ func FromEnv(fs *pflag.FlagSet, env Lookup) ([]Honoured, error) {
 	return used, nil
 }
 
-// firstSet is the variable of highest precedence that is set, non-empty, for a flag: for each
-// key, HPCCTL_ then APPTAINER_ then SINGULARITY_.
-func firstSet(flag string, env Lookup) (name, val string, ok bool) {
-	for _, v := range Variables(flag) {
+// firstSet is the first of vars (highest precedence first) that is set and not empty.
+func firstSet(vars []string, env Lookup) (name, val string, ok bool) {
+	for _, v := range vars {
 		if val, ok := env(v); ok && strings.TrimSpace(val) != "" {
 			return v, val, true
 		}

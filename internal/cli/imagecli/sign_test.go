@@ -171,3 +171,37 @@ func TestSignVerifyErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyApptainerFlags: verify works where the key directory cannot be created (a read-only
+// home), takes Apptainer's flags and $APPTAINER_VERIFY_KEY, and refuses what it cannot do.
+func TestVerifyApptainerFlags(t *testing.T) {
+	signEnv(t)
+	mustRun(t, "key", "newpair", "--name", "alice")
+	img := testImage(t)
+	mustRun(t, "sign", "--key", "alice", img)
+	pub := filepath.Join(t.TempDir(), "alice.pub")
+	mustRun(t, "key", "export", "alice", "-o", pub)
+	t.Setenv("XDG_CONFIG_HOME", "/dev/null/config") // can be neither created nor read
+	if out := mustRun(t, "verify", "--local", "--all", "-j", "--key", pub, img); !strings.Contains(out, `"verified": true`) {
+		t.Errorf("verify with a key file and no key directory printed %q", out)
+	}
+	t.Setenv("APPTAINER_VERIFY_KEY", pub)
+	if out := mustRun(t, "verify", img); !strings.Contains(out, "Verified: "+img) {
+		t.Errorf("verify with $APPTAINER_VERIFY_KEY printed %q", out)
+	}
+	t.Setenv("APPTAINER_VERIFY_KEY", "")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"verify", img}, "no keys to verify with"},
+		{[]string{"verify", "--key", "alice", img}, "no key directory"},
+		{[]string{"verify", "--sif-id", "1", "--key", pub, img}, "--group-id"},
+		{[]string{"verify", "--legacy-insecure", "--key", pub, img}, "legacy"},
+	} {
+		code, _, errOut := run(t, c.args...)
+		if code != 255 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.says) {
+			t.Errorf("%v: exit %d, stderr %q; want 255 and one line saying %q", c.args, code, errOut, c.says)
+		}
+	}
+}
