@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,11 +157,44 @@ func TestCompatFlags(t *testing.T) {
 		{name: "--network-args", args: run("true", "--network-args", "portmap=80:80/tcp"), code: 255, stderr: "CNI"},
 		{name: "--security", args: run("true", "--security", "seccomp:x.json"), code: 255, stderr: "seccomp"},
 		{name: "--netns-path", args: run("true", "--netns-path", "/run/netns/x"), code: 255, stderr: "--net"},
-		{name: "--drop-caps", args: run("true", "--drop-caps", "CAP_NET_RAW"), code: 255, stderr: "--no-privs"},
+		{name: "--drop-caps bogus", args: run("true", "--drop-caps", "CAP_BOGUS"), code: 255, stderr: "--drop-caps"},
 		{name: "image-src", args: run("true", "-B", "/etc:/x:image-src=/"), code: 255, stderr: "image-src"},
 		{name: "bad --runscript-timeout", args: run("true", "--runscript-timeout", "soon"), code: 255, stderr: "--runscript-timeout"},
 		{name: "unknown flag", args: run("true", "--nv"), code: 255, stderr: "--nv"},
 		{name: "missing image", args: func(string) []string { return []string{"exec", "/no/such.sif", "true"} }, code: 255, stderr: "/no/such.sif"},
 	})
 	e.nothingLeft(t, before, e.bb, e.app)
+}
+
+// TestCompatCapabilities: root drops single capabilities (--drop-caps) or keeps only some
+// (--no-privs --add-caps), from the bounding set too; a plain user is refused with one line.
+func TestCompatCapabilities(t *testing.T) {
+	e := ltSetup(t)
+	status := func(flags ...string) []string {
+		return append(append(append([]string{"exec"}, flags...), e.bb), "grep", "-E", "^(CapEff|CapBnd|NoNewPrivs)", "/proc/self/status")
+	}
+	r := e.run(t, asRoot, e.workdir(t), nil, "", status("--drop-caps", "CAP_NET_RAW,sys_admin")...)
+	if r.code != 0 || strings.Count(r.stdout, "Cap") != 2 {
+		t.Fatalf("--drop-caps: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !strings.HasPrefix(line, "Cap") {
+			continue
+		}
+		var v uint64
+		if _, err := fmt.Sscanf(strings.Fields(line)[1], "%x", &v); err != nil {
+			t.Fatal(err)
+		}
+		if v&(1<<13) != 0 || v&(1<<21) != 0 || v&1 == 0 {
+			t.Errorf("--drop-caps CAP_NET_RAW,sys_admin: %s (want bits 13 and 21 clear, CAP_CHOWN kept)", line)
+		}
+	}
+	r = e.run(t, asRoot, e.workdir(t), nil, "", status("--no-privs", "--add-caps", "net_raw")...)
+	if r.code != 0 || r.stdout != "CapEff:\t0000000000002000\nCapBnd:\t0000000000002000\nNoNewPrivs:\t1\n" {
+		t.Errorf("--no-privs --add-caps net_raw: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = e.run(t, asUser, e.workdir(t), nil, "", status("--drop-caps", "CAP_NET_RAW")...)
+	if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "for root") {
+		t.Errorf("plain user --drop-caps: exit %d, stderr %q", r.code, r.stderr)
+	}
 }

@@ -33,6 +33,10 @@ type apptainerOptions struct {
 	underlay          bool
 	workdir           string
 	scratch           []string
+	// capDrop are the capabilities root gives up (from --drop-caps, or all but --add-caps's
+	// under --no-privs).
+	capDrop  []uint
+	keepSome bool // --no-privs --add-caps: root keeps the added capabilities only
 	// Image references (docker://...) use these; a local image does not (the references
 	// engineer's resolver reads them).
 	disableCache, noHTTPS bool
@@ -57,8 +61,8 @@ func addApptainerFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&a.noUmask, "no-umask", false, "start the program with umask 022 instead of yours")
 	f.BoolVar(&a.compat, "compat", false, "Apptainer's OCI-compatibility bundle: --containall --no-init --no-umask --no-eval --writable-tmpfs")
 	f.BoolVar(&a.keepPrivs, "keep-privs", false, "root keeps its capabilities in the container (hpcctl's default for root; refused with --no-privs)")
-	f.StringVar(&a.addCaps, "add-caps", "", "refused: hpcctl grants no capabilities beyond root's own (see docs/apptainer.md)")
-	f.StringVar(&a.dropCaps, "drop-caps", "", "refused: use --no-privs to drop every capability (see docs/apptainer.md)")
+	f.StringVar(&a.addCaps, "add-caps", "", "root with --no-privs: keep these `capabilities` (comma list, e.g. CAP_NET_RAW); root keeps all without --no-privs")
+	f.StringVar(&a.dropCaps, "drop-caps", "", "root: drop these `capabilities` (comma list, e.g. CAP_NET_RAW,CAP_SYS_ADMIN)")
 	f.StringVar(&a.app, "app", "", "refused: hpcctl runs no SCIF apps; exec the app's /scif/apps/NAME/scif/runscript")
 	f.StringArrayVar(&a.security, "security", nil, "refused: hpcctl applies no seccomp, AppArmor or SELinux profile")
 	f.StringVar(&a.netnsPath, "netns-path", "", "refused: hpcctl joins no existing network namespace; use --net")
@@ -109,10 +113,10 @@ func (o *launchOptions) applyApptainer(g *Globals) error {
 		return Usage(fmt.Errorf("--netns-path %s: hpcctl does not join an existing network namespace; use --net for a private one with loopback only", a.netnsPath))
 	case len(a.networkArgs) > 0:
 		return Usage(fmt.Errorf("--network-args: hpcctl has no CNI networks to pass arguments to; the networks are the host's (default) and none (--net)"))
-	case a.addCaps != "":
-		return Usage(fmt.Errorf("--add-caps %s: hpcctl grants no capabilities beyond what root already keeps; run as root, or without it", a.addCaps))
-	case a.dropCaps != "":
-		return Usage(fmt.Errorf("--drop-caps %s: hpcctl cannot drop single capabilities; --no-privs drops them all", a.dropCaps))
+	case (a.addCaps != "" || a.dropCaps != "") && os.Getuid() != 0:
+		return Usage(errors.New("--add-caps and --drop-caps are for root: a plain user's container has no capabilities (Apptainer's `capability add` grants have no hpcctl equivalent)"))
+	case a.addCaps != "" && a.dropCaps != "":
+		return Usage(errors.New("--add-caps and --drop-caps together: give --drop-caps to keep all but some, or --no-privs --add-caps to keep only some"))
 	case a.keepPrivs && o.noPrivs:
 		return Usage(errors.New("--keep-privs and --no-privs contradict each other: give one"))
 	case a.keepPrivs && os.Getuid() != 0:
@@ -121,6 +125,9 @@ func (o *launchOptions) applyApptainer(g *Globals) error {
 		return Usage(fmt.Errorf("--cwd %s and --pwd %s differ: give one", a.cwd, o.pwd))
 	case a.app != "":
 		return Usage(fmt.Errorf("--app %s: hpcctl does not run SCIF apps yet; run the app's runscript with hpcctl exec IMAGE /scif/apps/%s/scif/runscript", a.app, a.app))
+	}
+	if err := o.capabilities(); err != nil {
+		return err
 	}
 	if len(a.foreign) > 0 {
 		g.Logger.Info("honouring Apptainer's variables: " + strings.Join(a.foreign, ", "))
@@ -142,6 +149,30 @@ func (o *launchOptions) applyApptainer(g *Globals) error {
 			if d = strings.TrimSpace(d); d != "" && !path.IsAbs(d) {
 				return Usage(fmt.Errorf("--scratch %q: give an absolute path inside the container", d))
 			}
+		}
+	}
+	return nil
+}
+
+// capabilities turns --drop-caps and --add-caps into the capabilities root drops. --add-caps
+// with --no-privs keeps root's capabilities but for those not named (no_new_privs stays set);
+// without --no-privs root keeps every capability already, so there is nothing to add.
+func (o *launchOptions) capabilities() error {
+	a := &o.apptainer
+	if a.dropCaps != "" {
+		caps, err := compat.ParseCapabilities(a.dropCaps)
+		if err != nil {
+			return Usage(fmt.Errorf("--drop-caps: %w", err))
+		}
+		a.capDrop = caps
+	}
+	if a.addCaps != "" {
+		caps, err := compat.ParseCapabilities(a.addCaps)
+		if err != nil {
+			return Usage(fmt.Errorf("--add-caps: %w", err))
+		}
+		if o.noPrivs {
+			a.capDrop, a.keepSome = compat.AllCapabilitiesBut(caps), true
 		}
 	}
 	return nil
@@ -194,6 +225,7 @@ func apptainerIsolation(o *launchOptions, opts *isolation.Options, cwd string) e
 		}
 	}
 	opts.NoEval, opts.NoUmask = a.noEval, a.noUmask
+	opts.DropCaps, opts.KeepSomeCaps = a.capDrop, a.keepSome
 	opts.Switches.NoPID = a.noPID
 	if opts.RunscriptTimeout, err = a.timeout(); err != nil {
 		return err

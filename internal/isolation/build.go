@@ -71,6 +71,10 @@ type Options struct {
 	// Workdir holds the scratch directories and, under a profile with a private /tmp, its /tmp
 	// and /var/tmp (Workdir/tmp, Workdir/var_tmp), as Apptainer's --workdir.
 	Workdir string
+	// DropCaps are capabilities root gives up (--drop-caps); with KeepSomeCaps root keeps the
+	// others even under --no-privs (--no-privs --add-caps).
+	DropCaps     []uint
+	KeepSomeCaps bool
 	// RunscriptTimeout bounds an Apptainer image's environment scripts (0: no bound).
 	RunscriptTimeout time.Duration
 }
@@ -162,7 +166,11 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if h.UID != 0 {
 		s.Identity = identity(h, home)
 	} else {
-		s.KeepCapabilities = !o.NoPrivs
+		// --no-privs --add-caps keeps root's capabilities but for DropCaps (no_new_privs stays).
+		s.KeepCapabilities = !o.NoPrivs || o.KeepSomeCaps
+		if s.KeepCapabilities {
+			s.DropCapabilities = o.DropCaps
+		}
 		s.Identity = rootIdentity(home)
 	}
 	s.Mounts = workdirTmp(systemMounts(p, nm), o.Workdir)
