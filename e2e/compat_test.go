@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/hpcctl/hpcctl/internal/sif/siftest"
 )
 
 // cpCase is one Apptainer-style command line: its environment, arguments, and what it prints.
@@ -197,4 +201,26 @@ func TestCompatCapabilities(t *testing.T) {
 	if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "for root") {
 		t.Errorf("plain user --drop-caps: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestCompatApptainerSIFWithOCIConfig: a SIF built by Apptainer from an OCI image carries the OCI
+// config too; run still runs its /.singularity.d/runscript and exec sources its env scripts, not
+// the config's entrypoint and Env, as Apptainer does.
+func TestCompatApptainerSIFWithOCIConfig(t *testing.T) {
+	e := ltSetup(t)
+	dir := e.workdir(t)
+	img := filepath.Join(dir, "apptainer-oci.sif")
+	cfg := &v1.ImageConfig{Entrypoint: []string{"/bin/echo", "oci-entrypoint"}, Env: []string{"PATH=/bin", "FROM_OCI=1"}}
+	if err := siftest.MakeApptainer(img, filepath.Join(e.dir, "apptree"), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cpRun(t, e, []cpCase{
+		{name: "run", args: func(string) []string { return []string{"run", img, "x"} }, stdout: "runscript x yes\n"},
+		{name: "exec", args: func(string) []string {
+			return []string{"exec", img, "sh", "-c", "echo $FROM_APPTAINER_ENV ${FROM_OCI:-none}"}
+		}, stdout: "yes none\n"},
+	})
 }
