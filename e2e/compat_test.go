@@ -150,6 +150,16 @@ func TestCompatFlags(t *testing.T) {
 		{name: "-o", args: func(d string) []string {
 			return []string{"exec", "-o", d + "/ov", e.bb, "sh", "-c", "echo hi > /made; cat /made"}
 		}, stdout: "hi\n"},
+		{name: "--writable-tmpfs with a read-only overlay", args: func(d string) []string {
+			if err := os.MkdirAll(filepath.Join(d, "ro", "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "ro", "etc", "layer"), []byte("layer\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"exec", "--writable-tmpfs", "-o", d + "/ro:ro", e.bb, "sh", "-c", "cat /etc/layer; echo x > /w && cat /w"}
+		}, stdout: "layer\nx\n"},
+		{name: "two writable overlays", args: func(d string) []string { return []string{"exec", "-o", d + "/a", "-o", d + "/b", e.bb, "true"} }, code: 255, stderr: "only one may be writable"},
 		{name: "--home /", args: run(`echo $HOME`, "--home", "/"), stdout: "/\n"},
 		{name: "run-help", args: func(string) []string { return []string{"run-help", e.app} }, stdout: "No help sections were defined for this image\n"},
 		{name: "inspect --labels --json", args: func(string) []string { return []string{"inspect", "--labels", "--json", e.bb} }, stdout: "{\n    \"data\": {\n        \"attributes\": {\n            \"labels\": {}\n        }\n    },\n    \"type\": \"container\"\n}\n"},
