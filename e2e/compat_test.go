@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -232,5 +233,53 @@ func TestCompatApptainerSIFWithOCIConfig(t *testing.T) {
 		{name: "exec", args: func(string) []string {
 			return []string{"exec", img, "sh", "-c", "echo $FROM_APPTAINER_ENV ${FROM_OCI:-none}"}
 		}, stdout: "yes none\n"},
+	})
+}
+
+// TestCompatApp: --app runs a SCIF app of an Apptainer image: its runscript, its test and its
+// environment (after the image's), as root and as a plain user.
+func TestCompatApp(t *testing.T) {
+	e := ltSetup(t)
+	dir := e.workdir(t)
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(dir, "tree")
+	if err := siftest.BusyboxTree(tree, busybox); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		".singularity.d/env/90-test.sh":      "export FROM_IMAGE_ENV=yes\n",
+		".singularity.d/runscript":           "#!/bin/sh\necho image-runscript\n",
+		"scif/apps/hello/scif/runscript":     "#!/bin/sh\necho hello-app \"$@\" $APP_VAR $FROM_IMAGE_ENV $APPTAINER_APPNAME\n",
+		"scif/apps/hello/scif/test":          "#!/bin/sh\necho hello-test\nexit 3\n",
+		"scif/apps/hello/scif/env/90-app.sh": "export APP_VAR=app-env\n",
+		"scif/apps/hello/bin/hello-tool":     "#!/bin/sh\necho tool\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(tree, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "scif.sif")
+	if err := siftest.Make(img, tree, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cpRun(t, e, []cpCase{
+		{name: "run --app", args: func(string) []string { return []string{"run", "--app", "hello", img, "x"} }, stdout: "hello-app x app-env yes hello\n"},
+		{name: "exec --app", args: func(string) []string { return []string{"exec", "--app", "hello", img, "hello-tool"} }, stdout: "tool\n"},
+		{name: "test --app", args: func(string) []string { return []string{"test", "--app", "hello", img} }, stdout: "hello-test\n", code: 3},
+		{name: "APPTAINER_APP", env: []string{"APPTAINER_APP=hello"}, args: func(string) []string { return []string{"run", img} }, stdout: "hello-app app-env yes hello\n"},
+		{name: "no such app", args: func(string) []string { return []string{"run", "--app", "nope", img} }, code: 255, stderr: "no app nope"},
+		{name: "OCI image", args: func(string) []string { return []string{"run", "--app", "hello", e.bb} }, code: 255, stderr: "no SCIF apps"},
+		{name: "bad name", args: func(string) []string { return []string{"run", "--app", "../x", img} }, code: 255, stderr: "--app"},
 	})
 }

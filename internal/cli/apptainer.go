@@ -63,7 +63,7 @@ func addApptainerFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&a.keepPrivs, "keep-privs", false, "root keeps its capabilities in the container (hpcctl's default for root; refused with --no-privs)")
 	f.StringVar(&a.addCaps, "add-caps", "", "root with --no-privs: keep these `capabilities` (comma list, e.g. CAP_NET_RAW); root keeps all without --no-privs")
 	f.StringVar(&a.dropCaps, "drop-caps", "", "root: drop these `capabilities` (comma list, e.g. CAP_NET_RAW,CAP_SYS_ADMIN)")
-	f.StringVar(&a.app, "app", "", "refused: hpcctl runs no SCIF apps; exec the app's /scif/apps/NAME/scif/runscript")
+	f.StringVar(&a.app, "app", "", "run the SCIF app `name` of an Apptainer image: its runscript (run), test (test) and environment")
 	f.StringArrayVar(&a.security, "security", nil, "refused: hpcctl applies no seccomp, AppArmor or SELinux profile")
 	f.StringVar(&a.netnsPath, "netns-path", "", "refused: hpcctl joins no existing network namespace; use --net")
 	f.StringArrayVar(&a.networkArgs, "network-args", nil, "refused: hpcctl has no CNI networks to pass arguments to")
@@ -123,8 +123,8 @@ func (o *launchOptions) applyApptainer(g *Globals) error {
 		return Usage(errors.New("--keep-privs is for root: a plain user's container has no privileges to keep"))
 	case a.cwd != "" && o.pwd != "" && path.Clean(a.cwd) != path.Clean(o.pwd):
 		return Usage(fmt.Errorf("--cwd %s and --pwd %s differ: give one", a.cwd, o.pwd))
-	case a.app != "":
-		return Usage(fmt.Errorf("--app %s: hpcctl does not run SCIF apps yet; run the app's runscript with hpcctl exec IMAGE /scif/apps/%s/scif/runscript", a.app, a.app))
+	case a.app != "" && isolation.CheckAppName(a.app) != nil:
+		return Usage(isolation.CheckAppName(a.app))
 	}
 	if err := o.capabilities(); err != nil {
 		return err
@@ -224,7 +224,7 @@ func apptainerIsolation(o *launchOptions, opts *isolation.Options, cwd string) e
 			}
 		}
 	}
-	opts.NoEval, opts.NoUmask = a.noEval, a.noUmask
+	opts.NoEval, opts.NoUmask, opts.App = a.noEval, a.noUmask, a.app
 	opts.DropCaps, opts.KeepSomeCaps = a.capDrop, a.keepSome
 	opts.Switches.NoPID = a.noPID
 	if opts.RunscriptTimeout, err = a.timeout(); err != nil {

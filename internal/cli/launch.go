@@ -246,6 +246,9 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 // prepares what it needs on the host (checked bind sources, overlay directories).
 func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, args []string) (*spec.Spec, error) {
 	argv, err := isolation.Argv(verb, img, args)
+	if o.apptainer.app != "" {
+		argv, err = isolation.AppArgv(verb, img, o.apptainer.app, args)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -107,10 +107,10 @@ func TestParseMounts(t *testing.T) {
 // what the environment scripts set, PATH is extended after them, and the timeout stops scripts
 // that hang.
 func TestApptainerScript(t *testing.T) {
-	if apptainerScript(EnvResult{}, 0) != apptainerEnv {
+	if apptainerScript(EnvResult{}, 0, "") != apptainerEnv {
 		t.Fatal("the wrapper without settings differs from apptainerEnv, which Build looks for")
 	}
-	script := apptainerScript(EnvResult{Explicit: []string{"A=it's $set", "bad-name=x"}, Prepend: "/pre", Append: "/app"}, time.Minute)
+	script := apptainerScript(EnvResult{Explicit: []string{"A=it's $set", "bad-name=x"}, Prepend: "/pre", Append: "/app"}, time.Minute, "")
 	script = strings.ReplaceAll(script, "/.singularity.d/env/*.sh", "/nonexistent/*.sh")
 	out, err := exec.Command("/bin/sh", "-c", script+"", "sh", "sh", "-c", `echo "$A|$PATH"`).CombinedOutput()
 	if err != nil {
@@ -119,7 +119,7 @@ func TestApptainerScript(t *testing.T) {
 	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "it's $set|/pre:") || !strings.HasSuffix(got, ":/app") {
 		t.Errorf("got %q", got)
 	}
-	hang := strings.ReplaceAll(apptainerScript(EnvResult{}, 200*time.Millisecond), `for f in /.singularity.d/env/*.sh; do if [ -f "$f" ]; then . "$f"; fi; done; `, "sleep 5; ")
+	hang := strings.ReplaceAll(apptainerScript(EnvResult{}, 200*time.Millisecond, ""), `for f in /.singularity.d/env/*.sh; do if [ -f "$f" ]; then . "$f"; fi; done; `, "sleep 5; ")
 	start := time.Now()
 	err = exec.Command("/bin/sh", "-c", hang, "sh", "true").Run()
 	if err == nil || time.Since(start) > 3*time.Second {

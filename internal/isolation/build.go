@@ -71,6 +71,8 @@ type Options struct {
 	// Workdir holds the scratch directories and, under a profile with a private /tmp, its /tmp
 	// and /var/tmp (Workdir/tmp, Workdir/var_tmp), as Apptainer's --workdir.
 	Workdir string
+	// App is the SCIF app of an Apptainer image (--app): see AppArgv.
+	App string
 	// DropCaps are capabilities root gives up (--drop-caps); with KeepSomeCaps root keeps the
 	// others even under --no-privs (--no-privs --add-caps).
 	DropCaps     []uint
@@ -212,7 +214,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	// settings must be set again after the image's scripts.
 	if !img.OCIConfig && len(argv) > 2 && argv[2] == apptainerEnv {
 		s.Args = slices.Clone(argv)
-		s.Args[2] = apptainerScript(env, o.RunscriptTimeout)
+		s.Args[2] = apptainerScript(env, o.RunscriptTimeout, o.App)
 	}
 	return s, s.Validate()
 }
