@@ -296,10 +296,10 @@ func TestAttackVerifyData(t *testing.T) {
 					t.Errorf("--verify-data %s: exit %d, stderr %q", img, r.code, r.stderr)
 				}
 			}
-			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.tampered, "true"), 1, e.tampered, "does not match its signature", "copy it again")
-			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--config", conf, e.tampered, "true"), 1, e.tampered, "does not match its signature")
-			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.unsigned, "true"), 1, e.unsigned, "not signed")
-			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.bbSqfs, "true"), 1, e.bbSqfs, "not a SIF")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.tampered, "true"), 255, e.tampered, "does not match its signature", "copy it again")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--config", conf, e.tampered, "true"), 255, e.tampered, "does not match its signature")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.unsigned, "true"), 255, e.unsigned, "not signed")
+			atOneLine(t, e.run(t, as, "/", nil, "", "exec", "--verify-data", e.bbSqfs, "true"), 255, e.bbSqfs, "not a SIF")
 		})
 	}
 	e.nothingLeft(t, before, e.signed, e.tampered)
