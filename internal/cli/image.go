@@ -93,7 +93,9 @@ func resolveOpen(ctx context.Context, g *Globals, o *launchOptions, conf *config
 			return resolvedImage{Image: img}, none, fmt.Errorf("%w (hpcctl runs SIF images, squashfs files and sandbox directories)", err)
 		}
 		img.Offset, img.Size = si.Offset, si.Size
-		if c := si.Config; c != nil {
+		// An Apptainer-built SIF may carry an OCI config; Apptainer ignores it for its own
+		// /.singularity.d, and so does hpcctl.
+		if c := si.Config; c != nil && !si.Apptainer {
 			img.OCIConfig, img.Env, img.WorkingDir, img.Entrypoint, img.Cmd = true, c.Env, c.WorkingDir, c.Entrypoint, c.Cmd
 		}
 	}

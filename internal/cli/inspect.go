@@ -16,14 +16,21 @@ import (
 
 func newInspectCmd(g *Globals) *cobra.Command {
 	var asJSON bool
+	var sections inspectSections
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] IMAGE.sif",
+		Use:   "inspect [--json] [--labels|--runscript|--environment|--deffile|--all] IMAGE.sif",
 		Short: "Show an image's labels, environment, runscript, source and partitions",
 		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sections.refused(args[0]); err != nil {
+				return err
+			}
 			d, err := sif.Describe(args[0])
 			if err != nil {
 				return err
+			}
+			if sections.any() {
+				return printSections(g.Stdout, args[0], d, sections, asJSON)
 			}
 			if asJSON {
 				enc := json.NewEncoder(g.Stdout)
@@ -33,7 +40,8 @@ func newInspectCmd(g *Globals) *cobra.Command {
 			return printDescription(g.Stdout, args[0], d)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
+	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON for machines (with a section flag, in Apptainer's shape)")
+	addInspectSectionFlags(cmd, &sections)
 	return cmd
 }
 

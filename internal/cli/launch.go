@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/hpcctl/hpcctl/internal/compat"
 	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/hostfacts"
 	"github.com/hpcctl/hpcctl/internal/isolation"
@@ -47,15 +48,16 @@ type launchOptions struct {
 	verifyData                   bool
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
+	apptainer                    apptainerOptions
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f := cmd.Flags()
 	// Flags stop at the image: everything after it belongs to the program.
 	f.SetInterspersed(false)
-	f.StringArrayVarP(&o.binds, "bind", "B", nil, "bind `src[:dst[:ro|rw]]` into the container (repeatable, comma-separated lists; also $"+bindEnv+")")
+	f.StringArrayVarP(&o.binds, "bind", "B", nil, "bind `src[:dst[:ro|rw]]` into the container (repeatable, comma-separated lists, \\, and \\: escape; also $"+bindEnv+", $APPTAINER_BIND)")
 	f.BoolVar(&o.noHome, "no-home", false, "do not bind the home directory")
-	f.StringVar(&o.home, "home", "", "bind `src[:dst]` as the home directory")
+	f.StringVarP(&o.home, "home", "H", "", "bind `src[:dst]` as the home directory")
 	f.StringVar(&o.pwd, "pwd", "", "working `dir`ectory inside the container")
 	f.BoolVarP(&o.cleanEnv, "cleanenv", "e", false, "pass no host environment variable but TERM and the job's (SLURM_*, PMIX_*, proxies, ...)")
 	f.BoolVar(&o.noJobEnv, "no-job-env", false, "do not pass the batch job's and MPI launcher's variables under profiles that clean the environment, nor open an MPI rank's walls")
@@ -72,14 +74,15 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVarP(&o.pid, "pid", "p", false, "run in a new PID namespace")
 	f.BoolVarP(&o.ipc, "ipc", "i", false, "run in a new IPC namespace")
 	f.BoolVarP(&o.net, "net", "n", false, "run in a new network namespace with only the loopback interface")
-	f.StringVar(&o.network, "network", "", "network `type`: none (the same as --net)")
+	f.StringVar(&o.network, "network", "", "network `type`: none (the same as --net); hpcctl has no CNI networks")
 	f.BoolVar(&o.uts, "uts", false, "run in a new UTS namespace")
 	f.Var(hostnameValue{o}, "hostname", "host `name` inside the container (implies --uts)")
-	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths)")
+	f.StringArrayVar(&o.noMount, "no-mount", nil, "leave out these mounts (comma list: proc,sys,dev,devpts,home,tmp,cwd,hostfiles,bind-paths, or paths such as /etc/hosts)")
 	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
 	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
-	f.BoolVar(&o.userns, "userns", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
-	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
+	f.BoolVarP(&o.userns, "userns", "u", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
+	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
+	addApptainerFlags(cmd, o)
 }
 
 // profileName picks the profile the flags ask for: --profile, else the strongest of --contain,
@@ -107,7 +110,7 @@ func (o *launchOptions) profileName(def string) (string, error) {
 
 // switches are the single namespace flags.
 func (o *launchOptions) switches() (isolation.Switches, error) {
-	sw := isolation.Switches{PID: o.pid, IPC: o.ipc, Net: o.net, UTS: o.uts, Hostname: o.hostname}
+	sw := isolation.Switches{PID: o.pid, IPC: o.ipc, Net: o.net, UTS: o.uts, Hostname: o.hostname, NoPID: o.apptainer.noPID}
 	if o.hostnameSet || o.hostname != "" {
 		if err := spec.CheckHostname(o.hostname); err != nil {
 			return sw, UsageError{fmt.Errorf("--hostname: %w", err)}
@@ -118,7 +121,7 @@ func (o *launchOptions) switches() (isolation.Switches, error) {
 	case "none":
 		sw.Net = true
 	default:
-		return sw, UsageError{fmt.Errorf("--network %q: only none (a private network namespace with loopback) is supported", o.network)}
+		return sw, UsageError{fmt.Errorf("--network %q: hpcctl has no CNI networks; the networks are the host's (no flag) and none (a private namespace with loopback only, as --net)", o.network)}
 	}
 	return sw, nil
 }
@@ -134,7 +137,7 @@ func (h hostnameValue) Set(v string) error {
 	return nil
 }
 
-// minArgs requires the named leading arguments, as a usage error (exit status 2) that names the
+// minArgs requires the named leading arguments, as a usage error that names the
 // missing ones.
 func minArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
@@ -147,6 +150,9 @@ func minArgs(names ...string) cobra.PositionalArgs {
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
 func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
+	if err := o.applyApptainer(g); err != nil {
+		return err
+	}
 	conf, err := loadConfig(o.config)
 	if err != nil {
 		return err
@@ -240,6 +246,9 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 // prepares what it needs on the host (checked bind sources, overlay directories).
 func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb isolation.Verb, img isolation.Image, args []string) (*spec.Spec, error) {
 	argv, err := isolation.Argv(verb, img, args)
+	if o.apptainer.app != "" {
+		argv, err = isolation.AppArgv(verb, img, o.apptainer.app, args)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +256,7 @@ func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb 
 	if err != nil {
 		return nil, err
 	}
-	opts, err := isolationOptions(o, host)
+	opts, err := isolationOptions(o, host, img.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -269,14 +278,14 @@ func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb 
 	return s, prepareOverlays(s.Overlays)
 }
 
-func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, error) {
+func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation.Options, error) {
 	binds, err := isolation.ParseBinds(o.binds, h.Cwd)
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
-	envBinds, err := isolation.ParseBinds([]string{os.Getenv(bindEnv)}, h.Cwd)
+	envBinds, err := isolation.ParseBinds(o.apptainer.envBinds, h.Cwd)
 	if err != nil {
-		return isolation.Options{}, fmt.Errorf("$%s: %w", bindEnv, err)
+		return isolation.Options{}, fmt.Errorf("$%s or $APPTAINER_BIND: %w", bindEnv, err)
 	}
 	sw, err := o.switches()
 	if err != nil {
@@ -290,26 +299,29 @@ func isolationOptions(o *launchOptions, h isolation.Host) (isolation.Options, er
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
-	env, err := envSettings(o)
+	env, err := envSettings(o, img)
 	if err != nil {
 		return isolation.Options{}, err
 	}
-	return isolation.Options{
+	opts := isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
-	}, nil
+	}
+	return opts, apptainerIsolation(o, &opts, h.Cwd)
 }
 
 // envSettings are the --env-file contents, then the --env settings, each with a name a program
-// can use.
-func envSettings(o *launchOptions) ([]string, error) {
+// can use. An env file's $NAME are evaluated against the host's environment (and
+// $APPTAINER_IMAGE), as Apptainer evaluates it with a shell.
+func envSettings(o *launchOptions, image string) ([]string, error) {
+	host := compat.EnvLookup(append(os.Environ(), "APPTAINER_IMAGE="+image, "HPCCTL_IMAGE="+image))
 	var env []string
 	for _, name := range o.envFiles {
 		b, err := readUserFile(name, "--env-file", maxSmallFile)
 		if err != nil {
 			return nil, err
 		}
-		kv, err := isolation.ParseEnvFile(name, string(b))
+		kv, err := isolation.EvalEnvFile(name, string(b), host)
 		if err != nil {
 			return nil, err
 		}

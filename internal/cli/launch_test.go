@@ -41,7 +41,7 @@ func TestSwitches(t *testing.T) {
 	if err != nil || sw != (isolation.Switches{PID: true, Net: true, Hostname: "h"}) {
 		t.Errorf("got %+v, %v", sw, err)
 	}
-	if _, err := (&launchOptions{network: "bridge"}).switches(); err == nil || !strings.Contains(err.Error(), "only none") {
+	if _, err := (&launchOptions{network: "bridge"}).switches(); err == nil || !strings.Contains(err.Error(), "no CNI networks") || !strings.Contains(err.Error(), "and none") {
 		t.Errorf("--network bridge: %v", err)
 	}
 	if _, err := (&launchOptions{hostname: "a b"}).switches(); err == nil || !strings.Contains(err.Error(), "--hostname") {

@@ -117,7 +117,7 @@ func newRootCmd(g *Globals, verbs []Verbs) *cobra.Command {
 	return root
 }
 
-// markUsageErrors makes every argument error a usage error (exit status 2, a pointer to --help),
+// markUsageErrors makes every argument error a usage error (a pointer to --help),
 // including cobra's own "unknown command", which it reports as a plain error.
 func markUsageErrors(c *cobra.Command) {
 	for _, sub := range c.Commands() {
@@ -151,6 +151,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newShellCmd(g),
 		newTestCmd(g),
 		newInspectCmd(g),
+		newRunHelpCmd(g),
 		newSIFCmd(g),
 		newAuditCmd(g),
 	}
@@ -192,13 +193,15 @@ type stdoutClosed struct{ err error }
 func (e stdoutClosed) Error() string { return "standard output closed: " + e.err.Error() }
 func (e stdoutClosed) Unwrap() error { return e.err }
 
-// UsageError marks a bad command line: exit status 2, as for most Unix tools.
+// UsageError marks a bad command line. It exits with FailureStatus like every failure of hpcctl
+// itself (issue 15: scripts written for Apptainer tell hpcctl's failures from the program's own
+// status by 255); the type remains so that the message points at --help.
 type UsageError struct{ Err error }
 
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
 
-// ExactArgs is cobra.ExactArgs with a usage error (exit status 2) that names what is missing.
+// ExactArgs is cobra.ExactArgs with a usage error that names what is missing.
 func ExactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) == n {
@@ -247,9 +250,10 @@ func exitCode(err, cause error, stderr io.Writer) int {
 		return 128 + int(in.Signal)
 	}
 	fmt.Fprintf(stderr, "hpcctl: %v\n", err)
-	var ue UsageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return FailureStatus
 }
+
+// FailureStatus is the exit status of every failure of hpcctl itself (a bad flag, an image that
+// cannot be opened or mounted, a refused signature), as Apptainer's FATAL errors exit: a batch
+// script can then tell them from the program's own status, which is passed through as it is.
+const FailureStatus = 255

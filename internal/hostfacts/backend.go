@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -39,9 +40,21 @@ func squashfusePath(configured string) string {
 		}
 		return configured
 	}
-	p, _ := exec.LookPath("squashfuse_ll")
-	return p
+	if p, err := exec.LookPath("squashfuse_ll"); err == nil {
+		return p
+	}
+	// cron, `env -i` and some schedulers' prologs start hpcctl without PATH (issue 15): look in
+	// the standard directories, where a package installs it.
+	for _, d := range standardDirs {
+		if p := filepath.Join(d, "squashfuse_ll"); unix.Access(p, unix.X_OK) == nil {
+			return p
+		}
+	}
+	return ""
 }
+
+// standardDirs are where distributions install programs, searched when PATH finds nothing.
+var standardDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
 // ErrNoBackend means the image cannot be mounted here; its text says what to install or enable.
 var ErrNoBackend = errors.New("cannot mount the image")

@@ -1,6 +1,9 @@
 package isolation
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Verb is the command that launches the container.
 type Verb string
@@ -56,4 +59,25 @@ func Argv(verb Verb, img Image, args []string) ([]string, error) {
 		argv = append([]string{"/bin/sh", "-c", apptainerEnv, "sh"}, argv...)
 	}
 	return argv, nil
+}
+
+// AppArgv is Argv for a SCIF app of an Apptainer image (--app NAME): run runs the app's runscript
+// and test its test; exec and shell run as without it. The wrapper Build makes sources the app's
+// environment.
+func AppArgv(verb Verb, img Image, app string, args []string) ([]string, error) {
+	if err := CheckAppName(app); err != nil {
+		return nil, err
+	}
+	if img.OCIConfig {
+		return nil, fmt.Errorf("--app %s: an OCI image has no SCIF apps (they are in images built by Apptainer from a definition file)", app)
+	}
+	dir := "/scif/apps/" + app + "/scif/"
+	switch verb {
+	case VerbRun:
+		return append([]string{"/bin/sh", "-c", apptainerEnv, "sh", dir + "runscript"}, args...), nil
+	case VerbTest:
+		script := `if [ -x ` + dir + `test ]; then exec ` + dir + `test "$@"; fi; echo "hpcctl: the app defines no test" >&2; exit 0`
+		return append([]string{"/bin/sh", "-c", apptainerEnv, "sh", "/bin/sh", "-c", script, "sh"}, args...), nil
+	}
+	return Argv(verb, img, args)
 }

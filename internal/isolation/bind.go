@@ -3,6 +3,8 @@
 package isolation
 
 import (
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -17,31 +19,78 @@ type Bind struct {
 	ReadOnly    bool
 }
 
-// ParseBinds parses bind specifications, each "src[:dst[:ro|rw]]" or a comma-separated list of
-// them, as -B/--bind and HPCCTL_BIND take them. Relative sources are made absolute against cwd.
+// ParseBinds parses bind specifications as -B/--bind and $HPCCTL_BIND take them, in Apptainer's
+// syntax: each "src[:dst[:opts]]" or a comma-separated list of them, where opts are ro or rw
+// (further options may follow after commas, "src:dst:ro,rw" being one bind), and "\," and "\:"
+// are a comma and a colon in a path. Relative sources are made absolute against cwd.
 func ParseBinds(specs []string, cwd string) ([]Bind, error) {
 	var binds []Bind
 	for _, s := range specs {
-		for _, one := range strings.Split(s, ",") {
-			if strings.TrimSpace(one) == "" {
+		var cur []string // the fields of the bind being read: src, dst, options
+		flush := func() error {
+			if cur == nil {
+				return nil
+			}
+			b, err := newBind(cur, cwd)
+			binds = append(binds, b)
+			cur = nil
+			return err
+		}
+		for _, tok := range splitEscaped(s, ',') {
+			tok = strings.TrimSpace(tok)
+			if tok == "" {
 				continue
 			}
-			b, err := parseBind(strings.TrimSpace(one), cwd)
-			if err != nil {
+			if len(cur) == 3 && isBindOption(tok) {
+				cur[2] += "," + tok
+				continue
+			}
+			if err := flush(); err != nil {
 				return nil, err
 			}
-			binds = append(binds, b)
+			cur = splitEscaped(tok, ':')
+		}
+		if err := flush(); err != nil {
+			return nil, err
 		}
 	}
 	return binds, nil
 }
 
-func parseBind(s, cwd string) (Bind, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) > 3 || parts[0] == "" {
-		return Bind{}, fmt.Errorf("bind %q: want src[:dst[:ro|rw]]", s)
+// isBindOption reports whether a comma-separated token is an option of the bind before it.
+func isBindOption(tok string) bool {
+	return tok == "ro" || tok == "rw" || strings.HasPrefix(tok, "image-src=") || strings.HasPrefix(tok, "id=")
+}
+
+// splitEscaped splits s at each sep not preceded by a backslash and unescapes "\\sep"; the
+// other escape ("\\," or "\\:") is left for the next split.
+func splitEscaped(s string, sep byte) []string {
+	var out []string
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == sep:
+			b.WriteByte(sep)
+			i++
+		case s[i] == '\\' && i+1 < len(s) && (s[i+1] == ',' || s[i+1] == ':'):
+			b.WriteString(s[i : i+2])
+			i++
+		case s[i] == sep:
+			out = append(out, b.String())
+			b.Reset()
+		default:
+			b.WriteByte(s[i])
+		}
 	}
-	b := Bind{Source: parts[0], Destination: parts[0]}
+	return append(out, b.String())
+}
+
+func newBind(parts []string, cwd string) (Bind, error) {
+	s := strings.Join(parts, ":")
+	if len(parts) > 3 || parts[0] == "" {
+		return Bind{}, fmt.Errorf("bind %q: want src[:dst[:ro|rw]] (write a colon or comma in a path as \\: or \\,)", s)
+	}
+	b := Bind{Source: parts[0]}
 	if !path.IsAbs(b.Source) {
 		b.Source = path.Join(cwd, b.Source)
 	}
@@ -58,15 +107,85 @@ func parseBind(s, cwd string) (Bind, error) {
 		return Bind{}, fmt.Errorf("bind %q: cannot bind onto the container's root /: give a destination under it, e.g. %s:/mnt", s, b.Source)
 	}
 	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-			b.ReadOnly = true
-		case "rw":
-		default:
-			return Bind{}, fmt.Errorf("bind %q: option %q is neither ro nor rw", s, parts[2])
+		for _, opt := range strings.Split(parts[2], ",") {
+			if err := b.option(opt); err != nil {
+				return Bind{}, fmt.Errorf("bind %q: %w", s, err)
+			}
 		}
 	}
 	return b, nil
+}
+
+// option applies one bind option.
+func (b *Bind) option(opt string) error {
+	switch {
+	case opt == "ro":
+		b.ReadOnly = true
+	case opt == "rw":
+	case strings.HasPrefix(opt, "image-src="), strings.HasPrefix(opt, "id="):
+		return fmt.Errorf("option %q (a path inside an image file) is not supported by hpcctl: give the image as --overlay IMAGE:ro, or extract the directory and bind it", opt)
+	default:
+		return fmt.Errorf("option %q is neither ro nor rw", opt)
+	}
+	return nil
+}
+
+// ParseMounts parses --mount values in Docker's and Apptainer's syntax: CSV fields
+// "type=bind,source=SRC,destination=DST[,ro]" (src, dst and target are accepted too; readonly
+// means ro); several mounts may be given on separate lines. Only type=bind exists, as in
+// Apptainer.
+func ParseMounts(specs []string, cwd string) ([]Bind, error) {
+	var binds []Bind
+	for _, s := range specs {
+		r := csv.NewReader(strings.NewReader(s))
+		r.FieldsPerRecord = -1
+		records, err := r.ReadAll()
+		if err != nil {
+			return nil, fmt.Errorf("--mount %q: %w", s, err)
+		}
+		for _, rec := range records {
+			b, err := parseMount(rec, cwd)
+			if err != nil {
+				return nil, fmt.Errorf("--mount %q: %w", s, err)
+			}
+			binds = append(binds, b)
+		}
+	}
+	return binds, nil
+}
+
+func parseMount(fields []string, cwd string) (Bind, error) {
+	var src, dst string
+	var opts []string
+	for _, f := range fields {
+		key, val, _ := strings.Cut(strings.TrimSpace(f), "=")
+		switch key {
+		case "type":
+			if val != "bind" {
+				return Bind{}, fmt.Errorf("mount type %q: only type=bind exists", val)
+			}
+		case "source", "src":
+			src = val
+		case "destination", "dst", "target":
+			dst = val
+		case "ro", "readonly":
+			opts = append(opts, "ro")
+		case "image-src", "id":
+			opts = append(opts, f)
+		case "bind-propagation":
+			return Bind{}, errors.New("bind-propagation cannot be set per mount: binds are private")
+		default:
+			return Bind{}, fmt.Errorf("unknown key %q: want type=bind,source=SRC,destination=DST[,ro]", key)
+		}
+	}
+	if src == "" || dst == "" {
+		return Bind{}, errors.New("give both source= and destination=")
+	}
+	parts := []string{src, dst}
+	if len(opts) > 0 {
+		parts = append(parts, strings.Join(opts, ","))
+	}
+	return newBind(parts, cwd)
 }
 
 // ParseOverlays parses --overlay values, each "dir" (writable: changes persist in dir/upper) or

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
@@ -58,6 +59,26 @@ type Options struct {
 	NoJobEnv bool
 	NoMount  NoMount
 	Overlays []spec.Overlay
+	// NoEnv names host variables not to pass (--no-env).
+	NoEnv []string
+	// NoEval keeps --env, --env-file and APPTAINERENV_ values unevaluated (--no-eval).
+	NoEval bool
+	// NoUmask starts the program with umask 022 instead of the caller's (--no-umask).
+	NoUmask bool
+	// Scratch are directories made fresh for this container (--scratch): under Workdir when it
+	// is set (the caller creates Workdir/scratch/NAME), else a private tmpfs.
+	Scratch []string
+	// Workdir holds the scratch directories and, under a profile with a private /tmp, its /tmp
+	// and /var/tmp (Workdir/tmp, Workdir/var_tmp), as Apptainer's --workdir.
+	Workdir string
+	// App is the SCIF app of an Apptainer image (--app): see AppArgv.
+	App string
+	// DropCaps are capabilities root gives up (--drop-caps); with KeepSomeCaps root keeps the
+	// others even under --no-privs (--no-privs --add-caps).
+	DropCaps     []uint
+	KeepSomeCaps bool
+	// RunscriptTimeout bounds an Apptainer image's environment scripts (0: no bound).
+	RunscriptTimeout time.Duration
 }
 
 // Image is what the profile needs from the image.
@@ -140,16 +161,23 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if p.Umask >= 0 {
 		u := uint32(p.Umask)
 		s.Umask = &u
+	} else if o.NoUmask {
+		u := uint32(0o022)
+		s.Umask = &u
 	}
 	if h.UID != 0 {
 		s.Identity = identity(h, home)
 	} else {
-		s.KeepCapabilities = !o.NoPrivs
+		// --no-privs --add-caps keeps root's capabilities but for DropCaps (no_new_privs stays).
+		s.KeepCapabilities = !o.NoPrivs || o.KeepSomeCaps
+		if s.KeepCapabilities {
+			s.DropCapabilities = o.DropCaps
+		}
 		s.Identity = rootIdentity(home)
 	}
-	s.Mounts = systemMounts(p, nm)
+	s.Mounts = workdirTmp(systemMounts(p, nm), o.Workdir)
 	if p.ConfigBinds && !nm[MountBindPaths] {
-		s.Mounts = appendBinds(s.Mounts, pol.BindPaths)
+		s.Mounts = appendBinds(s.Mounts, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
 	}
 	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
 	s.Cwd, s.CwdFallback = workingDir(p, h, o, img, nm, home, s)
@@ -157,6 +185,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		s.Mounts = appendBinds(s.Mounts, o.EnvBinds)
 	}
 	s.Mounts = appendBinds(s.Mounts, o.Binds)
+	s.Mounts = append(s.Mounts, scratchMounts(o, h)...)
 	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
 	if mpi {
 		s.Mounts = append(s.Mounts, jobDirMounts(h.JobDirs)...)
@@ -169,17 +198,83 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if !o.NoJobEnv {
 		job = pol.JobVariables
 	}
-	extra := []string{"HPCCTL_CONTAINER=" + img.Path, "HPCCTL_NAME=" + path.Base(img.Path)}
+	extra := containerVariables(img.Path)
 	if mpi {
 		extra = append(extra, mpiSettings(s.Namespaces, h.Env, img.Env)...)
 	}
-	s.Env, err = Environment(EnvInput{
+	env, err := ComputeEnv(EnvInput{
 		Host: h.Env, Image: img.Env, Mode: mode, Home: home, Set: o.Env, Job: job, Extra: extra,
+		NoEnv: o.NoEnv, NoEval: o.NoEval,
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.Env = env.Env
+	// Argv wraps the program of an image without an OCI config in apptainerEnv; the explicit
+	// settings must be set again after the image's scripts.
+	if !img.OCIConfig && len(argv) > 2 && argv[2] == apptainerEnv {
+		s.Args = slices.Clone(argv)
+		s.Args[2] = apptainerScript(env, o.RunscriptTimeout, o.App)
+	}
 	return s, s.Validate()
+}
+
+// containerVariables tell the program which image it runs in, under hpcctl's names and under
+// Apptainer's and SingularityCE's (scripts test $APPTAINER_CONTAINER or $SINGULARITY_CONTAINER
+// to know they run in a container).
+func containerVariables(image string) []string {
+	var out []string
+	for _, p := range []string{"HPCCTL_", "APPTAINER_", "SINGULARITY_"} {
+		out = append(out, p+"CONTAINER="+image, p+"NAME="+path.Base(image))
+	}
+	return out
+}
+
+// WorkdirPaths are the host directories --workdir gives to a launch: the scratch directories
+// and, for a private /tmp, tmp and var_tmp. The caller creates them, with the user's rights.
+func WorkdirPaths(o Options) []string {
+	if o.Workdir == "" {
+		return nil
+	}
+	dirs := []string{path.Join(o.Workdir, "tmp"), path.Join(o.Workdir, "var_tmp")}
+	for _, d := range o.Scratch {
+		dirs = append(dirs, scratchDir(o.Workdir, d))
+	}
+	return dirs
+}
+
+// scratchDir is where a scratch directory lives under the workdir: its path inside, flattened.
+func scratchDir(workdir, dest string) string {
+	return path.Join(workdir, "scratch", strings.ReplaceAll(strings.Trim(path.Clean(dest), "/"), "/", "_"))
+}
+
+// scratchMounts are the --scratch directories: private to this container, empty at start.
+func scratchMounts(o Options, h Host) []spec.Mount {
+	var m []spec.Mount
+	for _, d := range o.Scratch {
+		d = path.Clean(d)
+		if o.Workdir != "" {
+			m = append(m, spec.Mount{Kind: spec.KindBind, Source: scratchDir(o.Workdir, d), Destination: d})
+			continue
+		}
+		m = append(m, spec.Mount{Kind: spec.KindTmpfs, Destination: d, Data: fmt.Sprintf("mode=0700,uid=%d,gid=%d", h.UID, h.GID)})
+	}
+	return m
+}
+
+// workdirTmp puts the workdir's tmp and var_tmp in place of a private /tmp and /var/tmp, so that
+// what the program writes there survives it (Apptainer's --workdir with --contain).
+func workdirTmp(ms []spec.Mount, workdir string) []spec.Mount {
+	if workdir == "" {
+		return ms
+	}
+	for i, m := range ms {
+		if m.Kind == spec.KindTmpfs && (m.Destination == "/tmp" || m.Destination == "/var/tmp") {
+			src := path.Join(workdir, strings.ReplaceAll(strings.TrimPrefix(m.Destination, "/"), "/", "_"))
+			ms[i] = spec.Mount{Kind: spec.KindBind, Source: src, Destination: m.Destination}
+		}
+	}
+	return ms
 }
 
 func appendBinds(ms []spec.Mount, binds []Bind) []spec.Mount {
@@ -236,6 +331,9 @@ func systemMounts(p Profile, nm NoMount) []spec.Mount {
 	}
 	if p.HostFiles && !nm[MountHostFiles] {
 		for _, f := range []string{"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"} {
+			if nm[MountName(f)] {
+				continue
+			}
 			m = append(m, spec.Mount{Kind: spec.KindBind, Source: f, Destination: f, ReadOnly: true, Optional: true})
 		}
 	}
@@ -300,7 +398,9 @@ func homeDirs(h Host, o Options) (home, src string, err error) {
 	if home == "" || !path.IsAbs(home) {
 		return "", "", fmt.Errorf("home directory %q is not an absolute path; pass --home", home)
 	}
-	if o.NoHome {
+	// --home / (Apptainer's way of saying "no home of mine"): HOME is /, nothing is bound, since
+	// a bind cannot replace the container's root.
+	if o.NoHome || src == "/" {
 		src = ""
 	}
 	return home, src, nil

@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -83,11 +84,13 @@ type Switches struct {
 	PID, IPC, Net, UTS bool
 	// Hostname implies UTS.
 	Hostname string
+	// NoPID takes the PID namespace away from a profile that has one (--no-pid).
+	NoPID bool
 }
 
 // With returns p with the switches' walls added.
 func (p Profile) With(s Switches) Profile {
-	p.PID = p.PID || s.PID
+	p.PID = (p.PID || s.PID) && !s.NoPID
 	p.IPC = p.IPC || s.IPC
 	p.Net = p.Net || s.Net
 	p.UTS = p.UTS || s.UTS || s.Hostname != ""
@@ -137,7 +140,9 @@ var noMountNames = map[MountName]string{
 	MountHostFiles: "/etc/hosts, /etc/localtime and /etc/resolv.conf", MountBindPaths: "the configured bind paths",
 }
 
-// ParseNoMount parses --no-mount values, each a comma-separated list of names.
+// ParseNoMount parses --no-mount values, each a comma-separated list of names or of absolute
+// paths, as Apptainer takes them: /etc/hosts, /etc/localtime, /etc/resolv.conf, or the
+// destination of a configured bind path.
 func ParseNoMount(values []string) (NoMount, error) {
 	nm := NoMount{}
 	for _, v := range values {
@@ -146,13 +151,17 @@ func ParseNoMount(values []string) (NoMount, error) {
 			if name == "" {
 				continue
 			}
+			if strings.HasPrefix(name, "/") {
+				nm[MountName(path.Clean(name))] = true
+				continue
+			}
 			if _, ok := noMountNames[MountName(name)]; !ok {
 				known := make([]string, 0, len(noMountNames))
 				for k := range noMountNames {
 					known = append(known, string(k))
 				}
 				sort.Strings(known)
-				return nil, fmt.Errorf("--no-mount %q: unknown mount %q; known: %s", v, name, strings.Join(known, ", "))
+				return nil, fmt.Errorf("--no-mount %q: unknown mount %q; known: %s, or an absolute path (/etc/hosts, a bind path's destination)", v, name, strings.Join(known, ", "))
 			}
 			nm[MountName(name)] = true
 		}

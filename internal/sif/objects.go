@@ -18,6 +18,10 @@ const (
 	ProvenanceObjectName = "hpcctl-provenance.json"
 	LabelsObjectName     = "labels.json"
 	DeffileObjectName    = "hpcctl.def"
+	// ApptainerMetadataObjectName is the object Apptainer's builds write (its inspect data): a
+	// SIF with it and without hpcctl's provenance was built by Apptainer, which may store an OCI
+	// config too but runs /.singularity.d/runscript (issue 15).
+	ApptainerMetadataObjectName = "inspect-metadata.json"
 )
 
 // SystemGroup is the descriptor group of the system partition and its metadata; signatures cover it.

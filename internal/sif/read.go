@@ -17,6 +17,9 @@ type Image struct {
 	// Config is the OCI image config stored by hpcctl; nil for images made by Apptainer or
 	// SingularityCE, which keep their runscript and environment under /.singularity.d instead.
 	Config *ImageConfig
+	// Apptainer is true for a SIF built by Apptainer: it runs the same way with or without
+	// Config (its runscript and environment scripts are under /.singularity.d).
+	Apptainer bool
 }
 
 // ImageConfig is what a launch uses of an image's OCI config: the fields of image-spec's v1
@@ -72,6 +75,7 @@ func locate(fi *sif.FileImage, path string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SIF image %s: %w", path, err)
 	}
+	img.Apptainer = hasObject(fi, ApptainerMetadataObjectName) && !hasObject(fi, ProvenanceObjectName)
 	return img, nil
 }
 
@@ -85,4 +89,10 @@ func readConfig(fi *sif.FileImage) (*ImageConfig, error) {
 		return nil, err
 	}
 	return &img.Config, nil
+}
+
+// hasObject reports whether the image holds a generic JSON object of that name.
+func hasObject(fi *sif.FileImage, name string) bool {
+	_, err := fi.GetDescriptor(sif.WithDataType(sif.DataGenericJSON), withName(name))
+	return err == nil
 }

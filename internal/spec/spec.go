@@ -30,6 +30,10 @@ type Spec struct {
 	// KeepCapabilities keeps the capability set the launching process holds (root running a
 	// container as root, as Apptainer does); otherwise every capability is cleared before exec.
 	KeepCapabilities bool `json:"keepCapabilities,omitempty"`
+	// DropCapabilities are capability numbers root gives up although it keeps the others
+	// (--drop-caps, or --no-privs --add-caps): dropped from every set, the bounding set included,
+	// so that the program cannot regain them.
+	DropCapabilities []uint `json:"dropCapabilities,omitempty"`
 	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS before exec.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
 	// Umask is set before exec; nil keeps the launching process's.

@@ -39,9 +39,9 @@ func TestBuildSign(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"build", "--sign", filepath.Join(out, "c.sif"), src}, 2, "--sign needs --key"},
-		{[]string{"build", "--key", "lab", filepath.Join(out, "c.sif"), src}, 2, "only with --sign"},
-		{[]string{"build", "--sign", "--key", "nobody", filepath.Join(out, "c.sif"), src}, 1, "nobody"},
+		{[]string{"build", "--sign", filepath.Join(out, "c.sif"), src}, 255, "--sign needs --key"},
+		{[]string{"build", "--key", "lab", filepath.Join(out, "c.sif"), src}, 255, "only with --sign"},
+		{[]string{"build", "--sign", "--key", "nobody", filepath.Join(out, "c.sif"), src}, 255, "nobody"},
 	} {
 		code, _, errOut := run(t, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {

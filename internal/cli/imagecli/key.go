@@ -2,10 +2,13 @@ package imagecli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -43,6 +46,28 @@ func (o *keyOptions) store() (*sign.Store, error) {
 		}
 	}
 	return sign.OpenStore(dir)
+}
+
+// readStore is the key directory for reading, never created: verify must work with a read-only
+// home. It is nil when the directory does not exist.
+func (o *keyOptions) readStore() (*sign.Store, error) {
+	dir := o.dir
+	if dir == "" {
+		var err error
+		if dir, err = sign.DefaultKeyDir(); err != nil {
+			return nil, err
+		}
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("key directory: %w", err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("key directory %s is not a directory", dir)
+	}
+	return &sign.Store{Dir: dir}, nil
 }
 
 // passphrase asks for a key's passphrase on the terminal, or takes $HPCCTL_KEY_PASSPHRASE.

@@ -94,7 +94,7 @@ func TestKeyCommands(t *testing.T) {
 		t.Errorf("key import printed %q, want alice with fingerprint %s", out, keys[0].Fingerprint)
 	}
 	code, _, errOut := run(t, "key", "import", pub)
-	if code != 1 || !strings.Contains(errOut, "already exists") || strings.Count(errOut, "\n") != 1 {
+	if code != 255 || !strings.Contains(errOut, "already exists") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("importing twice: exit %d, %q; want 1 and one line saying it exists", code, errOut)
 	}
 }
@@ -125,7 +125,7 @@ func TestSignVerifyCommands(t *testing.T) {
 	}
 
 	code, out, errOut := run(t, "verify", "--key", "mallory", "--json", img)
-	if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no signature verifies with a trusted key") {
+	if code != 255 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no signature verifies with a trusted key") {
 		t.Errorf("wrong key: exit %d, stderr %q", code, errOut)
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Verified {
@@ -143,14 +143,14 @@ func TestSignVerifyErrors(t *testing.T) {
 		code int
 		says string
 	}{
-		{"bad flag", []string{"verify", "--nope", img}, 2, "unknown flag: --nope"},
-		{"no image", []string{"verify"}, 2, "verify needs an IMAGE.sif"},
-		{"no key", []string{"sign", img}, 2, "sign needs --key KEY or --pgp"},
-		{"missing image", []string{"verify", "/nonexistent/x.sif"}, 1, "no such file"},
-		{"missing image to sign", []string{"sign", "--key", "alice", "/nonexistent/x.sif"}, 1, "no such file"},
-		{"unknown key name", []string{"sign", "--key", "nobody", img}, 1, `no key "nobody"`},
-		{"unsigned", []string{"verify", "--key", "alice", img}, 1, "image is not signed"},
-		{"bad SOURCE_DATE_EPOCH", []string{"sign", "--key", "alice", img}, 1, "SOURCE_DATE_EPOCH"},
+		{"bad flag", []string{"verify", "--nope", img}, 255, "unknown flag: --nope"},
+		{"no image", []string{"verify"}, 255, "verify needs an IMAGE.sif"},
+		{"no key", []string{"sign", img}, 255, "sign needs --key KEY or --pgp"},
+		{"missing image", []string{"verify", "/nonexistent/x.sif"}, 255, "no such file"},
+		{"missing image to sign", []string{"sign", "--key", "alice", "/nonexistent/x.sif"}, 255, "no such file"},
+		{"unknown key name", []string{"sign", "--key", "nobody", img}, 255, `no key "nobody"`},
+		{"unsigned", []string{"verify", "--key", "alice", img}, 255, "image is not signed"},
+		{"bad SOURCE_DATE_EPOCH", []string{"sign", "--key", "alice", img}, 255, "SOURCE_DATE_EPOCH"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,8 +166,42 @@ func TestSignVerifyErrors(t *testing.T) {
 	t.Run("wrong passphrase", func(t *testing.T) {
 		t.Setenv(sign.PassphraseEnv, "wrong")
 		code, _, errOut := run(t, "sign", "--key", "alice", img)
-		if code != 1 || !strings.Contains(errOut, "wrong passphrase") {
+		if code != 255 || !strings.Contains(errOut, "wrong passphrase") {
 			t.Errorf("exit %d, stderr %q", code, errOut)
 		}
 	})
+}
+
+// TestVerifyApptainerFlags: verify works where the key directory cannot be created (a read-only
+// home), takes Apptainer's flags and $APPTAINER_VERIFY_KEY, and refuses what it cannot do.
+func TestVerifyApptainerFlags(t *testing.T) {
+	signEnv(t)
+	mustRun(t, "key", "newpair", "--name", "alice")
+	img := testImage(t)
+	mustRun(t, "sign", "--key", "alice", img)
+	pub := filepath.Join(t.TempDir(), "alice.pub")
+	mustRun(t, "key", "export", "alice", "-o", pub)
+	t.Setenv("XDG_CONFIG_HOME", "/dev/null/config") // can be neither created nor read
+	if out := mustRun(t, "verify", "--local", "--all", "-j", "--key", pub, img); !strings.Contains(out, `"verified": true`) {
+		t.Errorf("verify with a key file and no key directory printed %q", out)
+	}
+	t.Setenv("APPTAINER_VERIFY_KEY", pub)
+	if out := mustRun(t, "verify", img); !strings.Contains(out, "Verified: "+img) {
+		t.Errorf("verify with $APPTAINER_VERIFY_KEY printed %q", out)
+	}
+	t.Setenv("APPTAINER_VERIFY_KEY", "")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"verify", img}, "no keys to verify with"},
+		{[]string{"verify", "--key", "alice", img}, "no key directory"},
+		{[]string{"verify", "--sif-id", "1", "--key", pub, img}, "--group-id"},
+		{[]string{"verify", "--legacy-insecure", "--key", pub, img}, "legacy"},
+	} {
+		code, _, errOut := run(t, c.args...)
+		if code != 255 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.says) {
+			t.Errorf("%v: exit %d, stderr %q; want 255 and one line saying %q", c.args, code, errOut, c.says)
+		}
+	}
 }

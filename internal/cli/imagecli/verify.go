@@ -1,12 +1,14 @@
 package imagecli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/compat"
 	"github.com/hpcctl/hpcctl/internal/sign"
 )
 
@@ -17,6 +19,11 @@ type verifyOptions struct {
 	groupIDs                 []uint
 	asJSON                   bool
 	keyDir                   keyOptions
+	// Apptainer's flags: hpcctl only ever uses local keys (--local), and checks every object
+	// group by default (--all).
+	local, all     bool
+	sifIDs         []uint
+	legacyInsecure bool
 }
 
 func newVerifyCmd(g *cli.Globals) *cobra.Command {
@@ -25,10 +32,17 @@ func newVerifyCmd(g *cli.Globals) *cobra.Command {
 		Use:   "verify [--key PUB | --certificate CERT | --pgp-keyring FILE] IMAGE.sif",
 		Short: cli.ImageShort("verify"),
 		Long: `Verify checks every object group of the image against the keys given (by default, every
-public key in your key directory). It fails (exit status 1) on an unsigned image, on a signature
+public key in your key directory). It fails (exit status 255) on an unsigned image, on a signature
 no given key verifies, on an image modified after signing, and on a damaged signature object.
 Images signed by Apptainer or SingularityCE verify the same way.`,
 		Args: cli.ExactArgs(1, "an IMAGE.sif"),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			// $APPTAINER_VERIFY_KEY and the like, as Apptainer reads them.
+			if _, err := compat.FromEnvWith(cmd.Flags(), compat.EnvLookup(os.Environ()), compat.VerifyVariables); err != nil {
+				return cli.Usage(err)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, g, o, args[0])
 		},
@@ -39,13 +53,25 @@ Images signed by Apptainer or SingularityCE verify the same way.`,
 	f.StringVar(&o.roots, "certificate-roots", "", "trusted root CA certificates (PEM; default: the system's)")
 	f.StringVar(&o.ints, "certificate-intermediates", "", "intermediate CA certificates (PEM)")
 	f.StringArrayVar(&o.pgpKeyrings, "pgp-keyring", nil, "OpenPGP public keyring FILE (repeatable)")
-	f.UintSliceVar(&o.groupIDs, "group-id", nil, "verify only this object group (repeatable)")
-	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	f.UintSliceVarP(&o.groupIDs, "group-id", "g", nil, "verify only this object group (repeatable)")
+	f.BoolVarP(&o.asJSON, "json", "j", false, "print the report as JSON")
+	f.BoolVarP(&o.local, "local", "l", false, "use local keys only (hpcctl never fetches keys: always so)")
+	f.BoolVarP(&o.all, "all", "a", false, "verify every object group (hpcctl's default without --group-id)")
+	f.UintSliceVarP(&o.sifIDs, "sif-id", "i", nil, "refused: hpcctl verifies object groups; give --group-id")
+	f.BoolVar(&o.legacyInsecure, "legacy-insecure", false, "refused: legacy (SingularityCE before 3.6) signatures are not supported")
 	f.StringVar(&o.keyDir.dir, "keys-dir", "", "key directory (default $XDG_CONFIG_HOME/hpcctl/keys)")
 	return cmd
 }
 
 func runVerify(cmd *cobra.Command, g *cli.Globals, o *verifyOptions, image string) error {
+	switch {
+	case len(o.sifIDs) > 0:
+		return cli.Usage(fmt.Errorf("verify --sif-id: hpcctl verifies whole object groups; give --group-id (see hpcctl sif list %s)", image))
+	case o.legacyInsecure:
+		return cli.Usage(fmt.Errorf("verify --legacy-insecure: legacy signatures (SingularityCE before 3.6) are not supported; sign the image again"))
+	case o.all && len(o.groupIDs) > 0:
+		return cli.Usage(fmt.Errorf("verify --all and --group-id contradict each other: give one"))
+	}
 	if _, err := os.Stat(image); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -86,8 +112,11 @@ func trustOptions(o *verifyOptions) (sign.TrustOptions, error) {
 		}
 		if store == nil {
 			var err error
-			if store, err = o.keyDir.store(); err != nil {
+			if store, err = o.keyDir.readStore(); err != nil {
 				return t, err
+			}
+			if store == nil {
+				return t, fmt.Errorf("verify: --key %s: not a file, and you have no key directory: give a key file", k)
 			}
 		}
 		ki, err := store.Find(k)
@@ -97,9 +126,12 @@ func trustOptions(o *verifyOptions) (sign.TrustOptions, error) {
 		t.KeyFiles = append(t.KeyFiles, ki.PublicPath)
 	}
 	if len(o.keys) == 0 && len(o.pgpKeyrings) == 0 && o.certificate == "" {
-		s, err := o.keyDir.store()
+		s, err := o.keyDir.readStore()
 		if err != nil {
 			return t, err
+		}
+		if s == nil {
+			return t, errors.New("verify: no keys to verify with: you have no key directory; give --key FILE, or import keys with hpcctl key import")
 		}
 		t.KeyDirs = []string{s.Dir}
 	}

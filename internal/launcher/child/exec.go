@@ -99,7 +99,7 @@ func dropPrivileges(s *spec.Spec) error {
 		}
 	}
 	if s.KeepCapabilities {
-		return nil
+		return dropSome(s.DropCapabilities)
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
@@ -108,6 +108,43 @@ func dropPrivileges(s *spec.Spec) error {
 	var data [2]unix.CapUserData
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("clear capabilities: %w", err)
+	}
+	return nil
+}
+
+// dropSome removes the given capabilities from root's sets: the bounding set first (that needs
+// CAP_SETPCAP, still held), so that exec cannot give them back, then the ambient, inheritable,
+// permitted and effective sets.
+func dropSome(caps []uint) error {
+	if len(caps) == 0 {
+		return nil
+	}
+	for _, c := range caps {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+		// EINVAL: the kernel does not know the capability, or the ambient set lacks it.
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_LOWER, uintptr(c), 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop ambient capability %d: %w", c, err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	for _, c := range caps {
+		if c >= 64 {
+			continue
+		}
+		bit := uint32(1) << (c % 32)
+		d := &data[c/32]
+		d.Effective &^= bit
+		d.Permitted &^= bit
+		d.Inheritable &^= bit
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("drop capabilities: %w", err)
 	}
 	return nil
 }

@@ -21,6 +21,17 @@ import (
 // Make writes a SIF at out holding tree as its system partition and, when cfg is not nil, cfg as
 // its OCI config object (an image without one looks like Apptainer's).
 func Make(out, tree string, cfg *v1.ImageConfig) error {
+	return makeSIF(out, tree, cfg, false)
+}
+
+// MakeApptainer writes a SIF as Apptainer builds one from an OCI image: cfg as its
+// "oci-config.json" object (the same name as hpcctl's) beside Apptainer's
+// "inspect-metadata.json", and no hpcctl provenance; tree should hold /.singularity.d.
+func MakeApptainer(out, tree string, cfg *v1.ImageConfig) error {
+	return makeSIF(out, tree, cfg, true)
+}
+
+func makeSIF(out, tree string, cfg *v1.ImageConfig, apptainer bool) error {
 	sq := out + ".squashfs"
 	defer os.Remove(sq)
 	cmd := exec.Command("mksquashfs", tree, sq, "-noappend", "-quiet", "-no-progress", "-comp", "zstd", "-Xcompression-level", "3", "-all-root")
@@ -49,6 +60,14 @@ func Make(out, tree string, cfg *v1.ImageConfig) error {
 			return derr
 		}
 		dis = append(dis, cdi)
+	}
+	if apptainer {
+		mdi, merr := sif.NewDescriptorInput(sif.DataGenericJSON, bytesReader([]byte(`{"data":{"attributes":{}},"type":"container"}`)),
+			sif.OptObjectName(hsif.ApptainerMetadataObjectName), sif.OptGroupID(hsif.SystemGroup))
+		if merr != nil {
+			return merr
+		}
+		dis = append(dis, mdi)
 	}
 	f, err := sif.CreateContainerAtPath(out, sif.OptCreateWithDescriptors(dis...),
 		sif.OptCreateDeterministic(), sif.OptCreateWithTime(time.Unix(0, 0)))
