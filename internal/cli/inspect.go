@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,17 +12,24 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hpcctl/hpcctl/internal/refcache"
 	"github.com/hpcctl/hpcctl/internal/sif"
 )
 
 func newInspectCmd(g *Globals) *cobra.Command {
 	var asJSON bool
+	var ref refOptions
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] IMAGE.sif",
+		Use:   "inspect [--json] IMAGE",
 		Short: "Show an image's labels, environment, runscript, source and partitions",
 		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := sif.Describe(args[0])
+			path, release, err := inspectPath(cmd.Context(), g, ref, args[0])
+			if err != nil {
+				return err
+			}
+			d, err := sif.Describe(path)
+			release()
 			if err != nil {
 				return err
 			}
@@ -34,7 +42,20 @@ func newInspectCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
+	addReferenceFlags(cmd.Flags(), &ref)
 	return cmd
+}
+
+// inspectPath is the SIF to describe: image itself, or the cached SIF of a reference.
+func inspectPath(ctx context.Context, g *Globals, ref refOptions, image string) (string, func(), error) {
+	if !refcache.IsReference(image) {
+		return image, func() {}, nil
+	}
+	conf, err := loadConfig("")
+	if err != nil {
+		return "", nil, err
+	}
+	return fetchReference(ctx, g, ref, conf, image)
 }
 
 func printDescription(w io.Writer, path string, d *sif.Description) error {

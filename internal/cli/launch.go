@@ -47,6 +47,7 @@ type launchOptions struct {
 	verifyData                   bool
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
+	ref                          refOptions    // for an IMAGE given by reference
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -79,6 +80,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.StringVar(&o.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf (also $"+configEnv+"; not when setuid)")
 	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
 	f.BoolVar(&o.userns, "userns", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
+	addReferenceFlags(f, &o.ref)
 	f.StringArrayVar(&o.overlays, "overlay", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 }
 
