@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +24,7 @@ func refSIFs(t testing.TB, cache string) []string {
 	var out []string
 	err := filepath.WalkDir(filepath.Join(cache, "sif"), func(p string, d os.DirEntry, err error) error {
 		if err != nil {
-			if os.IsNotExist(err) {
+			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
 			return err
@@ -233,7 +235,7 @@ func TestReferenceCleanDuringPull(t *testing.T) {
 	pull := btCmd(dir, env, "pull", out, srv.URL+"/image.sif")
 	var pullErr bytes.Buffer
 	pull.Stderr = &pullErr
-	if err := pull.Start(); err != nil {
+	if err = pull.Start(); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -249,7 +251,7 @@ func TestReferenceCleanDuringPull(t *testing.T) {
 	}
 	var cleanOut bytes.Buffer
 	clean.Stdout = &cleanOut
-	if err := clean.Start(); err != nil {
+	if err = clean.Start(); err != nil {
 		t.Fatal(err)
 	}
 	line := make([]byte, 200)
@@ -258,11 +260,11 @@ func TestReferenceCleanDuringPull(t *testing.T) {
 		t.Errorf("cache clean during a pull said %q, want that it waits", line[:n])
 	}
 	close(release)
-	if err := pull.Wait(); err != nil {
+	if err = pull.Wait(); err != nil {
 		t.Fatalf("pull during a clean: %v\n%s", err, pullErr.String())
 	}
 	rest, _ := io.ReadAll(cleanErr)
-	if err := clean.Wait(); err != nil {
+	if err = clean.Wait(); err != nil {
 		t.Fatalf("cache clean: %v\n%s%s", err, line[:n], rest)
 	}
 	if btSHA256(t, out) != btSHA256(t, image) {

@@ -50,10 +50,10 @@ func fetchReference(ctx context.Context, g *Globals, r refOptions, conf *config.
 			return "", nil, fmt.Errorf("create a temporary image cache: %w: set $TMPDIR to a writable directory", err)
 		}
 		tmp := root
-		path, err := companionFetch(ctx, g, r, root, ref)
-		if err != nil {
+		path, ferr := companionFetch(ctx, g, r, root, ref)
+		if ferr != nil {
 			os.RemoveAll(tmp)
-			return "", nil, err
+			return "", nil, ferr
 		}
 		return path, func() { os.RemoveAll(tmp) }, nil
 	}

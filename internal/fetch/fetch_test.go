@@ -35,7 +35,7 @@ func minimalSIF(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.UnloadContainer(); err != nil {
+	if err = f.UnloadContainer(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(p)

@@ -143,7 +143,7 @@ func fetchORAS(ctx context.Context, ref string, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	out := sifPath(opts.CacheDir, "oras", layer.Digest.String(), "")
-	if st, err := os.Stat(out); err == nil && st.Size() == layer.Size {
+	if st, serr := os.Stat(out); serr == nil && st.Size() == layer.Size {
 		opts.Logger.Debug("image in cache", "ref", ref, "digest", layer.Digest, "sif", out)
 		return Result{SIF: out, Digest: layer.Digest.String(), Cached: true}, nil
 	}
@@ -205,7 +205,7 @@ func Push(ctx context.Context, path, ref string, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := r.resolve(ctx); err != nil && !errors.Is(err, errdef.ErrNotFound) {
+	if _, err = r.resolve(ctx); err != nil && !errors.Is(err, errdef.ErrNotFound) {
 		return "", r.explain("push", err)
 	}
 	layer, err := describeFile(f)
@@ -213,12 +213,12 @@ func Push(ctx context.Context, path, ref string, opts Options) (string, error) {
 		return "", err
 	}
 	layer.MediaType, layer.Annotations = SIFLayerMediaType, map[string]string{imgspecv1.AnnotationTitle: filepath.Base(path)}
-	if err := r.pushBlob(ctx, layer, f); err != nil {
+	if err = r.pushBlob(ctx, layer, f); err != nil {
 		return "", err
 	}
 	empty := []byte("{}")
 	config := content.NewDescriptorFromBytes(SIFConfigMediaType, empty)
-	if err := r.pushBlob(ctx, config, bytes.NewReader(empty)); err != nil {
+	if err = r.pushBlob(ctx, config, bytes.NewReader(empty)); err != nil {
 		return "", err
 	}
 	m := imgspecv1.Manifest{MediaType: imgspecv1.MediaTypeImageManifest, Config: config, Layers: []imgspecv1.Descriptor{layer}}

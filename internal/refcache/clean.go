@@ -2,7 +2,9 @@ package refcache
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +45,7 @@ func Clean(root string, opts CleanOptions) ([]Entry, error) {
 		if !opts.wants(e.Type) || (opts.OlderThan > 0 && opts.Now.Sub(e.Modified) < opts.OlderThan) {
 			continue
 		}
-		if err := os.Remove(e.path); err != nil && !os.IsNotExist(err) {
+		if err := os.Remove(e.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("remove %s from the cache: %w", e.path, err)
 		}
 		removed = append(removed, e)
@@ -67,8 +69,8 @@ func dropStaleRecords(root string) error {
 		return err
 	}
 	for _, r := range recs {
-		if _, err := os.Stat(filepath.Join(root, r.SIF)); os.IsNotExist(err) {
-			if err := os.Remove(recordPath(root, r.Ref)); err != nil && !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(root, r.SIF)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(recordPath(root, r.Ref)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove the cache record of %s: %w", r.Ref, err)
 			}
 		}
@@ -81,7 +83,7 @@ func dropStaleRecords(root string) error {
 func dropStaleImages(layout string) error {
 	path := filepath.Join(layout, "index.json")
 	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -96,7 +98,7 @@ func dropStaleImages(layout string) error {
 	var raw struct {
 		Manifests []json.RawMessage `json:"manifests"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if json.Unmarshal(b, &raw) != nil {
 		return fmt.Errorf("image cache index %s is damaged: remove the directory %s", path, layout)
 	}
 	for i, d := range list.Manifests {

@@ -151,9 +151,9 @@ func Write(root, ref, digest, sif string, now time.Time) error {
 	}
 	rec := Record{Ref: ref, Digest: digest, SIF: rel, Resolved: now.UTC()}
 	if path, ok := isLocal(ref); ok {
-		st, err := os.Stat(path)
-		if err != nil {
-			return fmt.Errorf("cache record for %s: %w", ref, err)
+		st, serr := os.Stat(path)
+		if serr != nil {
+			return fmt.Errorf("cache record for %s: %w", ref, serr)
 		}
 		rec.FileSize, rec.FileMtime = st.Size(), st.ModTime().UnixNano()
 	}

@@ -142,8 +142,8 @@ func TestCleanByTypeAndAge(t *testing.T) {
 	if err != nil || len(removed) != 1 || removed[0].Name != "sif/docker/old.sif" {
 		t.Fatalf("Clean --days 2 --type sif removed %+v, %v; want old.sif only", removed, err)
 	}
-	if _, err := os.Stat(newSIF); err != nil {
-		t.Errorf("Clean removed the new SIF: %v", err)
+	if _, serr := os.Stat(newSIF); serr != nil {
+		t.Errorf("Clean removed the new SIF: %v", serr)
 	}
 	if recs, _ := Records(root); len(recs) != 1 || recs[0].Ref != "docker://h/new:1" {
 		t.Errorf("records after clean: %+v, want only the new SIF's", recs)
@@ -170,24 +170,26 @@ func TestExclusiveWaitsForUse(t *testing.T) {
 	waited := make(chan struct{})
 	done := make(chan error)
 	go func() {
-		rel, err := Exclusive(context.Background(), root, func() { close(waited) })
-		if err == nil {
+		rel, xerr := Exclusive(context.Background(), root, func() { close(waited) })
+		if xerr == nil {
 			rel()
 		}
-		done <- err
+		done <- xerr
 	}()
 	<-waited
 	select {
-	case <-done:
-		t.Fatal("Exclusive returned while the use lock was held")
+	case err = <-done:
+		t.Fatalf("Exclusive returned (%v) while the use lock was held", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	release()
-	if err := <-done; err != nil {
+	if err = <-done; err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	release, _ = Use(context.Background(), root)
+	if release, err = Use(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
 	defer release()
 	cancel()
 	if _, err := Exclusive(ctx, root, nil); err == nil {

@@ -91,9 +91,9 @@ func runBuild(cmd *cobra.Command, g *cli.Globals, o *buildOptions, output, sourc
 	}
 	if refcache.IsReference(source) {
 		// A cache clean waits for this build instead of removing blobs it is about to read.
-		release, err := refcache.Use(cmd.Context(), opts.CacheDir)
-		if err != nil {
-			return err
+		release, lerr := refcache.Use(cmd.Context(), opts.CacheDir)
+		if lerr != nil {
+			return lerr
 		}
 		defer release()
 	}
