@@ -81,6 +81,20 @@ func TestReferenceRegistry(t *testing.T) {
 		t.Errorf("a second run and a pull of %s fetched blobs again: %q", docker, got)
 	}
 
+	r = btRun(t, dir, rootEnv, "inspect", "--no-https", docker).mustSucceed(t, "inspect a reference")
+	if !strings.Contains(r.Stdout, "Source:") || !strings.Contains(r.Stdout, "@sha256:") {
+		t.Errorf("inspect %s shows no pinned source:\n%s", docker, r.Stdout)
+	}
+	empty := filepath.Join(dir, "unused-cache")
+	r = btRun(t, dir, []string{"HPCCTL_CACHEDIR=" + empty}, "exec", "--no-https", "--disable-cache", docker, "/bin/busybox", "echo", "nocache")
+	if r.Code != 0 || r.Stdout != "nocache\n" {
+		t.Errorf("exec --disable-cache: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if sifs := refSIFs(t, empty); len(sifs) != 0 {
+		t.Errorf("exec --disable-cache left %q in the cache", sifs)
+	}
+	counter.take()
+
 	// The plain user: its own cache (XDG_CACHE_HOME), none of root's.
 	xdg := filepath.Join(workDir(t, u), "xdg")
 	userEnv := []string{"XDG_CACHE_HOME=" + xdg}

@@ -101,3 +101,19 @@ func companionFetch(ctx context.Context, g *Globals, r refOptions, root, ref str
 	}
 	return out, nil
 }
+
+// auditImagePath is the file an audit record describes: for a reference, the cached SIF the runs
+// used (auditRuns fetched it), so that the record's digest is the image's, not the name's.
+func auditImagePath(o *auditOptions, image string) string {
+	if !refcache.IsReference(image) {
+		return image
+	}
+	dir, err := CacheDir(o.launch.config)
+	if err != nil {
+		return image
+	}
+	if p, ok := refcache.Lookup(dir, image, time.Now()); ok {
+		return p
+	}
+	return image
+}
