@@ -291,3 +291,33 @@ func TestReferenceCleanDuringPull(t *testing.T) {
 		t.Errorf("after the clean the cache still holds %q", sifs)
 	}
 }
+
+// TestReferenceSiteCacheDir: cache_dir in hpcctl.conf holds a directory per user, used by
+// references and by build alike, unless $HPCCTL_CACHEDIR says otherwise.
+func TestReferenceSiteCacheDir(t *testing.T) {
+	needRoot(t)
+	archive := btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	if err := os.Mkdir(site, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "hpcctl.conf")
+	if err := os.WriteFile(conf, []byte("cache_dir = \""+site+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HPCCTL_CONFIG=" + conf}
+	mine := filepath.Join(site, strconv.Itoa(os.Getuid()))
+	btRun(t, dir, env, "build", filepath.Join(dir, "b.sif"), "oci-archive:"+archive).mustSucceed(t, "build with cache_dir")
+	blobs, err := filepath.Glob(filepath.Join(mine, "oci", "blobs", "sha256", "*"))
+	if err != nil || len(blobs) == 0 {
+		t.Errorf("build with cache_dir put no blob in %s: %v", mine, err)
+	}
+	r := btRun(t, dir, env, "exec", "oci-archive:"+archive, "/bin/busybox", "echo", "ok")
+	if r.Code != 0 || r.Stdout != "ok\n" {
+		t.Fatalf("exec oci-archive: with cache_dir: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if sifs := refSIFs(t, mine); len(sifs) != 1 {
+		t.Errorf("%s holds %q, want the one SIF", mine, sifs)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -33,13 +34,31 @@ func Dir(siteDir string) (string, error) {
 		return filepath.Abs(d)
 	}
 	if siteDir != "" {
-		return filepath.Join(siteDir, strconv.Itoa(os.Getuid())), nil
+		return userDir(siteDir)
 	}
 	d, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("find the image cache: %w: set $%s", err, DirEnv)
 	}
 	return filepath.Join(d, "hpcctl"), nil
+}
+
+// userDir makes (or checks) the user's own directory below the site's shared cache_dir. In a
+// shared directory another user could have made it first, or put a symbolic link there, to
+// feed this user images of their choosing: it must be a directory the user owns.
+func userDir(siteDir string) (string, error) {
+	d := filepath.Join(siteDir, strconv.Itoa(os.Getuid()))
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("create the image cache %s: %w: ask the site to make cache_dir in hpcctl.conf writable (mode 1777), or set $%s", d, err, DirEnv)
+	}
+	st, err := os.Lstat(d)
+	if err != nil {
+		return "", fmt.Errorf("image cache %s: %w", d, err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || !st.IsDir() || int(sys.Uid) != os.Getuid() {
+		return "", fmt.Errorf("image cache %s is not a directory of yours: remove it, or set $%s", d, DirEnv)
+	}
+	return d, nil
 }
 
 // schemes are the reference forms taken wherever an image is: registry images and local

@@ -27,8 +27,16 @@ func TestDir(t *testing.T) {
 		t.Errorf("Dir with $%s = %q, %v; the variable wins", DirEnv, d, err)
 	}
 	t.Setenv(DirEnv, "")
-	if d, err := Dir("/site"); err != nil || d != filepath.Join("/site", strconv.Itoa(os.Getuid())) {
-		t.Errorf("Dir(/site) = %q, %v; want a directory per user below cache_dir", d, err)
+	site := t.TempDir()
+	if d, err := Dir(site); err != nil || d != filepath.Join(site, strconv.Itoa(os.Getuid())) {
+		t.Errorf("Dir(%s) = %q, %v; want a directory per user below cache_dir", site, d, err)
+	}
+	other := t.TempDir()
+	if err := os.Symlink(t.TempDir(), filepath.Join(other, strconv.Itoa(os.Getuid()))); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := Dir(other); err == nil {
+		t.Errorf("Dir took %s, a symbolic link planted in the shared cache_dir", d)
 	}
 	t.Setenv("XDG_CACHE_HOME", "/xdg")
 	if d, err := Dir(""); err != nil || d != "/xdg/hpcctl" {

@@ -116,18 +116,25 @@ func runPull(cmd *cobra.Command, g *cli.Globals, r *refFlags, ref, out string, f
 	return nil
 }
 
-// defaultPullName is Apptainer's: the last part of the name and the tag, as NAME_TAG.sif.
+// defaultPullName is Apptainer's: the last part of the name and the tag, as NAME_TAG.sif; a URL's
+// own file name.
 func defaultPullName(ref string) string {
-	_, rest, ok := strings.Cut(ref, "://")
-	if !ok {
-		_, rest, _ = strings.Cut(ref, ":")
+	rest := ref
+	if _, r, ok := strings.Cut(ref, "://"); ok {
+		rest = r
+	} else if _, r, ok := strings.Cut(ref, ":"); ok {
+		rest = r
 	}
-	rest = strings.TrimSuffix(filepath.Base(strings.Split(rest, "@")[0]), ".sif")
-	name, tag, ok := strings.Cut(rest, ":")
+	rest = strings.SplitN(strings.SplitN(rest, "?", 2)[0], "#", 2)[0]
+	base := filepath.Base(strings.Split(rest, "@")[0])
+	if strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://") {
+		return strings.TrimSuffix(base, ".sif") + ".sif"
+	}
+	name, tag, ok := strings.Cut(base, ":")
 	if !ok {
 		tag = "latest"
 	}
-	return name + "_" + tag + ".sif"
+	return strings.TrimSuffix(name, ".tar") + "_" + tag + ".sif"
 }
 
 // copyFile copies the cached SIF to out under a temporary name and renames it: out appears whole
