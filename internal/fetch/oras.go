@@ -107,6 +107,8 @@ func (r *orasRepo) explain(verb string, err error) error {
 		return fmt.Errorf("%s %s: %w", verb, r.ref, err)
 	case errors.Is(err, errdef.ErrNotFound):
 		return fmt.Errorf("%s %s: not found in registry %s: check the repository and tag", verb, r.ref, host)
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fmt.Errorf("%s %s: registry %s asks for credentials and none were found for it: pass --authfile FILE, or add them to $REGISTRY_AUTH_FILE or ~/.docker/config.json", verb, r.ref, host)
 	case errors.As(err, &ec) && (ec.StatusCode == http.StatusUnauthorized || ec.StatusCode == http.StatusForbidden):
 		return fmt.Errorf("%s %s: registry %s refused the credentials (%d): log in, or pass --authfile", verb, r.ref, host, ec.StatusCode)
 	case isPlainHTTP(err):
