@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -91,6 +92,9 @@ func companionFetch(ctx context.Context, g *Globals, r refOptions, root, ref str
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Args = companionArgv(g, "cache-ref", append(append(args, "--"), ref))
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// SIGTERM, not SIGKILL, on an interrupt: the companion then removes its half-written files.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	runErr := cmd.Run()
 	if err := companionResult(g, path, "cache-ref", stderr.String(), runErr); err != nil {
 		return "", err

@@ -50,6 +50,11 @@ func Clean(root string, opts CleanOptions) ([]Entry, error) {
 		}
 		removed = append(removed, e)
 	}
+	if opts.wants(TypeSIF) {
+		if err := sweepTemps(root); err != nil {
+			return removed, err
+		}
+	}
 	if err := dropStaleRecords(root); err != nil {
 		return removed, err
 	}
@@ -59,6 +64,34 @@ func Clean(root string, opts CleanOptions) ([]Entry, error) {
 		}
 	}
 	return removed, nil
+}
+
+// sweepTemps removes what killed fetches and builds left in the SIF directories: files and
+// directories they create under dot-names and rename into place when complete. The caller holds
+// the use lock exclusively, so none is being written.
+func sweepTemps(root string) error {
+	kinds, err := os.ReadDir(SIFDir(root))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", SIFDir(root), err)
+	}
+	for _, k := range kinds {
+		dir := filepath.Join(SIFDir(root), k.Name())
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue // not a directory
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".") {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+					return fmt.Errorf("remove %s from the cache: %w", filepath.Join(dir, e.Name()), err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // dropStaleRecords removes the records of references whose SIF is gone, so that `cache list`

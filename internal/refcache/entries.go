@@ -64,7 +64,10 @@ func sifEntries(root string) ([]Entry, error) {
 		if err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || !strings.HasSuffix(p, ".sif") {
+		if strings.HasPrefix(d.Name(), ".") && d.IsDir() {
+			return fs.SkipDir // a build in progress, or one killed (Clean sweeps those)
+		}
+		if !d.Type().IsRegular() || !strings.HasSuffix(p, ".sif") || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
 		st, err := d.Info()

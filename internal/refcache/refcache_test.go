@@ -2,6 +2,8 @@ package refcache
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -164,8 +166,22 @@ func TestCleanByTypeAndAge(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(ociLayout(root), "index.json")); string(b) != `{"manifests":[],"schemaVersion":2}` {
 		t.Errorf("index.json after losing a layer: %s; want the image dropped", b)
 	}
+	leftovers := []string{filepath.Join(root, "sif/docker/.new.sif.tmp-1"), filepath.Join(root, "sif/local/.build-1/image.sif")}
+	for _, p := range leftovers {
+		if err = os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err = os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if removed, err = Clean(root, CleanOptions{Now: now}); err != nil || len(removed) != 3 {
 		t.Errorf("Clean removed %d entries, %v; want the remaining SIF and 2 blobs", len(removed), err)
+	}
+	for _, p := range leftovers {
+		if _, err = os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Clean left %s, a killed build's file: %v", p, err)
+		}
 	}
 }
 
