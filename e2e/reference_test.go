@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,5 +320,52 @@ func TestReferenceSiteCacheDir(t *testing.T) {
 	}
 	if sifs := refSIFs(t, mine); len(sifs) != 1 {
 		t.Errorf("%s holds %q, want the one SIF", mine, sifs)
+	}
+}
+
+// TestReferenceInterruptedFetch stops hpcctl with SIGTERM half-way through a download: it exits
+// at once, and the cache holds no part of the file.
+func TestReferenceInterruptedFetch(t *testing.T) {
+	needRoot(t)
+	halfSent, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2000000")
+		w.Write(make([]byte, 1000000)) //nolint:errcheck // the client is stopped meanwhile
+		w.(http.Flusher).Flush()
+		close(halfSent)
+		<-release
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	cmd := btCmd(dir, []string{"HPCCTL_CACHEDIR=" + cache}, "exec", srv.URL+"/big.sif", "/bin/true")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-halfSent:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill() //nolint:errcheck // the test fails anyway
+		t.Fatalf("the download did not start: %s", stderr.String())
+	}
+	time.Sleep(100 * time.Millisecond) // the first half reaches the cache's temporary file
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("hpcctl exited 0 after SIGTERM during a fetch")
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill() //nolint:errcheck // the test fails anyway
+		t.Fatalf("hpcctl did not stop within 10 s of SIGTERM during a fetch")
+	}
+	if files := refSIFs(t, cache); len(files) != 0 {
+		t.Errorf("an interrupted fetch left %q in the cache", files)
 	}
 }
