@@ -37,10 +37,6 @@ type apptainerOptions struct {
 	// under --no-privs).
 	capDrop  []uint
 	keepSome bool // --no-privs --add-caps: root keeps the added capabilities only
-	// Image references (docker://...) use these; a local image does not (the references
-	// engineer's resolver reads them).
-	disableCache, noHTTPS bool
-	authfile              string
 	// envBinds are the binds of $HPCCTL_BIND, $APPTAINER_BIND, ... (and their mounts), applied
 	// before the command line's and ignored under --isolate.
 	envBinds  []string
@@ -71,9 +67,6 @@ func addApptainerFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&a.underlay, "underlay", false, "accepted for Apptainer: hpcctl always adds mount points in a private overlay layer")
 	f.StringVarP(&a.workdir, "workdir", "W", "", "keep --scratch directories, and /tmp and /var/tmp under --contain, in this host `dir`")
 	f.StringArrayVarP(&a.scratch, "scratch", "S", nil, "an empty directory at this `path` inside, private to this container (repeatable, comma lists)")
-	f.BoolVar(&a.disableCache, "disable-cache", false, "for image references (docker://): do not use or fill the image cache")
-	f.BoolVar(&a.noHTTPS, "no-https", false, "for image references (docker://): use plain HTTP to the registry")
-	f.StringVar(&a.authfile, "authfile", "", "for image references (docker://): the registry credentials `file`")
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error { return apptainerPreRun(cmd, o) }
 }
 

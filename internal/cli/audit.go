@@ -70,6 +70,7 @@ A command that fails, times out or writes nothing is part of the report, not an 
 	f.StringArrayVarP(&o.launch.binds, "bind", "B", nil, "bind `src[:dst[:ro|rw]]` into the container under every profile")
 	f.StringVar(&o.launch.backend, "backend", "", "how to mount the image: loop (root) or squashfuse")
 	f.StringVar(&o.launch.config, "config", "", "read the settings from this `file` instead of /etc/hpcctl/hpcctl.conf")
+	addReferenceFlags(f, &o.launch.ref)
 	return cmd
 }
 
@@ -108,7 +109,7 @@ func runAudit(ctx context.Context, g *Globals, o *auditOptions, args []string) e
 		return err
 	}
 	if o.record != "" {
-		rec := audit.Record{Version: Version, Image: imageFacts(ctx, a.image), Command: a.command, Outputs: a.at, Host: host, Runs: runs}
+		rec := audit.Record{Version: Version, Image: imageFacts(ctx, auditImagePath(o, a.image)), Command: a.command, Outputs: a.at, Host: host, Runs: runs}
 		if a.timeout > 0 {
 			rec.Timeout = a.timeout.String()
 		}
@@ -304,7 +305,7 @@ func replayAudit(ctx context.Context, g *Globals, o *auditOptions, args []string
 	}
 	rep := audit.NewReport(a.image, a.command, a.at, runs)
 	rep.Reference = "record " + o.replay
-	rep.Differences = audit.Replay(rec, imageFacts(ctx, a.image), host, runs)
+	rep.Differences = audit.Replay(rec, imageFacts(ctx, auditImagePath(o, a.image)), host, runs)
 	rep.Same = len(rep.Differences) == 0
 	if err := writeReport(g, o, rep); err != nil {
 		return err

@@ -27,6 +27,8 @@ func ImageVerbList() []ImageVerb {
 	return []ImageVerb{
 		{"build", "Build a SIF image from an OCI image or a directory"},
 		{"key", "Make, list, import and export signing keys"},
+		{"pull", "Fetch an image by reference (docker://, oras://, https://, ...) into the cache and copy it out as a SIF"},
+		{"push", "Push a SIF to an OCI registry as an ORAS artifact (oras://), as Apptainer does"},
 		{"sign", "Sign a SIF image (DSSE with PEM keys, or OpenPGP); Apptainer and SingularityCE verify it"},
 		{"verify", "Verify an image's signatures: who signed it, what they cover, whether it changed since"},
 	}
@@ -102,8 +104,13 @@ func runCompanion(ctx context.Context, g *Globals, verb string, args []string, i
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, append([]*os.File{image}, inherit...)
-	err = cmd.Run()
-	msg := strings.TrimSpace(stderr.String())
+	return companionResult(g, path, verb, stderr.String(), cmd.Run())
+}
+
+// companionResult prints what a companion command wrote to stderr and returns its error: on
+// failure its last line, the command's own one-line report, becomes the error.
+func companionResult(g *Globals, path, verb, stderr string, err error) error {
+	msg := strings.TrimSpace(stderr)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		if msg != "" {

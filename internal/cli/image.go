@@ -9,6 +9,7 @@ import (
 	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/hostfacts"
 	"github.com/hpcctl/hpcctl/internal/isolation"
+	"github.com/hpcctl/hpcctl/internal/refcache"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/spec"
 	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
@@ -29,6 +30,14 @@ type resolvedImage struct {
 // cleanup closes the file.
 func resolveImage(ctx context.Context, g *Globals, o *launchOptions, conf *config.Config, image string) (resolvedImage, func(), error) {
 	none := func() {}
+	if refcache.IsReference(image) {
+		path, release, err := fetchReference(ctx, g, o.ref, conf, image)
+		if err != nil {
+			return resolvedImage{}, none, err
+		}
+		defer release() // the image is open when this returns
+		image = path
+	}
 	abs, err := filepath.Abs(image)
 	if err != nil {
 		return resolvedImage{}, none, fmt.Errorf("image: %w", err)

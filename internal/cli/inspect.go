@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,21 +12,28 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hpcctl/hpcctl/internal/refcache"
 	"github.com/hpcctl/hpcctl/internal/sif"
 )
 
 func newInspectCmd(g *Globals) *cobra.Command {
 	var asJSON bool
 	var sections inspectSections
+	var ref refOptions
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] [--labels|--runscript|--environment|--deffile|--all] IMAGE.sif",
+		Use:   "inspect [--json] [--labels|--runscript|--environment|--deffile|--all] IMAGE",
 		Short: "Show an image's labels, environment, runscript, source and partitions",
 		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sections.refused(args[0]); err != nil {
 				return err
 			}
-			d, err := sif.Describe(args[0])
+			path, release, err := inspectPath(cmd.Context(), g, ref, args[0])
+			if err != nil {
+				return err
+			}
+			d, err := sif.Describe(path)
+			release()
 			if err != nil {
 				return err
 			}
@@ -42,7 +50,20 @@ func newInspectCmd(g *Globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON for machines (with a section flag, in Apptainer's shape)")
 	addInspectSectionFlags(cmd, &sections)
+	addReferenceFlags(cmd.Flags(), &ref)
 	return cmd
+}
+
+// inspectPath is the SIF to describe: image itself, or the cached SIF of a reference.
+func inspectPath(ctx context.Context, g *Globals, ref refOptions, image string) (string, func(), error) {
+	if !refcache.IsReference(image) {
+		return image, func() {}, nil
+	}
+	conf, err := loadConfig("")
+	if err != nil {
+		return "", nil, err
+	}
+	return fetchReference(ctx, g, ref, conf, image)
 }
 
 func printDescription(w io.Writer, path string, d *sif.Description) error {

@@ -49,6 +49,7 @@ type launchOptions struct {
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
 	apptainer                    apptainerOptions
+	ref                          refOptions // for an IMAGE given by reference
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -82,6 +83,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.verifyData, "verify-data", false, "check a signed SIF's data against its signature's digests before running it (finds damage since signing; runs hpcctl-image)")
 	f.BoolVarP(&o.userns, "userns", "u", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
 	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
+	addReferenceFlags(f, &o.ref)
 	addApptainerFlags(cmd, o)
 }
 

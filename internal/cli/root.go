@@ -154,6 +154,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newRunHelpCmd(g),
 		newSIFCmd(g),
 		newAuditCmd(g),
+		newCacheCmd(g),
 	}
 }
 

@@ -69,7 +69,7 @@ type Config struct {
 	KernelMountOwners []string `toml:"kernel_mount_owners"`
 	// Squashfuse is the squashfuse_ll program; "" searches PATH.
 	Squashfuse string `toml:"squashfuse"`
-	// CacheDir is the image cache; "" is $HPCCTL_CACHEDIR, else ~/.cache/hpcctl.
+	// CacheDir holds a per-user image cache (DIR/UID); $HPCCTL_CACHEDIR wins; "" is ~/.cache/hpcctl.
 	CacheDir string `toml:"cache_dir"`
 	// Signature is the signature policy (the fields of internal/sign.Policy).
 	Signature Signature `toml:"signature"`

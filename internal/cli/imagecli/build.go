@@ -13,6 +13,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/refcache"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sign"
 	"github.com/hpcctl/hpcctl/internal/squashfs"
@@ -88,6 +89,14 @@ func runBuild(cmd *cobra.Command, g *cli.Globals, o *buildOptions, output, sourc
 	if opts.Sign, err = o.signer(g); err != nil {
 		return err
 	}
+	if refcache.IsReference(source) {
+		// A cache clean waits for this build instead of removing blobs it is about to read.
+		release, lerr := refcache.Use(cmd.Context(), opts.CacheDir)
+		if lerr != nil {
+			return lerr
+		}
+		defer release()
+	}
 	res, err := build.Build(cmd.Context(), opts)
 	if err != nil {
 		return err
@@ -122,11 +131,15 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 	if err != nil {
 		return build.Options{}, err
 	}
+	cacheDir, err := cli.CacheDir("")
+	if err != nil {
+		return build.Options{}, err
+	}
 	return build.Options{
 		Source: source, Output: output, Force: o.force,
 		Compression: comp, Level: o.level, BlockSize: bs,
 		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
-		CacheDir: os.Getenv("HPCCTL_CACHEDIR"), SourceDateEpoch: sde, Labels: labels,
+		CacheDir: cacheDir, SourceDateEpoch: sde, Labels: labels,
 		Version: cli.Version, Logger: g.Logger, Progress: g.Stderr,
 	}, nil
 }

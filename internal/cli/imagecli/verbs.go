@@ -18,5 +18,8 @@ func Verbs(g *cli.Globals) []*cobra.Command {
 		newVerifyCmd(g),
 		newCheckPolicyCmd(g),
 		newUnsquashCmd(g),
+		newPullCmd(g),
+		newPushCmd(g),
+		newCacheRefCmd(g),
 	}
 }
