@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,6 +195,10 @@ func (e *ltEnv) cmd(t *testing.T, as ltAs, dir string, env []string, args ...str
 	t.Helper()
 	base := []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C", "HPCCTL_E2E_TOKEN=" + e.token}
 	var c *exec.Cmd
+	if os.Getenv("HPCCTL_NO_SESSION") == "1" {
+		// The harness's switch (HPCCTL_TEST_SESSIONS=off, see harness_test.go) reaches hpcctl.
+		base = append(base, "HPCCTL_NO_SESSION=1")
+	}
 	if as == asRoot {
 		c = exec.Command(e.bin, args...)
 		base = append(base, "HOME=/root", "USER=root")
@@ -310,10 +315,31 @@ func newTmp(before, after ltSnapshot) []string {
 }
 
 // processes lists live processes started by this test's hpcctl (squashfuse_ll included), found by
-// the token in their environment.
+// the token in their environment, but shared image session holders and their squashfuse_ll: they
+// outlive a container by design, up to their idle timeout, which session_test.go checks.
 func (e *ltEnv) processes(t *testing.T) []string {
 	t.Helper()
 	var found []string
+	for _, p := range e.allProcesses(t) {
+		if !p.session {
+			found = append(found, p.desc)
+		}
+	}
+	return found
+}
+
+// ltProc is one process an hpcctl of this test started.
+type ltProc struct {
+	pid     int
+	desc    string
+	session bool // a session holder or its squashfuse_ll
+}
+
+// allProcesses lists live processes started by this test's hpcctl, session holders included.
+func (e *ltEnv) allProcesses(t *testing.T) []ltProc {
+	t.Helper()
+	var found []ltProc
+	holders := map[string]bool{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		env, err := os.ReadFile(filepath.Join(d, "environ"))
@@ -324,7 +350,35 @@ func (e *ltEnv) processes(t *testing.T) []string {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
-		found = append(found, fmt.Sprintf("process %s: %s", filepath.Base(d), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		p := ltProc{pid: pid, desc: fmt.Sprintf("process %s: %s", filepath.Base(d), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))}
+		if strings.Contains(string(cmdline), sessionHolderArg) {
+			p.session, holders[filepath.Base(d)] = true, true
+		}
+		found = append(found, p)
+	}
+	for i, p := range found {
+		if ppid, err := ltParent(p.pid); err == nil && holders[strconv.Itoa(ppid)] {
+			found[i].session = true
+		}
 	}
 	return found
+}
+
+// sessionHolderArg is how a session holder shows in /proc/PID/cmdline (session.HolderArg).
+const sessionHolderArg = "__hpcctl_session__"
+
+// ltParent is a process's parent PID, from /proc/PID/stat (after the command name, which may hold
+// spaces and parentheses).
+func ltParent(pid int) (int, error) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(st, ')')
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
 }
