@@ -328,6 +328,17 @@ func (e *ltEnv) processes(t *testing.T) []string {
 	return found
 }
 
+// processesWithSessions is processes with the session holders and their squashfuse_ll, for tests
+// that look for the image's FUSE server.
+func (e *ltEnv) processesWithSessions(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	for _, p := range e.allProcesses(t) {
+		found = append(found, p.desc)
+	}
+	return found
+}
+
 // ltProc is one process an hpcctl of this test started.
 type ltProc struct {
 	pid     int
@@ -335,31 +346,42 @@ type ltProc struct {
 	session bool // a session holder or its squashfuse_ll
 }
 
-// allProcesses lists live processes started by this test's hpcctl, session holders included.
+// allProcesses lists live processes started by this test's hpcctl, session holders of this
+// binary's images and their squashfuse_ll included. A holder carries the environment of the
+// launch that started it, which may be another test's of this binary.
 func (e *ltEnv) allProcesses(t *testing.T) []ltProc {
 	t.Helper()
-	var found []ltProc
-	holders := map[string]bool{}
+	type cand struct {
+		ltProc
+		ppid          int
+		token, holder bool
+	}
+	var all []cand
+	holders := map[int]bool{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		env, err := os.ReadFile(filepath.Join(d, "environ"))
-		if err != nil || !bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)) {
+		if st, err := os.ReadFile(filepath.Join(d, "stat")); err != nil || strings.Contains(string(st), ") Z ") {
 			continue
 		}
-		if st, err := os.ReadFile(filepath.Join(d, "stat")); err == nil && strings.Contains(string(st), ") Z ") {
-			continue
-		}
+		env, _ := os.ReadFile(filepath.Join(d, "environ"))
 		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		p := ltProc{pid: pid, desc: fmt.Sprintf("process %s: %s", filepath.Base(d), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))}
-		if strings.Contains(string(cmdline), sessionHolderArg) {
-			p.session, holders[filepath.Base(d)] = true, true
+		ppid, _ := ltParent(pid)
+		c := cand{ltProc: ltProc{pid: pid, desc: fmt.Sprintf("process %d: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))}, ppid: ppid,
+			token:  bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)),
+			holder: bytes.Contains(cmdline, []byte(sessionHolderArg)) && (bytes.Contains(cmdline, []byte(e.dir)) || bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)))}
+		if c.holder {
+			holders[pid] = true
 		}
-		found = append(found, p)
+		all = append(all, c)
 	}
-	for i, p := range found {
-		if ppid, err := ltParent(p.pid); err == nil && holders[strconv.Itoa(ppid)] {
-			found[i].session = true
+	var found []ltProc
+	for _, c := range all {
+		if c.holder || holders[c.ppid] {
+			c.session = true
+			found = append(found, c.ltProc)
+		} else if c.token {
+			found = append(found, c.ltProc)
 		}
 	}
 	return found

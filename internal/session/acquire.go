@@ -38,15 +38,12 @@ func Acquire(img *os.File, path string, offset int64, o Options) (*Lease, error)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(dir, Key(os.Getuid(), id, offset, ownCgroup()))
-	lock, err := os.OpenFile(base+".lock", os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	base := filepath.Join(dir, Key(os.Getuid(), id, offset, o.Squashfuse, ownCgroup()))
+	lock, err := lockFile(base + ".lock")
 	if err != nil {
-		return nil, fmt.Errorf("session lock: %w", err)
+		return nil, err
 	}
 	defer lock.Close()
-	if err := flock(lock, unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("session lock %s: %w", lock.Name(), err)
-	}
 	if l, err := join(base + ".sock"); err == nil {
 		l.Joined = true
 		return l, nil
@@ -58,6 +55,32 @@ func Acquire(img *os.File, path string, offset int64, o Options) (*Lease, error)
 		return nil, err
 	}
 	return join(base + ".sock")
+}
+
+// lockFile opens and locks the session's lock file. A holder that ends removes the file while
+// it holds the lock: a launch that was waiting for that lock then holds the lock of a removed
+// file, and opens the file anew.
+func lockFile(name string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("session lock: %w", err)
+		}
+		if err := flock(f, unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("session lock %s: %w", name, err)
+		}
+		if sameInode(f, name) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// sameInode reports whether name still names the file open as f.
+func sameInode(f *os.File, name string) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Lstat(name, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
 }
 
 func flock(f *os.File, how int) error {

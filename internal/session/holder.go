@@ -92,6 +92,7 @@ type holder struct {
 	// sockIno is the socket file's inode when the holder started (the launcher bound it under the
 	// session lock just before): a file there with another inode is a newer holder's.
 	sockIno uint64
+	lockIno uint64
 
 	mu      sync.Mutex
 	leases  int
@@ -133,6 +134,9 @@ func mountImage(a holderArgs) (*holder, error) {
 	var st unix.Stat_t
 	if err := unix.Fstatat(sockDir, filepath.Base(a.Sock), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
 		h.sockIno = st.Ino
+	}
+	if err := unix.Fstat(lockFD, &st); err == nil {
+		h.lockIno = st.Ino
 	}
 	l, err := net.FileListener(os.NewFile(listenFD, "listener"))
 	if err != nil {
@@ -234,28 +238,33 @@ func (h *holder) serve() {
 }
 
 // finished reports whether the holder may end: retired with no container left, or idle for
-// its timeout. An idle holder takes the session lock first, so that no launch is joining it.
+// its timeout. It decides while it holds the session lock, which every launch holds from
+// connecting until it has its mount: no launch is then half-way through joining, and the lease
+// count is exact.
 func (h *holder) finished() bool {
+	h.mu.Lock()
+	idle := h.leases == 0 && (h.retired || time.Since(h.idleAt) >= h.a.Idle)
+	h.mu.Unlock()
+	if !idle || unix.Flock(int(h.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false
+	}
+	defer unix.Flock(int(h.lock.Fd()), unix.LOCK_UN) //nolint:errcheck // the holder exits next anyway
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.leases > 0 {
 		return false
 	}
-	if h.retired {
-		return true
-	}
-	if time.Since(h.idleAt) < h.a.Idle {
-		return false
-	}
-	if unix.Flock(int(h.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return false
-	}
 	h.retireLocked()
+	h.removeFile(filepath.Base(h.a.Sock[:len(h.a.Sock)-len(".sock")] + ".lock"), h.lockIno)
 	return true
 }
 
 // retire stops taking launches: the socket goes, so that the next launch starts a new holder.
+// The session lock is taken before the holder's own: a launch holds it while it waits for lend.
 func (h *holder) retire() {
+	if err := flock(h.lock, unix.LOCK_EX); err == nil {
+		defer unix.Flock(int(h.lock.Fd()), unix.LOCK_UN) //nolint:errcheck // released anyway at exit
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.retireLocked()
@@ -266,20 +275,17 @@ func (h *holder) retireLocked() {
 		return
 	}
 	h.retired = true
-	// Remove the socket only while it is still ours: a launch may have replaced a socket it found
-	// dead (this holder's, after a stall) with a new holder's.
-	name := filepath.Base(h.a.Sock)
-	if h.ownsSocketFile() {
-		unix.Unlinkat(h.sockDir, name, 0) //nolint:errcheck // best effort: a stale file is replaced
-	}
+	h.removeFile(filepath.Base(h.a.Sock), h.sockIno)
 	h.ln.Close()
 }
 
-// ownsSocketFile reports whether the session's socket file is still the one this holder serves.
-func (h *holder) ownsSocketFile() bool {
+// removeFile removes name from the session directory if it is still the file the holder started
+// with (inode ino): a launch that found this holder dead may have made new ones.
+func (h *holder) removeFile(name string, ino uint64) {
 	var st unix.Stat_t
-	err := unix.Fstatat(h.sockDir, filepath.Base(h.a.Sock), &st, unix.AT_SYMLINK_NOFOLLOW)
-	return err == nil && h.sockIno != 0 && st.Ino == h.sockIno
+	if err := unix.Fstatat(h.sockDir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && ino != 0 && st.Ino == ino {
+		unix.Unlinkat(h.sockDir, name, 0) //nolint:errcheck // best effort: a stale file is replaced
+	}
 }
 
 func (h *holder) accept() {

@@ -125,13 +125,13 @@ func (id Identity) sameFile(dir int, name string) bool {
 	return st.Dev == id.Dev && st.Ino == id.Ino && st.Size == id.Size && st.Mtim.Nano() == id.MtimeNsec
 }
 
-// Key names a session: the user, the image identity, the squashfs offset and the launcher's
-// cgroup. The cgroup is in it because a holder lives in the cgroup of the launch that started
+// Key names a session: the user, the image identity, the squashfs offset, the FUSE server
+// program and the launcher's cgroup. The cgroup is in it because a holder lives in the cgroup of the launch that started
 // it: under Slurm's proctrack/cgroup it dies with that job, and another job's containers must
 // not depend on it.
-func Key(uid int, id Identity, offset int64, cgroup string) string {
+func Key(uid int, id Identity, offset int64, server, cgroup string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%d\n%d %d %d %d\n%x\n%d\n%s", uid, id.Dev, id.Ino, id.Size, id.MtimeNsec, id.Superblock, offset, cgroup)
+	fmt.Fprintf(h, "%d\n%d %d %d %d\n%x\n%d\n%s\n%s", uid, id.Dev, id.Ino, id.Size, id.MtimeNsec, id.Superblock, offset, server, cgroup)
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
