@@ -149,7 +149,7 @@ func Defaults() *Config {
 		AllowedNamespaces: append([]string(nil), Namespaces...),
 		DefaultProfile:    "default",
 		Environment:       Environment{JobVariables: append([]string(nil), DefaultJobVariables...)},
-		Session:           Session{Enabled: true},
+		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String()},
 	}
 }
 
