@@ -167,6 +167,15 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
 	defer null.Close()
+	// The process that started this launch (a shell, a job script, Slurm's step daemon): the
+	// holder ends as soon as it is idle once that process is gone. Under proctrack/linuxproc (and
+	// PBS) the holder, reparented to init, escapes the job's process tree, so it must not wait out
+	// its idle time after the job ended.
+	parent := null
+	if fd, err := unix.PidfdOpen(os.Getppid(), 0); err == nil {
+		parent = os.NewFile(uintptr(fd), "parent")
+		defer parent.Close()
+	}
 	uid, gid := os.Getuid(), os.Getgid()
 	args := holderArgs{Image: path, Offset: offset, Squashfuse: o.Squashfuse, Idle: o.IdleTimeout, Sock: base + ".sock", ID: id}
 	cmd := &exec.Cmd{
@@ -174,7 +183,7 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 		// The launch's own environment, as squashfuse_ll gets without sessions: job tools find a
 		// job's processes by it. Its working directory is "/", so that it pins no directory.
 		Env: os.Environ(), Dir: "/", Stdin: null, Stdout: null, Stderr: null,
-		ExtraFiles: []*os.File{img, lnf, lock, readyW},
+		ExtraFiles: []*os.File{img, lnf, lock, readyW, parent},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
 			Setsid:      true,

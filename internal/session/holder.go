@@ -26,6 +26,8 @@ const (
 	listenFD   = 4
 	lockFD     = 5
 	readyFD    = 6
+	// parentFD is a pidfd of the launch's parent process (or /dev/null when the kernel has none).
+	parentFD = 7
 	mountPoint = "/tmp/image"
 	// pollEvery is how often the holder checks its image and idle time.
 	pollEvery = 500 * time.Millisecond
@@ -38,7 +40,7 @@ const (
 func HolderMain(argv []string) int {
 	// Inherited without close-on-exec; squashfuse_ll must get none of them (the ready pipe would
 	// stay open, and the socket and lock would outlive the holder).
-	for fd := imageFD; fd <= readyFD; fd++ {
+	for fd := imageFD; fd <= parentFD; fd++ {
 		unix.CloseOnExec(fd)
 	}
 	closeInherited()
@@ -69,7 +71,7 @@ func closeInherited() {
 	}
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= readyFD {
+		if err != nil || fd <= parentFD {
 			continue
 		}
 		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
@@ -243,7 +245,7 @@ func (h *holder) serve() {
 // count is exact.
 func (h *holder) finished() bool {
 	h.mu.Lock()
-	idle := h.leases == 0 && (h.retired || time.Since(h.idleAt) >= h.a.Idle)
+	idle := h.leases == 0 && (h.retired || time.Since(h.idleAt) >= h.a.Idle || parentGone())
 	h.mu.Unlock()
 	if !idle || unix.Flock(int(h.lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return false
@@ -257,6 +259,21 @@ func (h *holder) finished() bool {
 	h.retireLocked()
 	h.removeFile(filepath.Base(h.a.Sock[:len(h.a.Sock)-len(".sock")] + ".lock"), h.lockIno)
 	return true
+}
+
+// parentGone reports whether the process that started the first launch has exited: a pidfd
+// polls readable then.
+func parentGone() bool {
+	fds := []unix.PollFd{{Fd: parentFD, Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&unix.POLLIN != 0 && !isDevNull(parentFD)
+}
+
+// isDevNull reports whether fd is /dev/null (the launcher's stand-in for a missing pidfd), which
+// always polls readable.
+func isDevNull(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR
 }
 
 // retire stops taking launches: the socket goes, so that the next launch starts a new holder.
