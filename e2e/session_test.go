@@ -223,7 +223,7 @@ func TestSessionKills(t *testing.T) {
 				t.Fatalf("holders %v, servers %v", h, s)
 			}
 			pid := map[string]int{"holder": h[0], "server": s[0], "launch": c.Process.Pid}[victim]
-			syscall.Kill(pid, syscall.SIGKILL)                  //nolint:errcheck // checked by what follows
+			syscall.Kill(pid, syscall.SIGKILL)                 //nolint:errcheck // checked by what follows
 			os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck // checked by the wait
 			done := make(chan error, 1)
 			go func() { done <- c.Wait() }()

@@ -98,9 +98,9 @@ func join(sock string) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	if uid, err := peerUID(c); err != nil || uid != os.Getuid() {
+	if uid, perr := peerUID(c); perr != nil || uid != os.Getuid() {
 		c.Close()
-		return nil, fmt.Errorf("session socket %s: its holder is not yours (uid %d): %v", sock, uid, err)
+		return nil, fmt.Errorf("session socket %s: its holder is not yours (uid %d): %v", sock, uid, perr)
 	}
 	c.SetReadDeadline(time.Now().Add(readyTimeout)) //nolint:errcheck // a deadline on a fresh conn
 	buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))
@@ -172,7 +172,7 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 	// PBS) the holder, reparented to init, escapes the job's process tree, so it must not wait out
 	// its idle time after the job ended.
 	parent := null
-	if fd, err := unix.PidfdOpen(os.Getppid(), 0); err == nil {
+	if fd, perr := unix.PidfdOpen(os.Getppid(), 0); perr == nil {
 		parent = os.NewFile(uintptr(fd), "parent")
 		defer parent.Close()
 	}

@@ -22,12 +22,12 @@ const HolderArg = "__hpcctl_session__"
 
 // Descriptors the launcher passes to the holder.
 const (
-	imageFD    = 3
-	listenFD   = 4
-	lockFD     = 5
-	readyFD    = 6
+	imageFD  = 3
+	listenFD = 4
+	lockFD   = 5
+	readyFD  = 6
 	// parentFD is a pidfd of the launch's parent process (or /dev/null when the kernel has none).
-	parentFD = 7
+	parentFD   = 7
 	mountPoint = "/tmp/image"
 	// pollEvery is how often the holder checks its image and idle time.
 	pollEvery = 500 * time.Millisecond
@@ -119,7 +119,7 @@ func mountImage(a holderArgs) (*holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image directory: %w", err)
 	}
-	if err := mount.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	if err = mount.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return nil, err
 	}
 	img := os.NewFile(imageFD, a.Image)
@@ -134,10 +134,10 @@ func mountImage(a holderArgs) (*holder, error) {
 	}
 	h := &holder{a: a, fuse: fuse, lock: os.NewFile(lockFD, "lock"), idleAt: time.Now(), imageDir: dir, sockDir: sockDir}
 	var st unix.Stat_t
-	if err := unix.Fstatat(sockDir, filepath.Base(a.Sock), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+	if unix.Fstatat(sockDir, filepath.Base(a.Sock), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		h.sockIno = st.Ino
 	}
-	if err := unix.Fstat(lockFD, &st); err == nil {
+	if unix.Fstat(lockFD, &st) == nil {
 		h.lockIno = st.Ino
 	}
 	l, err := net.FileListener(os.NewFile(listenFD, "listener"))
@@ -257,7 +257,7 @@ func (h *holder) finished() bool {
 		return false
 	}
 	h.retireLocked()
-	h.removeFile(filepath.Base(h.a.Sock[:len(h.a.Sock)-len(".sock")] + ".lock"), h.lockIno)
+	h.removeFile(filepath.Base(h.a.Sock[:len(h.a.Sock)-len(".sock")]+".lock"), h.lockIno)
 	return true
 }
 

@@ -156,7 +156,7 @@ func (b *bench) cacheGrowth(n int, session bool) (int64, error) {
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err = errors.Join(errs...); err != nil {
 		return 0, err
 	}
 	after, err := cached()
