@@ -268,3 +268,36 @@ func TestSessionOtherUser(t *testing.T) {
 		t.Errorf("holders %v: want hpcuser's and nobody's", h)
 	}
 }
+
+// TestSessionListStop: `hpcctl session list` shows the session with its container; `session stop`
+// takes no more launches at once (the next one starts a new session), and the stopped holder ends
+// once its container has.
+func TestSessionListStop(t *testing.T) {
+	e := ltSetup(t)
+	ltNeedUser(t)
+	dir, img, conf := seImage(t, e, "60s")
+	c := seStart(t, e, dir, "c", "exec", "--config", conf, img)
+	r := e.run(t, asUser, dir, nil, "", "session", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "  1  ") || !strings.Contains(r.stdout, img) {
+		t.Errorf("session list: exit %d, stdout %q, stderr %q (want %s with 1 container)", r.code, r.stdout, r.stderr, img)
+	}
+	old, _ := seHolders(img)
+	if r = e.run(t, asUser, dir, nil, "", "session", "stop", img); r.code != 0 {
+		t.Errorf("session stop: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r = e.run(t, asUser, dir, nil, "", "-d", "exec", "--config", conf, img, "true"); r.code != 0 || !strings.Contains(r.stderr, "joined=false") {
+		t.Errorf("launch after stop: exit %d, stderr %q (want a new session)", r.code, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck // checked by the wait
+	if err := c.Wait(); err != nil {
+		t.Errorf("the container of the stopped session: %v (it must keep working)", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", old[0])); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stopped holder %d still runs 5 s after its container ended", old[0])
+		}
+	}
+}

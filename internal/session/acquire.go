@@ -94,13 +94,13 @@ func flock(f *os.File, how int) error {
 
 // join connects to a holder, checks that it is the user's own, and receives its mount.
 func join(sock string) (*Lease, error) {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
+	c, err := dial(sock)
 	if err != nil {
 		return nil, err
 	}
-	if uid, perr := peerUID(c); perr != nil || uid != os.Getuid() {
+	if _, err = c.Write([]byte{reqJoin}); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("session socket %s: its holder is not yours (uid %d): %v", sock, uid, perr)
+		return nil, fmt.Errorf("session %s: %w", sock, err)
 	}
 	c.SetReadDeadline(time.Now().Add(readyTimeout)) //nolint:errcheck // a deadline on a fresh conn
 	buf, oob := make([]byte, 256), make([]byte, unix.CmsgSpace(4))

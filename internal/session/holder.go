@@ -305,6 +305,18 @@ func (h *holder) removeFile(name string, ino uint64) {
 	}
 }
 
+// readRequest reads the one-byte request a client sends first; a client that sends nothing for
+// a few seconds is dropped, so that it cannot pin the holder.
+func readRequest(c *net.UnixConn) (byte, error) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a deadline on a fresh conn
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil {
+		return 0, err
+	}
+	c.SetReadDeadline(time.Time{}) //nolint:errcheck // cleared for the lease's long read
+	return b[0], nil
+}
+
 func (h *holder) accept() {
 	for {
 		c, err := h.ln.AcceptUnix()
@@ -325,6 +337,25 @@ func (h *holder) lend(c *net.UnixConn) {
 	defer c.Close()
 	if uid, err := peerUID(c); err != nil || uid != os.Getuid() {
 		c.Write([]byte("Enot your session")) //nolint:errcheck // refused anyway
+		return
+	}
+	req, err := readRequest(c)
+	if err != nil {
+		return
+	}
+	switch req {
+	case reqInfo:
+		h.mu.Lock()
+		fmt.Fprintf(c, "I%s\t%d\t%d\t%s", h.a.Image, h.leases, os.Getpid(), h.a.Idle) //nolint:errcheck // the asker sees a short answer
+		h.mu.Unlock()
+		return
+	case reqStop:
+		h.retire()
+		c.Write([]byte("S")) //nolint:errcheck // the asker sees a short answer
+		return
+	case reqJoin:
+	default:
+		c.Write([]byte("Eunknown request")) //nolint:errcheck // refused anyway
 		return
 	}
 	h.mu.Lock()
