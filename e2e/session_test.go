@@ -4,6 +4,7 @@ package e2e
 // squashfuse_ll mount, held by a session holder that ends when idle.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -298,6 +299,41 @@ func TestSessionListStop(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the stopped holder %d still runs 5 s after its container ended", old[0])
+		}
+	}
+}
+
+// TestSessionAuditRecord: an audit's record says, for each profile's run, whether it joined a
+// session; with sessions off it says nothing, and the runs' outputs are the same either way.
+func TestSessionAuditRecord(t *testing.T) {
+	e := ltSetup(t)
+	ltNeedUser(t)
+	dir, img, conf := seImage(t, e, "30s")
+	type run struct {
+		Profile, Session string
+		Status           int
+		Stdout           struct{ Digest string }
+	}
+	read := func(env []string, name string) []run {
+		rec := filepath.Join(dir, name)
+		e.run(t, asUser, dir, env, "", "audit", "--config", conf, "--record", rec, img, "cat", "/etc/group")
+		b, err := os.ReadFile(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Runs []run }
+		if err := json.Unmarshal(b, &r); err != nil || len(r.Runs) == 0 {
+			t.Fatalf("record %s: %v, %d runs", rec, err, len(r.Runs))
+		}
+		return r.Runs
+	}
+	on, off := read(nil, "on.json"), read([]string{"HPCCTL_NO_SESSION=1"}, "off.json")
+	for i, r := range on {
+		if r.Session != "joined" && r.Session != "started" {
+			t.Errorf("profile %s: session %q, want joined or started", r.Profile, r.Session)
+		}
+		if off[i].Session != "" || off[i].Status != r.Status || off[i].Stdout.Digest != r.Stdout.Digest {
+			t.Errorf("profile %s: with sessions %+v, without %+v", r.Profile, r, off[i])
 		}
 	}
 }
