@@ -26,7 +26,7 @@ import (
 const pyImports = "import json, email.parser, http.client, xml.etree.ElementTree, decimal, asyncio, unittest, argparse, logging, csv, ssl, sqlite3, multiprocessing, concurrent.futures, pydoc, difflib, tarfile, zipfile, statistics, fractions"
 
 // readAll reads every regular file of the image once (the root only: binds are other devices).
-const readAll = "find / -xdev -type f -print0 | xargs -0 cat > /dev/null"
+const readAll = "find / -xdev -type f -readable -print0 2>/dev/null | xargs -0 cat > /dev/null 2>&1; true"
 
 func main() {
 	if err := run(); err != nil {
