@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: all build test vet lint bench bench-exec bench-build bench-squashfs bench-mpi clean demo fuzz stress
+.PHONY: e2e-no-session all build test vet lint bench bench-exec bench-build bench-squashfs bench-mpi bench-session clean demo fuzz stress
 
 all: build
 
@@ -87,7 +87,7 @@ stress: build
 		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}; s=$$?; rm -rf $$P; exit $$s
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
-bench: bench-squashfs bench-build bench-exec bench-mpi
+bench: bench-squashfs bench-build bench-exec bench-mpi bench-session
 
 # Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
 # work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
@@ -100,6 +100,11 @@ bench-exec: build
 
 # MPI ping-pong bandwidth (mpi4py, 2 ranks, 1 MiB) in containers against the host, same run, as
 # root and as a plain user, per profile. Needs root, hpcuser, Open MPI and the MPI fixture.
+# Shared image sessions (issue 14): warm Python start against the chrooted tree, warm /bin/true,
+# page cache of 16 concurrent containers against one. As root, with the user hpcuser.
+bench-session: build
+	eval "$$(scripts/fixtures.sh env)" && $(GO) run ./tools/sessionbench -hpcctl bin/hpcctl
+
 bench-mpi: build
 	eval "$$(scripts/fixtures.sh env)" && $(GO) run ./tools/mpibench -hpcctl bin/hpcctl
 
@@ -150,6 +155,13 @@ E2E_VIA_STARTER := TestLauncher|TestProfile|TestPolicy|TestSlurm|TestBatch|TestP
 e2e-via-starter:
 	$(GO) build -o bin/noskip ./e2e/cmd/noskip
 	$(TEST_ENV) && HPCCTL_TEST_STRICT=1 HPCCTL_TEST_VIA_STARTER=1 bin/noskip $(GO) test -json -count=1 -timeout 30m -tags "$(TAGS)" -run '$(E2E_VIA_STARTER)' ./e2e/
+
+# The launcher, profile, audit and batch suites again with shared image sessions off (they are on by
+# default): joining a session must change nothing, and the sessionless path must keep working.
+E2E_NO_SESSION_RUN ?= TestLauncher|TestProfile|TestAudit|TestBatch|TestSlurm
+e2e-no-session:
+	$(GO) build -o bin/noskip ./e2e/cmd/noskip
+	$(TEST_ENV) && HPCCTL_TEST_SESSIONS=off HPCCTL_TEST_STRICT=1 bin/noskip $(GO) test -json -count=1 -timeout 30m -tags "$(TAGS)" -run '$(E2E_NO_SESSION_RUN)' ./e2e/
 
 test-all:
 	MAKE="$(MAKE)" scripts/test-all.sh

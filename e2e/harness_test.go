@@ -55,6 +55,11 @@ func mainStatus(m *testing.M) int {
 		b.hpcctl = filepath.Join(b.suid, "bin", "hpcctl")
 	}
 	bins = b
+	// HPCCTL_TEST_SESSIONS=off runs the suite with shared image sessions off (CI's e2e-no-session
+	// phase): every hpcctl the tests start, directly or through Slurm, inherits the switch.
+	if os.Getenv("HPCCTL_TEST_SESSIONS") == "off" {
+		os.Setenv("HPCCTL_NO_SESSION", "1")
+	}
 	code := m.Run()
 	if os.Getenv("HPCCTL_E2E_KEEP") == "" {
 		os.RemoveAll(b.root)

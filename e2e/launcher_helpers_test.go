@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,6 +203,10 @@ func (e *ltEnv) cmd(t *testing.T, as ltAs, dir string, env []string, args ...str
 	t.Helper()
 	base := []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C", "HPCCTL_E2E_TOKEN=" + e.token}
 	var c *exec.Cmd
+	if os.Getenv("HPCCTL_NO_SESSION") == "1" {
+		// The harness's switch (HPCCTL_TEST_SESSIONS=off, see harness_test.go) reaches hpcctl.
+		base = append(base, "HPCCTL_NO_SESSION=1")
+	}
 	if as == asRoot {
 		c = exec.Command(e.bin, args...)
 		base = append(base, "HOME=/root", "USER=root")
@@ -318,21 +323,92 @@ func newTmp(before, after ltSnapshot) []string {
 }
 
 // processes lists live processes started by this test's hpcctl (squashfuse_ll included), found by
-// the token in their environment.
+// the token in their environment, but shared image session holders and their squashfuse_ll: they
+// outlive a container by design, up to their idle timeout, which session_test.go checks.
 func (e *ltEnv) processes(t *testing.T) []string {
 	t.Helper()
 	var found []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		env, err := os.ReadFile(filepath.Join(d, "environ"))
-		if err != nil || !bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)) {
-			continue
+	for _, p := range e.allProcesses(t) {
+		if !p.session {
+			found = append(found, p.desc)
 		}
-		if st, err := os.ReadFile(filepath.Join(d, "stat")); err == nil && strings.Contains(string(st), ") Z ") {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
-		found = append(found, fmt.Sprintf("process %s: %s", filepath.Base(d), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 	}
 	return found
+}
+
+// processesWithSessions is processes with the session holders and their squashfuse_ll, for tests
+// that look for the image's FUSE server.
+func (e *ltEnv) processesWithSessions(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	for _, p := range e.allProcesses(t) {
+		found = append(found, p.desc)
+	}
+	return found
+}
+
+// ltProc is one process an hpcctl of this test started.
+type ltProc struct {
+	pid     int
+	desc    string
+	session bool // a session holder or its squashfuse_ll
+}
+
+// allProcesses lists live processes started by this test's hpcctl, session holders of this
+// binary's images and their squashfuse_ll included. A holder carries the environment of the
+// launch that started it, which may be another test's of this binary.
+func (e *ltEnv) allProcesses(t *testing.T) []ltProc {
+	t.Helper()
+	type cand struct {
+		ltProc
+		ppid          int
+		token, holder bool
+	}
+	var all []cand
+	holders := map[int]bool{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if st, err := os.ReadFile(filepath.Join(d, "stat")); err != nil || strings.Contains(string(st), ") Z ") {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join(d, "environ"))
+		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		ppid, _ := ltParent(pid)
+		c := cand{ltProc: ltProc{pid: pid, desc: fmt.Sprintf("process %d: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))}, ppid: ppid,
+			token:  bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)),
+			holder: bytes.Contains(cmdline, []byte(sessionHolderArg)) && (bytes.Contains(cmdline, []byte(e.dir)) || bytes.Contains(env, []byte("HPCCTL_E2E_TOKEN="+e.token)))}
+		if c.holder {
+			holders[pid] = true
+		}
+		all = append(all, c)
+	}
+	var found []ltProc
+	for _, c := range all {
+		if c.holder || holders[c.ppid] {
+			c.session = true
+			found = append(found, c.ltProc)
+		} else if c.token {
+			found = append(found, c.ltProc)
+		}
+	}
+	return found
+}
+
+// sessionHolderArg is how a session holder shows in /proc/PID/cmdline (session.HolderArg).
+const sessionHolderArg = "__hpcctl_session__"
+
+// ltParent is a process's parent PID, from /proc/PID/stat (after the command name, which may hold
+// spaces and parentheses).
+func ltParent(pid int) (int, error) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(st, ')')
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
 }

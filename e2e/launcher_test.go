@@ -294,7 +294,7 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 		c.Wait()         //nolint:errcheck // killed on purpose
 		t.Fatal("the program did not start")
 	}
-	for _, p := range e.processes(t) {
+	for _, p := range e.processesWithSessions(t) {
 		if strings.Contains(p, "squashfuse_ll") {
 			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.Fields(p)[1], ":"))
 			syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // cleanup: it may have exited
@@ -459,7 +459,7 @@ func TestLauncherBackends(t *testing.T) {
 				}
 				return
 			}
-			procs := strings.Join(e.processes(t), "\n")
+			procs := strings.Join(e.processesWithSessions(t), "\n")
 			if !strings.Contains(procs, fmt.Sprintf("squashfuse_ll -f -o ro,offset=%d ", img.offset)) {
 				t.Errorf("no squashfuse_ll at offset %d among:\n%s", img.offset, procs)
 			}

@@ -48,6 +48,9 @@ phase unit-tests-as-user "$MAKE" --no-print-directory test-unit-user || status=1
 phase e2e "$MAKE" --no-print-directory e2e || status=1
 # The plain user's launches of those suites again, through the setuid starter.
 phase e2e-via-starter "$MAKE" --no-print-directory e2e-via-starter || status=1
+# The e2e suite runs with shared image sessions on (the default); its launcher, profile, audit and
+# batch parts run again with them off.
+phase e2e-no-session "$MAKE" --no-print-directory e2e-no-session || status=1
 # A short run of each fuzz target beyond its seed corpus (make fuzz runs them longer).
 phase fuzz "$MAKE" --no-print-directory fuzz FUZZTIME=15s || status=1
 # The README's first command must keep working too.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
+	"github.com/hpcctl/hpcctl/internal/session"
 )
 
 func main() {
@@ -13,6 +14,10 @@ func main() {
 	// built, because every job pays for this path.
 	if len(os.Args) > 1 && os.Args[1] == child.SetupArg {
 		os.Exit(child.Main())
+	}
+	// The shared image session's holder (internal/session) is this binary too.
+	if len(os.Args) > 1 && os.Args[1] == session.HolderArg {
+		os.Exit(session.HolderMain(os.Args[2:]))
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, cli.LaunchVerbs, cli.CompanionVerbs))
 }

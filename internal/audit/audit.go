@@ -17,9 +17,12 @@ type Run struct {
 	Outcome string `json:"outcome"`
 	Status  int    `json:"status"`
 	// Error says why the container did not start (OutcomeNoStart).
-	Error  string `json:"error,omitempty"`
-	Stdout Stream `json:"stdout"`
-	Stderr Stream `json:"stderr"`
+	Error string `json:"error,omitempty"`
+	// Session says whether the run's image mount came from a shared image session: "joined",
+	// "started", or "" (none). It must not change results; it is recorded to show that.
+	Session string `json:"session,omitempty"`
+	Stdout  Stream `json:"stdout"`
+	Stderr  Stream `json:"stderr"`
 	// Outputs maps each regular file the program wrote under the outputs directory (a path
 	// relative to it) to its digest; nil when no outputs directory was asked for.
 	Outputs map[string]string `json:"outputs,omitempty"`

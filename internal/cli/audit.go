@@ -176,13 +176,17 @@ func auditRuns(ctx context.Context, g *Globals, o *auditOptions, a auditRun) ([]
 	}
 	defer cleanup()
 	specs := map[string]json.RawMessage{}
-	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, at: a.at, timeout: a.timeout, specs: specs, showValues: o.showValues}
+	sessions := map[string]string{}
+	l := auditLauncher{g: g, o: o.launch, conf: conf, img: img, at: a.at, timeout: a.timeout, specs: specs, sessions: sessions, showValues: o.showValues}
 	host := audit.ProbeHost()
 	if !o.launch.noJobEnv {
 		host.JobVariable = isolation.JobVariables(conf.Environment.JobVariables).Match
 	}
 	opts := audit.Options{Profiles: a.profiles, Command: a.command, OutputsDir: a.outputs, OutputsAt: a.at, ShowValues: o.showValues, ImageEnv: img.Env}
 	runs, err := audit.RunAll(ctx, opts, host, l.launch)
+	for i := range runs {
+		runs[i].Session = sessions[runs[i].Profile]
+	}
 	return runs, host, specs, err
 }
 
@@ -196,6 +200,8 @@ type auditLauncher struct {
 	at      string
 	timeout time.Duration
 	specs   map[string]json.RawMessage
+	// sessions is how each profile's last run mounted the image (launcher.Status.Session).
+	sessions map[string]string
 	// showValues keeps the environment's values in the recorded Spec.
 	showValues bool
 }
@@ -233,6 +239,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	}
 	defer null.Close()
 	lo := launchSettings(l.g, l.img)
+	lo.Session = sessionOptions(&o, l.conf, l.img)
 	if o.starter.path != "" {
 		starterSpec(s)
 		lo.Starter = o.starter.path
@@ -242,6 +249,7 @@ func (l auditLauncher) launch(ctx context.Context, profile string, argv []string
 	// reaches it directly: forwarding it too would deliver it twice.
 	lo.Interactive = l.timeout == 0 && term.IsTerminal(int(os.Stdin.Fd()))
 	status, err := launcher.Run(ctx, s, lo)
+	l.sessions[profile] = status.Session
 	var se *launcher.StartError
 	switch {
 	case errors.As(err, &se):

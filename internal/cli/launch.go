@@ -30,12 +30,14 @@ type launchOptions struct {
 	pwd      string
 	cleanEnv bool
 	noJobEnv bool
-	env      []string
-	envFiles []string
-	unsquash bool
-	backend  string
-	writable bool
-	noPrivs  bool
+	// noSession mounts the image for this container alone (no shared image session).
+	noSession bool
+	env       []string
+	envFiles  []string
+	unsquash  bool
+	backend   string
+	writable  bool
+	noPrivs   bool
 
 	contain, containAll, isolate bool
 	profile                      string
@@ -64,6 +66,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVar(&o.noJobEnv, "no-job-env", false, "do not pass the batch job's and MPI launcher's variables under profiles that clean the environment, nor open an MPI rank's walls")
 	f.StringArrayVar(&o.env, "env", nil, "set `NAME=value` inside the container (repeatable)")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "set the variables of this `file` (NAME=value lines) inside the container")
+	f.BoolVar(&o.noSession, "no-session", false, "mount the image for this container alone, not in the user's shared image session (also $HPCCTL_NO_SESSION=1)")
 	f.BoolVar(&o.unsquash, "unsquash", false, "extract the image to a private temporary directory instead of mounting it")
 	f.StringVar(&o.backend, "backend", "", "how to mount the image: loop (root) or squashfuse (default: chosen automatically)")
 	f.BoolVar(&o.writable, "writable-tmpfs", false, "let the program write to the container root (changes vanish at exit)")
@@ -185,6 +188,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	lo := launchSettings(g, img)
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Prestarted = stage
+	lo.Session = sessionOptions(o, conf, img)
 	if o.starter.path != "" {
 		starterSpec(s)
 		lo.Starter = o.starter.path

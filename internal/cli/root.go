@@ -155,6 +155,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newSIFCmd(g),
 		newAuditCmd(g),
 		newCacheCmd(g),
+		newSessionCmd(g),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -75,6 +76,29 @@ type Config struct {
 	Signature Signature `toml:"signature"`
 	// Environment is the [environment] table.
 	Environment Environment `toml:"environment"`
+	// Session is the [session] table: shared image sessions (internal/session).
+	Session Session `toml:"session"`
+}
+
+// Session is the [session] table.
+type Session struct {
+	// Enabled lets a user's containers of one image on a node share one mount (the site's switch).
+	Enabled bool `toml:"enabled"`
+	// IdleTimeout is how long a session outlives its last container, a Go duration ("30s").
+	IdleTimeout string `toml:"idle_timeout"`
+}
+
+// DefaultSessionIdle is the idle timeout without idle_timeout: long enough for the next task
+// of a job array or the next command of a job script, short enough that nothing lingers.
+const DefaultSessionIdle = 30 * time.Second
+
+// SessionIdle is the parsed idle timeout (validate has checked it).
+func (s Session) SessionIdle() time.Duration {
+	d, err := time.ParseDuration(s.IdleTimeout)
+	if s.IdleTimeout == "" || err != nil {
+		return DefaultSessionIdle
+	}
+	return d
 }
 
 // Environment is the [environment] table.
@@ -125,6 +149,7 @@ func Defaults() *Config {
 		AllowedNamespaces: append([]string(nil), Namespaces...),
 		DefaultProfile:    "default",
 		Environment:       Environment{JobVariables: append([]string(nil), DefaultJobVariables...)},
+		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String()},
 	}
 }
 

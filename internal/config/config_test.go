@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func shipped(t *testing.T) []byte {
@@ -114,6 +115,16 @@ env = "allowlist"
 	}
 }
 
+func TestSessionTable(t *testing.T) {
+	c, err := Parse("f.conf", []byte("[session]\nenabled = false\nidle_timeout = \"2m\"\n"))
+	if err != nil || c.Session.Enabled || c.Session.SessionIdle() != 2*time.Minute {
+		t.Errorf("parsed %+v, %v", c.Session, err)
+	}
+	if d := Defaults(); !d.Session.Enabled || d.Session.SessionIdle() != DefaultSessionIdle {
+		t.Errorf("defaults %+v", d.Session)
+	}
+}
+
 func TestParseErrorsNameTheLine(t *testing.T) {
 	tests := []struct {
 		name, text, want string
@@ -136,6 +147,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"relative squashfuse", "squashfuse = \"squashfuse_ll\"\n", `f.conf:1: squashfuse: "squashfuse_ll" is not an absolute path`},
 		{"require_signed without keys", "[signature]\nrequire_signed = true\n", `f.conf:2: signature.require_signed: require_signed needs trusted_keys_dir`},
 		{"bad owner", "limit_container_owners = [\"a b\"]\n", `f.conf:1: limit_container_owners`},
+		{"bad idle timeout", "[session]\nidle_timeout = \"30\"\n", `f.conf:2: session.idle_timeout: "30" is not a positive duration`},
+		{"negative idle timeout", "[session]\nidle_timeout = \"-1s\"\n", `f.conf:2: session.idle_timeout: "-1s"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

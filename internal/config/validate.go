@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -21,6 +22,9 @@ func (c *Config) validate() error {
 		if !validJobPattern(p) {
 			return bad(toml.Key{"environment", "job_variables"}, "%q is not a variable name or pattern (NAME, PREFIX_*)", p)
 		}
+	}
+	if d, err := time.ParseDuration(c.Session.IdleTimeout); c.Session.IdleTimeout != "" && (err != nil || d <= 0) {
+		return bad(toml.Key{"session", "idle_timeout"}, "%q is not a positive duration (e.g. \"30s\", \"2m\")", c.Session.IdleTimeout)
 	}
 	for _, ns := range c.AllowedNamespaces {
 		if !slices.Contains(Namespaces, ns) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
 	"github.com/hpcctl/hpcctl/internal/mount"
+	"github.com/hpcctl/hpcctl/internal/session"
 	"github.com/hpcctl/hpcctl/internal/signals"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	// Starter is the setuid starter (cmd/hpcctl-starter) to start in place of hpcctl's own setup
 	// stage, for a Spec without a user namespace; "" starts hpcctl's own.
 	Starter string
+	// Session, when not nil, shares the image's mount with the user's other containers of the
+	// same image on this node (squashfuse backend in a user namespace only; internal/session).
+	Session *session.Options
 	// Prestarted is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
 	Prestarted *Pending
@@ -67,6 +71,9 @@ type Status struct {
 	Code int
 	// Signal is the signal that killed the program, 0 when it exited.
 	Signal unix.Signal
+	// Session says how the image was mounted: "joined" a shared image session, "started" one,
+	// or "" without a session.
+	Session string
 }
 
 // statusOf reads a wait status.
@@ -107,7 +114,9 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	if err := c.send(s, img); err != nil {
+	lease := acquireSession(s, img, o)
+	defer lease.Close()
+	if err := c.send(s, img, lease); err != nil {
 		c.end()
 		return Status{}, err
 	}
@@ -126,7 +135,50 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	if startErr != nil {
 		return Status{}, startErr
 	}
+	status.Session = lease.kind()
 	return status, waitErr
+}
+
+// acquireSession returns a lease on the image's shared session when the launch may use one, or
+// nil: the launch then mounts the image itself, as without sessions. A session that cannot be
+// had is not an error (the launch works without it), but the reason is shown.
+func acquireSession(s *spec.Spec, img *os.File, o Options) *sessionLease {
+	if o.Session == nil || o.Starter != "" || s.RootFS.Backend != spec.BackendSquashfuse || !s.Namespaces.User {
+		return nil
+	}
+	l, err := session.Acquire(img, s.RootFS.Image, s.RootFS.Offset, *o.Session)
+	if err != nil {
+		// A holder that failed (squashfuse_ll could not serve the image) fails this launch's own
+		// mount too, which then says why in one line; a refused directory is the user's to fix.
+		level := slog.LevelDebug
+		var de *session.DirError
+		if errors.As(err, &de) {
+			level = slog.LevelWarn
+		}
+		o.Logger.Log(context.Background(), level, "no shared image session, mounting the image for this container alone", "err", err)
+		return nil
+	}
+	o.Logger.Debug("shared image session", "joined", l.Joined)
+	return &sessionLease{l}
+}
+
+// sessionLease is a session lease that may be nil.
+type sessionLease struct{ *session.Lease }
+
+func (l *sessionLease) Close() {
+	if l != nil {
+		l.Lease.Close()
+	}
+}
+
+func (l *sessionLease) kind() string {
+	switch {
+	case l == nil:
+		return ""
+	case l.Joined:
+		return "joined"
+	}
+	return "started"
 }
 
 // openImage opens the image with the user's own rights; the child uses this descriptor, so no path
@@ -272,7 +324,7 @@ func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 }
 
 // send gives the stage its Spec and the image descriptor, opened with the user's own rights.
-func (st *setupProcess) send(s *spec.Spec, img *os.File) error {
+func (st *setupProcess) send(s *spec.Spec, img *os.File, lease *sessionLease) error {
 	payload, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode the container spec: %w", err)
@@ -281,6 +333,15 @@ func (st *setupProcess) send(s *spec.Spec, img *os.File) error {
 	// block for long; a failed write (the stage died) shows as the stage's error.
 	st.specW.Write(payload) //nolint:errcheck // see above
 	st.specW.Close()
+	if lease != nil {
+		err := child.SendFD(st.sock, child.MsgMount, int(lease.Mount.Fd()))
+		// The stage has its own copy now; ours would keep the detached mount alive in vain.
+		lease.Mount.Close()
+		lease.Mount = nil
+		if err != nil {
+			return fmt.Errorf("hand the image session's mount to the container's setup process: %w", err)
+		}
+	}
 	if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
 		return fmt.Errorf("hand the image to the container's setup process: %w", err)
 	}

@@ -153,3 +153,12 @@ func (s *Squashfuse) Stop(grace time.Duration) error {
 	}
 	return nil
 }
+
+// MountFUSEConnPrivate is MountFUSEConn without allow_other, for a mount other user namespaces
+// use: the kernel then admits a request when the caller's uids and gids are the mounter's
+// (fuse_permissible_uidgid), whatever the caller's user namespace, where allow_other on a mount
+// made in a user namespace would admit only that namespace and its descendants.
+func MountFUSEConnPrivate(dev *os.File, target, source string, uid, gid int) error {
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d", dev.Fd(), uid, gid)
+	return Mount(source, target, "fuse."+source, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data)
+}

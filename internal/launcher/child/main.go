@@ -25,12 +25,12 @@ func Main() int {
 	if errors.Is(err, errAbandoned) {
 		return 0
 	}
-	var img *os.File
+	var img, session *os.File
 	if err == nil {
-		img, err = receiveImage()
+		img, session, err = receiveImage()
 	}
 	if err == nil {
-		err = run(s, img)
+		err = run(s, img, session)
 	}
 	// run returns only on failure, or with the program's status as PID 1.
 	return Finish(err)
@@ -90,26 +90,34 @@ func readSpec() (*spec.Spec, error) {
 	return &s, s.Validate()
 }
 
-// receiveImage takes the image file the parent sends after the Spec.
-func receiveImage() (*os.File, error) {
+// receiveImage takes the image file the parent sends after the Spec, and the session's detached
+// mount of it that the parent may send first.
+func receiveImage() (img, session *os.File, err error) {
 	m, err := Receive(SocketFD)
+	if err == nil && m != nil && m.Kind == MsgMount && m.File != nil {
+		session = m.File
+		m, err = Receive(SocketFD)
+	}
 	if err == nil && (m == nil || m.Kind != MsgImage || m.File == nil) {
 		err = errors.New("no image descriptor")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("receive the image from hpcctl: %w", err)
+		if session != nil {
+			session.Close()
+		}
+		return nil, nil, fmt.Errorf("receive the image from hpcctl: %w", err)
 	}
-	return m.File, nil
+	return m.File, session, nil
 }
 
-func run(s *spec.Spec, img *os.File) error {
+func run(s *spec.Spec, img, session *os.File) error {
 	log := newStepLog(s)
 	if s.Namespaces.Net {
 		if err := log.done(Step{Step: "loopback", Target: "lo", Flags: "up"}, loopbackUp()); err != nil {
 			return err
 		}
 	}
-	if err := setupRoot(s, img, log); err != nil {
+	if err := setupRoot(s, img, session, log); err != nil {
 		return err
 	}
 	if s.Namespaces.UTS && s.Hostname != "" {

@@ -45,7 +45,11 @@ func ReadSetup() (*spec.Spec, *os.File, error) {
 	if errors.Is(err, errAbandoned) {
 		return nil, nil, err
 	}
-	img, ierr := receiveImage()
+	// hpcctl sends no session mount to the starter (sessions are for user-namespace launches).
+	img, session, ierr := receiveImage()
+	if session != nil {
+		session.Close()
+	}
 	if err == nil {
 		err = ierr
 	}
@@ -56,7 +60,7 @@ func ReadSetup() (*spec.Spec, *os.File, error) {
 // (it returns only on failure, or as PID 1 with the program's status).
 func RunPrivileged(s *spec.Spec, img *os.File, p Privileged) int {
 	privileged = p
-	return Finish(run(s, img))
+	return Finish(run(s, img, nil))
 }
 
 // Finish reports err to hpcctl and returns the stage's exit status.

@@ -38,6 +38,9 @@ const (
 	// MsgImage, from the parent, carries the image file (SCM_RIGHTS), opened with the user's own
 	// rights; the parent may start the child before it has opened the image.
 	MsgImage byte = 'I'
+	// MsgMount, from the parent before MsgImage, carries a detached mount of the image from a
+	// shared image session (open_tree): the child moves it into place instead of mounting.
+	MsgMount byte = 'M'
 	// MsgError carries the exit status (one byte) and the one-line reason the container could not
 	// start.
 	MsgError byte = 'E'
@@ -74,7 +77,7 @@ type Message struct {
 	Kind   byte
 	Text   string
 	Status int      // MsgError only
-	File   *os.File // MsgFUSE and MsgImage only
+	File   *os.File // MsgFUSE, MsgMount and MsgImage only
 }
 
 // Receive reads one message; io.EOF-like end (nil, nil) means the child exec'd or exited.
@@ -113,8 +116,11 @@ func Receive(sock int) (*Message, error) {
 
 // fileName names a received descriptor for error messages.
 func fileName(kind byte) string {
-	if kind == MsgFUSE {
+	switch kind {
+	case MsgFUSE:
 		return "/dev/fuse"
+	case MsgMount:
+		return "session mount"
 	}
 	return "image"
 }

@@ -37,17 +37,26 @@ func newLayout() layout {
 // into it. The root is an overlay: the image below, a private tmpfs above that only ever receives
 // what hpcctl puts there (mount points missing from the image, the merged /etc/passwd), and it is
 // made read-only before the program runs unless the Spec asks for a writable root.
-func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
+//
+// session, when not nil, is a detached mount of the image from a shared image session; it is
+// moved into place instead of mounting the image.
+func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 	// Only the loop device needs the image past this point (the FUSE server has the parent's copy).
 	defer img.Close()
+	if session != nil {
+		defer session.Close()
+	}
 	// Mounts made from here on must not propagate back to the host, nor the host's to us by
 	// surprise: slave keeps host unmounts arriving (an NFS automount going away) and sends nothing back.
 	if err := log.done(Step{Step: "propagation", Target: "/", Flags: "rec,slave"}, mount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "")); err != nil {
 		return err
 	}
-	fuse, err := startFUSE(s)
-	if err != nil {
-		return err
+	var fuse *os.File
+	var err error
+	if session == nil {
+		if fuse, err = startFUSE(s); err != nil {
+			return err
+		}
 	}
 	if fuse != nil {
 		defer fuse.Close()
@@ -73,7 +82,12 @@ func setupRoot(s *spec.Spec, img *os.File, log *stepLog) error {
 	if err = log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
-	if err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: string(s.RootFS.Backend) + ",ro"}, mountImage(s, img, image, fuse, l.lower)); err != nil {
+	if session != nil {
+		err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: "session,ro"}, moveSessionMount(session, l.lower))
+	} else {
+		err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: string(s.RootFS.Backend) + ",ro"}, mountImage(s, img, image, fuse, l.lower))
+	}
+	if err != nil {
 		return err
 	}
 	if err = checkImageRoot(s.RootFS, l.lower); err != nil {
@@ -209,6 +223,18 @@ func mountImage(s *spec.Spec, img *os.File, sandbox int, fuse *os.File, target s
 		return nil
 	}
 	return fmt.Errorf("unknown mount backend %q", s.RootFS.Backend)
+}
+
+// moveSessionMount moves the session's detached mount (open_tree(OPEN_TREE_CLONE) in the holder:
+// the root of an anonymous mount namespace) to target in this mount namespace. The kernel lets
+// the holder of CAP_SYS_ADMIN over its own mount namespace attach such a mount
+// (do_move_mount), whichever user namespace made it; the FUSE mount under it was made without
+// allow_other, so it serves this process, whose uids are the holder's.
+func moveSessionMount(m *os.File, target string) error {
+	if err := unix.MoveMount(int(m.Fd()), "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach the shared image session's mount at %s: %w (run with --no-session)", target, err)
+	}
+	return nil
 }
 
 // checkImageRoot reads the root directory of the image mounted at target. squashfuse_ll serves an

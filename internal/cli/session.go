@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hpcctl/hpcctl/internal/config"
+	"github.com/hpcctl/hpcctl/internal/session"
+)
+
+// sessionOptions are a launch's shared image session settings, nil when the site
+// ([session] enabled = false), --no-session or $HPCCTL_NO_SESSION turn sessions off.
+func sessionOptions(o *launchOptions, conf *config.Config, img resolvedImage) *session.Options {
+	if o.noSession || !conf.Session.Enabled || os.Getenv("HPCCTL_NO_SESSION") == "1" {
+		return nil
+	}
+	return &session.Options{Squashfuse: img.Squashfuse, IdleTimeout: conf.Session.SessionIdle()}
+}
+
+// newSessionCmd is `hpcctl session list|stop`.
+func newSessionCmd(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "session",
+		Short: "List or stop your shared image sessions on this node",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List your shared image sessions on this node",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			infos, err := session.List("")
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "PID\tCONTAINERS\tIDLE TIMEOUT\tIMAGE")
+			for _, i := range infos {
+				fmt.Fprintf(w, "%d\t%d\t%s\t%s\n", i.PID, i.Containers, i.Idle, i.Image)
+			}
+			return w.Flush()
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "stop [IMAGE...]",
+		Short: "Stop your sessions (of these images): no more launches join them, and each ends once its containers have",
+		RunE: func(_ *cobra.Command, images []string) error {
+			return stopSessions(images)
+		},
+	})
+	return cmd
+}
+
+// stopSessions stops the user's sessions, or those of the given images (by path).
+func stopSessions(images []string) error {
+	want := map[string]bool{}
+	for _, img := range images {
+		abs, err := filepath.Abs(img)
+		if err != nil {
+			return UsageError{fmt.Errorf("image %s: %w", img, err)}
+		}
+		want[abs] = true
+	}
+	infos, err := session.List("")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, i := range infos {
+		if len(want) == 0 || want[i.Image] {
+			errs = append(errs, session.Stop(i.Socket))
+		}
+	}
+	return errors.Join(errs...)
+}
