@@ -48,6 +48,13 @@ type Options struct {
 	// time, for deterministic signatures.
 	Sign func(ctx context.Context, f *os.File, at time.Time) error
 
+	// BuildArgs are a recipe's {{ name }} values (--build-arg, --build-arg-file).
+	BuildArgs map[string]string
+	// NoTest skips a recipe's %test; KeepFailed keeps a failed recipe build's work directory.
+	NoTest, KeepFailed bool
+	// Sandbox, when set, is a directory to write the root file system to instead of Output.
+	Sandbox string
+
 	Logger *slog.Logger
 	// Progress receives progress reports when it is a terminal; nil is quiet.
 	Progress io.Writer
@@ -66,6 +73,12 @@ type Result struct {
 func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
+	}
+	if IsRecipe(opts.Source) {
+		return buildRecipe(ctx, opts)
+	}
+	if opts.Sandbox != "" {
+		return buildSandboxFrom(ctx, opts)
 	}
 	out, err := createPending(opts.Output, opts.Force)
 	if err != nil {
