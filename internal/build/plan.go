@@ -69,7 +69,7 @@ type SectionError struct {
 	Section string
 	Line    int
 	Status  int
-	Err     error
+	Err     error `json:"-"`
 }
 
 func (e *SectionError) Error() string {
