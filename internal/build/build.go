@@ -168,7 +168,10 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if _, err = out.Seek(off, io.SeekStart); err != nil {
 		return squashfs.Stats{}, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
-	stats, err := writeRootfs(ctx, out, src, created, opts)
+	cfg := src.config(opts.Labels)
+	c := cfg.Config
+	sd := append(baseSingularityD(), ociSingularityD(c.Env, c.Entrypoint, c.Cmd, c.Labels)...)
+	stats, err := writeRootfs(ctx, out, src, created, opts, sd)
 	if err != nil {
 		return stats, err
 	}
@@ -176,7 +179,6 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if err != nil {
 		return stats, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
-	cfg := src.config(opts.Labels)
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return stats, fmt.Errorf("encode the image config: %w", err)
@@ -194,7 +196,9 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	return stats, nil
 }
 
-func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time, opts Options) (squashfs.Stats, error) {
+// writeRootfs writes the source's tree and, beside it, Apptainer's /.singularity.d files sd
+// (those the image lacks), so that Apptainer runs an hpcctl image as its own build of the source.
+func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time, opts Options, sd []sdFile) (squashfs.Stats, error) {
 	w, err := squashfs.NewWriter(f, squashfs.Options{
 		Compression: opts.Compression, Level: opts.Level, BlockSize: opts.BlockSize, ModTime: created.Unix(),
 	})
@@ -207,6 +211,9 @@ func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time,
 	p.finish()
 	if err == nil {
 		err = sink.addMissing()
+	}
+	if err == nil {
+		err = sink.addSingularityD(sd)
 	}
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("squashfs: %w", cerr)
