@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/hpcctl/hpcctl/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 export CGO_ENABLED = 0
 
-.PHONY: e2e-no-session all build test vet lint bench bench-exec bench-build bench-squashfs bench-mpi bench-session clean demo fuzz stress
+.PHONY: e2e-no-session all build test vet lint bench bench-exec bench-build bench-squashfs bench-mpi bench-session bench-recipe clean demo fuzz stress
 
 all: build
 
@@ -87,7 +87,7 @@ stress: build
 		$${HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:+-source oci-archive:$$HPCCTL_TEST_DEBIAN_OCI_ARCHIVE:latest}; s=$$?; rm -rf $$P; exit $$s
 
 # Benchmarks: each bench-* target measures one part; bench runs them all.
-bench: bench-squashfs bench-build bench-exec bench-mpi bench-session
+bench: bench-squashfs bench-build bench-exec bench-mpi bench-session bench-recipe
 
 # Start-to-exit time of `hpcctl exec IMAGE /bin/true`, root and plain user, against the same
 # work done by hand (unshare + mount + chroot) in the same run. Needs root and the user hpcuser.
@@ -109,6 +109,11 @@ bench-mpi: build
 	eval "$$(scripts/fixtures.sh env)" && $(GO) run ./tools/mpibench -hpcctl bin/hpcctl
 
 # Native squashfs writer against mksquashfs on $$HPCCTL_TEST_DEBIAN_ROOTFS (or TREE=dir).
+# A definition-file build against apptainer build of the same recipe (hpcctl's figure alone
+# where Apptainer is not installed).
+bench-recipe: build
+	eval "$$(scripts/fixtures.sh env)" && $(GO) run ./tools/recipebench -hpcctl bin/hpcctl
+
 bench-squashfs:
 	$(GO) run ./tools/sqfsbench $(if $(TREE),-tree $(TREE))
 

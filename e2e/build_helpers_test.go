@@ -28,6 +28,13 @@ var btMountPoints = []string{
 	"etc/hosts", "etc/resolv.conf", "etc/localtime", "etc/passwd", "etc/group",
 }
 
+// btApptainerMeta reports whether p is one of the paths every build adds for Apptainer
+// (internal/build's baseSingularityD and ociSingularityD): /.singularity.d and its top-level links.
+func btApptainerMeta(p string) bool {
+	return p == ".singularity.d" || strings.HasPrefix(p, ".singularity.d/") ||
+		slices.Contains([]string{"singularity", ".run", ".exec", ".test", ".shell", "environment"}, p)
+}
+
 // btNeedEnvFile requires the environment variable to name an existing regular file (an archive
 // fixture made by scripts/fixtures.sh) and returns it.
 func btNeedEnvFile(t testing.TB, name string) string {

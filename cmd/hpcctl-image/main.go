@@ -9,11 +9,17 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/cli/imagecli"
 )
 
 func main() {
+	// A recipe build's stage (its sections, in the fakeroot namespaces) is this binary
+	// re-executed; route it before the CLI is built.
+	if len(os.Args) > 1 && os.Args[1] == build.StageArg {
+		os.Exit(build.StageMain())
+	}
 	// go.podman.io/image logs warnings through logrus's process-wide logger, in its own format;
 	// hpcctl reports what matters through its errors and its -v/-d log instead.
 	logrus.SetOutput(io.Discard)

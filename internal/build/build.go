@@ -48,6 +48,13 @@ type Options struct {
 	// time, for deterministic signatures.
 	Sign func(ctx context.Context, f *os.File, at time.Time) error
 
+	// BuildArgs are a recipe's {{ name }} values (--build-arg, --build-arg-file).
+	BuildArgs map[string]string
+	// NoTest skips a recipe's %test; KeepFailed keeps a failed recipe build's work directory.
+	NoTest, KeepFailed bool
+	// Sandbox, when set, is a directory to write the root file system to instead of Output.
+	Sandbox string
+
 	Logger *slog.Logger
 	// Progress receives progress reports when it is a terminal; nil is quiet.
 	Progress io.Writer
@@ -66,6 +73,12 @@ type Result struct {
 func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
+	}
+	if IsRecipe(opts.Source) {
+		return buildRecipe(ctx, opts)
+	}
+	if opts.Sandbox != "" {
+		return buildSandboxFrom(ctx, opts)
 	}
 	out, err := createPending(opts.Output, opts.Force)
 	if err != nil {
@@ -155,7 +168,10 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if _, err = out.Seek(off, io.SeekStart); err != nil {
 		return squashfs.Stats{}, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
-	stats, err := writeRootfs(ctx, out, src, created, opts)
+	cfg := src.config(opts.Labels)
+	c := cfg.Config
+	sd := append(baseSingularityD(), ociSingularityD(c.Env, c.Entrypoint, c.Cmd, c.Labels)...)
+	stats, err := writeRootfs(ctx, out, src, created, opts, sd)
 	if err != nil {
 		return stats, err
 	}
@@ -163,7 +179,6 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	if err != nil {
 		return stats, fmt.Errorf("output %s: %w", opts.Output, err)
 	}
-	cfg := src.config(opts.Labels)
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return stats, fmt.Errorf("encode the image config: %w", err)
@@ -181,7 +196,9 @@ func writeSIF(ctx context.Context, out *os.File, src source, created time.Time, 
 	return stats, nil
 }
 
-func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time, opts Options) (squashfs.Stats, error) {
+// writeRootfs writes the source's tree and, beside it, Apptainer's /.singularity.d files sd
+// (those the image lacks), so that Apptainer runs an hpcctl image as its own build of the source.
+func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time, opts Options, sd []sdFile) (squashfs.Stats, error) {
 	w, err := squashfs.NewWriter(f, squashfs.Options{
 		Compression: opts.Compression, Level: opts.Level, BlockSize: opts.BlockSize, ModTime: created.Unix(),
 	})
@@ -194,6 +211,9 @@ func writeRootfs(ctx context.Context, f *os.File, src source, created time.Time,
 	p.finish()
 	if err == nil {
 		err = sink.addMissing()
+	}
+	if err == nil {
+		err = sink.addSingularityD(sd)
 	}
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("squashfs: %w", cerr)

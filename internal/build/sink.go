@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
@@ -37,6 +38,11 @@ type mountPointSink struct {
 	p       *progress
 	mtime   int64
 	present map[string]bool
+	// seen holds the image's own /.singularity.d paths and top-level Apptainer links, which
+	// addSingularityD leaves as they are.
+	seen map[string]bool
+	// sdNotDir: the image's /.singularity.d is not a directory, so nothing goes below it.
+	sdNotDir bool
 }
 
 func newMountPointSink(w adder, p *progress, mtime int64) *mountPointSink {
@@ -44,13 +50,17 @@ func newMountPointSink(w adder, p *progress, mtime int64) *mountPointSink {
 	for _, m := range mountPoints {
 		present[m.Path] = false
 	}
-	return &mountPointSink{w: w, p: p, mtime: mtime, present: present}
+	return &mountPointSink{w: w, p: p, mtime: mtime, present: present, seen: map[string]bool{}}
 }
 
 // Add forwards one entry.
 func (s *mountPointSink) Add(e squashfs.Entry) error {
 	if _, ok := s.present[e.Path]; ok {
 		s.present[e.Path] = true
+	}
+	if e.Path == ".singularity.d" || strings.HasPrefix(e.Path, ".singularity.d/") || !strings.Contains(e.Path, "/") {
+		s.seen[e.Path] = true
+		s.sdNotDir = s.sdNotDir || (e.Path == ".singularity.d" && e.Type != squashfs.TypeDir)
 	}
 	if e.Type != squashfs.TypeDir && (e.Path == "etc" || e.Path == "var") {
 		// A symlinked /var or /etc: their children must not be invented inside the link's place.
@@ -77,6 +87,30 @@ func (s *mountPointSink) addMissing() error {
 			m.Body = bytes.NewReader(nil)
 		}
 		if err := s.w.Add(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addSingularityD adds the /.singularity.d files the image lacks, as root's, at the image time:
+// an image that brings its own (built by Apptainer) keeps them.
+func (s *mountPointSink) addSingularityD(files []sdFile) error {
+	for _, f := range files {
+		if s.seen[f.Path] || (s.sdNotDir && strings.HasPrefix(f.Path, ".singularity.d/")) {
+			continue
+		}
+		e := squashfs.Entry{Path: f.Path, Mode: f.Mode, ModTime: s.mtime}
+		switch {
+		case f.Dir:
+			e.Type = squashfs.TypeDir
+		case f.Link != "":
+			e.Type, e.Linkname = squashfs.TypeSymlink, f.Link
+		default:
+			e.Type, e.Size, e.Body = squashfs.TypeRegular, int64(len(f.Data)), strings.NewReader(f.Data)
+		}
+		s.seen[f.Path] = true
+		if err := s.w.Add(e); err != nil {
 			return err
 		}
 	}

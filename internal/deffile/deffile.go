@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -109,6 +110,11 @@ func (p *parser) line(n int, text string) error {
 	if strings.HasPrefix(trimmed, "%") && p.isSectionStart(trimmed) {
 		return p.startSection(n, trimmed)
 	}
+	if name, ok := sectionLike(trimmed); ok && p.stage != nil {
+		// Apptainer takes every line whose first word starts with % as a section and refuses
+		// names it does not know; a script line "%d" or "%%" is not word-like and stays text.
+		return p.fail(n, "unknown section %%%s: the sections are %%%s (and %%app* per app)", name, strings.Join(stageSections[:len(stageSections)-1], ", %"))
+	}
 	if p.section != nil {
 		if p.isHeaderOfNextStage(trimmed) {
 			p.endSection()
@@ -134,6 +140,17 @@ func (p *parser) isSectionStart(trimmed string) bool {
 	name := strings.ToLower(f[0])
 	return slices.Contains(stageSections, name) || slices.Contains(appSections, name)
 }
+
+// sectionLike reports whether a line's first word looks like a section's name (%name).
+func sectionLike(trimmed string) (string, bool) {
+	f := strings.Fields(trimmed)
+	if len(f) == 0 || !sectionWord.MatchString(f[0]) {
+		return "", false
+	}
+	return f[0][1:], true
+}
+
+var sectionWord = regexp.MustCompile(`^%[A-Za-z][A-Za-z0-9_-]*$`)
 
 // isHeaderOfNextStage reports whether a line inside a section starts a new stage: Apptainer ends
 // a section at a "Bootstrap:" line.

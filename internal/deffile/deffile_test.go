@@ -83,6 +83,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty agent", "Bootstrap:\n", "r.def:1: Bootstrap needs an agent"},
 		{"app without name", "Bootstrap: docker\n%apprun\n", "r.def:2: %apprun needs the app's name"},
 		{"duplicate stage", "Bootstrap: docker\nStage: a\nBootstrap: docker\nStage: a\n", "r.def:3: stage \"a\" is also defined at line 1"},
+		{"unknown section", "Bootstrap: docker\n%post\n echo\n%postt\n echo\n", "r.def:4: unknown section %postt"},
+		{"unknown section after header", "Bootstrap: docker\nFrom: x\n%Files2 a\n", "r.def:3: unknown section %Files2"},
 		{"bad files", "Bootstrap: docker\n%files\n a b c\n", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -115,3 +115,12 @@ func RemountReadOnly(fd int) error {
 	}
 	return Mount("", FDPath(fd), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|locked, "")
 }
+
+// Detach lazily unmounts target (MNT_DETACH): a build stage takes its overlay and bind mounts
+// apart before it removes the directories under them.
+func Detach(target string) error {
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+	return nil
+}

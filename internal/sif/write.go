@@ -29,7 +29,8 @@ type Metadata struct {
 	// Created is the image time written into the SIF header and descriptors.
 	Created time.Time
 	// Config is the OCI image config (an image-spec v1 Image, encoded): the builder encodes it,
-	// so that hpcctl, which reads SIF files on every launch, need not link image-spec.
+	// so that hpcctl, which reads SIF files on every launch, need not link image-spec. Empty for
+	// an image built from a definition file.
 	Config     json.RawMessage
 	Labels     map[string]string
 	Provenance Provenance
@@ -80,11 +81,16 @@ func metadataObjects(md Metadata) ([]sif.DescriptorInput, error) {
 		v    any
 		raw  []byte
 	}
-	list := []object{
-		{t: sif.DataGenericJSON, name: ConfigObjectName, v: md.Config},
-		{t: sif.DataLabels, name: LabelsObjectName, v: labelsOrEmpty(md.Labels)},
-		{t: sif.DataGenericJSON, name: ProvenanceObjectName, v: md.Provenance},
+	var list []object
+	// An image built from a definition file has no OCI config: like Apptainer's, it is run by
+	// its /.singularity.d runscript and environment scripts.
+	if len(md.Config) > 0 {
+		list = append(list, object{t: sif.DataGenericJSON, name: ConfigObjectName, v: md.Config})
 	}
+	list = append(list,
+		object{t: sif.DataLabels, name: LabelsObjectName, v: labelsOrEmpty(md.Labels)},
+		object{t: sif.DataGenericJSON, name: ProvenanceObjectName, v: md.Provenance},
+	)
 	if len(md.Deffile) > 0 {
 		list = append(list, object{t: sif.DataDeffile, name: DeffileObjectName, raw: md.Deffile})
 	}

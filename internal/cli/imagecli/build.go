@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
+	"github.com/hpcctl/hpcctl/internal/deffile"
 	"github.com/hpcctl/hpcctl/internal/refcache"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/sign"
@@ -33,12 +35,19 @@ type buildOptions struct {
 	// sign signs the image before it is given its name, with the keys of the sign flags.
 	sign     bool
 	signWith signOptions
+	// Recipe builds: {{ name }} values, %test, the work directory of a failed build.
+	buildArgs    []string
+	buildArgFile string
+	noTest       bool
+	keepFailed   bool
+	// sandbox writes a directory (the first argument) instead of a SIF.
+	sandbox bool
 }
 
 func newBuildCmd(g *cli.Globals) *cobra.Command {
 	o := &buildOptions{}
 	cmd := &cobra.Command{
-		Use:   "build [flags] IMAGE.sif SOURCE",
+		Use:   "build [flags] IMAGE.sif|--sandbox DIR SOURCE",
 		Short: cli.ImageShort("build"),
 		Long: `Build a read-only, single-file SIF image.
 
@@ -48,13 +57,18 @@ SOURCE is one of:
   oci-archive:FILE[:TAG]  a tar of an OCI image layout
   docker-archive:FILE     a 'docker save' archive
   DIR                     a root file system directory (sandbox)
+  RECIPE.def              an Apptainer definition file (Bootstrap: docker, oci, oci-archive,
+                          docker-archive, localimage, scratch); %post runs as root inside the
+                          image through a user namespace (your /etc/subuid range), see docs/build.md
 
 Blobs are kept in a content-addressed cache ($HPCCTL_CACHEDIR, default ~/.cache/hpcctl), so a
 second build of the same image downloads nothing. The same source digest always gives the same
 bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
 		Example: `  hpcctl build python.sif docker://127.0.0.1:5000/python:3.12 --insecure
   hpcctl build tool.sif oci-archive:tool.tar
-  SOURCE_DATE_EPOCH=1700000000 hpcctl build rootfs.sif ./rootfs`,
+  SOURCE_DATE_EPOCH=1700000000 hpcctl build rootfs.sif ./rootfs
+  hpcctl build --build-arg version=1.2 tool.sif tool.def
+  hpcctl build --sandbox ./rootfs docker://127.0.0.1:5000/debian:12 --insecure`,
 		Args: cli.ExactArgs(2, "an output IMAGE.sif and a SOURCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, o, args[0], args[1])
@@ -78,6 +92,11 @@ bytes; set SOURCE_DATE_EPOCH to choose the time recorded in the image.`,
 	f.StringVar(&o.signWith.keyring, "keyring", "", "with --sign --pgp: OpenPGP secret keyring FILE")
 	f.StringVar(&o.signWith.pgpKey, "pgp-key", "", "with --sign --pgp: which OpenPGP key")
 	f.StringVar(&o.signWith.keyDir.dir, "keys-dir", "", "with --sign: key directory (default $XDG_CONFIG_HOME/hpcctl/keys)")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "a recipe's {{ NAME }} value NAME=VALUE (repeatable)")
+	f.StringVar(&o.buildArgFile, "build-arg-file", "", "a file of NAME=VALUE lines for a recipe's {{ NAME }}s")
+	f.BoolVarP(&o.noTest, "notest", "T", false, "do not run the recipe's %test")
+	f.BoolVar(&o.keepFailed, "keep-failed", false, "keep a failed recipe build's work directory, and say where")
+	f.BoolVarP(&o.sandbox, "sandbox", "s", false, "write a root file system directory (the first argument) instead of a SIF")
 	return cmd
 }
 
@@ -98,8 +117,20 @@ func runBuild(cmd *cobra.Command, g *cli.Globals, o *buildOptions, output, sourc
 		defer release()
 	}
 	res, err := build.Build(cmd.Context(), opts)
+	var se *build.SectionError
+	if errors.As(err, &se) && se.Status > 0 {
+		// The section's own status is the build's, as Apptainer's; the line says which failed.
+		fmt.Fprintf(g.Stderr, "hpcctl: %v; no image was written\n", se)
+		return cli.ExitStatus{Code: se.Status}
+	}
 	if err != nil {
 		return err
+	}
+	if o.sandbox {
+		if !g.Quiet {
+			fmt.Fprintf(g.Stdout, "built sandbox %s\n", res.Output)
+		}
+		return nil
 	}
 	if !g.Quiet {
 		fmt.Fprintf(g.Stdout, "built %s (%.1f MB, %d files", res.Output, float64(res.Size)/1e6, res.Squashfs.Inodes)
@@ -135,7 +166,19 @@ func (o *buildOptions) toBuildOptions(g *cli.Globals, output, source string) (bu
 	if err != nil {
 		return build.Options{}, err
 	}
+	args, err := o.recipeArgs()
+	if err != nil {
+		return build.Options{}, err
+	}
+	sandbox := ""
+	if o.sandbox {
+		if o.sign {
+			return build.Options{}, cli.Usage(errors.New("--sign signs a SIF: a --sandbox directory cannot be signed"))
+		}
+		sandbox, output = output, ""
+	}
 	return build.Options{
+		BuildArgs: args, NoTest: o.noTest, KeepFailed: o.keepFailed, Sandbox: sandbox,
 		Source: source, Output: output, Force: o.force,
 		Compression: comp, Level: o.level, BlockSize: bs,
 		Arch: o.arch, OS: o.os, Variant: o.variant, Insecure: o.insecure, AuthFile: o.authFile,
@@ -172,6 +215,26 @@ func (o *buildOptions) signer(g *cli.Globals) (func(ctx context.Context, f *os.F
 		}
 		return fi.UnloadContainer()
 	}, nil
+}
+
+// recipeArgs merges --build-arg-file and --build-arg (which wins), as Apptainer does.
+func (o *buildOptions) recipeArgs() (map[string]string, error) {
+	args := map[string]string{}
+	if o.buildArgFile != "" {
+		b, err := os.ReadFile(o.buildArgFile)
+		if err != nil {
+			return nil, fmt.Errorf("--build-arg-file: %w", err)
+		}
+		if args, err = deffile.ParseArgFile(o.buildArgFile, b); err != nil {
+			return nil, fmt.Errorf("--build-arg-file: %w", err)
+		}
+	}
+	kv, err := parseKeyValues(o.buildArgs, "--build-arg")
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(args, kv)
+	return args, nil
 }
 
 // parseBlockSize reads a block size and checks it against the format's limits.
