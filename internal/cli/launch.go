@@ -47,6 +47,7 @@ type launchOptions struct {
 	verifyData                   bool
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
+	inst                         *instanceHook // set by an instance's monitor (instance.go)
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -147,6 +148,9 @@ func minArgs(names ...string) cobra.PositionalArgs {
 
 // launch runs one container for a verb and returns the program's status as an ExitStatus.
 func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptions, image string, args []string) error {
+	if name, ok := strings.CutPrefix(image, instanceScheme); ok {
+		return joinInstance(ctx, g, verb, o, name, args)
+	}
 	conf, err := loadConfig(o.config)
 	if err != nil {
 		return err
@@ -175,6 +179,14 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	// -d shows each step the setup stage takes inside the namespaces; without it the stage sends none.
 	s.Debug = g.Debug
 	lo := launchSettings(g, img)
+	if o.inst != nil {
+		s.Instance, o.inst.spec = true, s
+		lo.Started = func(pid int) {
+			if err := o.inst.started(pid); err != nil {
+				g.Logger.Error("instance", "err", err)
+			}
+		}
+	}
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Prestarted = stage
 	if o.starter.path != "" {

@@ -153,6 +153,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newInspectCmd(g),
 		newSIFCmd(g),
 		newAuditCmd(g),
+		newInstanceCmd(g),
 	}
 }
 
