@@ -182,8 +182,8 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if o.inst != nil {
 		s.Instance, o.inst.spec = true, s
 		lo.Started = func(pid int) {
-			if err := o.inst.started(pid); err != nil {
-				g.Logger.Error("instance", "err", err)
+			if serr := o.inst.started(pid); serr != nil {
+				g.Logger.Error("instance", "err", serr)
 			}
 		}
 	}

@@ -131,14 +131,14 @@ func (d Dir) Load(name string) (*Record, error) {
 // Remove deletes an instance's files.
 func (d Dir) Remove(name string) {
 	for _, s := range []string{".json", ".json.tmp", ".log"} {
-		os.Remove(d.Path(name, s)) //nolint:errcheck // best effort: it may not exist
+		os.Remove(d.Path(name, s)) // best effort: it may not exist
 	}
 }
 
 // RemoveRecord deletes an instance's record but keeps its log, which `instance start` reads when
 // the instance failed to start.
 func (d Dir) RemoveRecord(name string) {
-	os.Remove(d.Path(name, ".json")) //nolint:errcheck // best effort: it may not exist
+	os.Remove(d.Path(name, ".json")) // best effort: it may not exist
 }
 
 // List returns the live instances whose names match the shell pattern, sorted by name, removing
