@@ -51,7 +51,8 @@ type launchOptions struct {
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
 	apptainer                    apptainerOptions
-	ref                          refOptions // for an IMAGE given by reference
+	ref                          refOptions    // for an IMAGE given by reference
+	inst                         *instanceHook // set by an instance's monitor (instance.go)
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -158,6 +159,9 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err := o.applyApptainer(g); err != nil {
 		return err
 	}
+	if name, ok := strings.CutPrefix(image, instanceScheme); ok {
+		return joinInstance(ctx, g, verb, o, name, args)
+	}
 	conf, err := loadConfig(o.config)
 	if err != nil {
 		return err
@@ -186,6 +190,14 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	// -d shows each step the setup stage takes inside the namespaces; without it the stage sends none.
 	s.Debug = g.Debug
 	lo := launchSettings(g, img)
+	if o.inst != nil {
+		s.Instance, o.inst.spec = true, s
+		lo.Started = func(pid int) {
+			if serr := o.inst.started(pid); serr != nil {
+				g.Logger.Error("instance", "err", serr)
+			}
+		}
+	}
 	lo.Interactive = term.IsTerminal(int(os.Stdin.Fd()))
 	lo.Prestarted = stage
 	lo.Session = sessionOptions(o, conf, img)

@@ -156,6 +156,7 @@ func LaunchVerbs(g *Globals) []*cobra.Command {
 		newAuditCmd(g),
 		newCacheCmd(g),
 		newSessionCmd(g),
+		newInstanceCmd(g),
 	}
 }
 

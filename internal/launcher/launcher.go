@@ -53,6 +53,9 @@ type Options struct {
 	// Prestarted is a setup process started early with Prestart (with these same options); Run uses it
 	// when its shape fits the Spec, and ends it and starts another otherwise. Nil: Run starts one.
 	Prestarted *Pending
+	// Started, when set, is called with the setup process's PID once the program has started (the
+	// container is set up): an instance's monitor records it then for joins.
+	Started func(pid int)
 }
 
 // ErrTimedOut is returned by Run, with the status, when the program ran past Options.Timeout.
@@ -123,6 +126,9 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
 	fuse, startErr := c.serve(s, img, o)
 	o.Logger.Debug("container setup finished", "err", startErr)
+	if startErr == nil && o.Started != nil {
+		o.Started(c.cmd.Process.Pid)
+	}
 	status, waitErr := c.wait(sigs, o)
 	o.Logger.Debug("program exited", "status", status)
 	if fuse != nil {

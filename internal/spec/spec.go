@@ -44,6 +44,10 @@ type Spec struct {
 	// Overlays are extra layers of the root file system: at most one writable directory (changes
 	// persist there) and any number of read-only ones, above the image.
 	Overlays []Overlay `json:"overlays,omitempty"`
+	// Instance keeps the container's init (it needs Namespaces.PID) running after the program
+	// exits, until a signal stops it, and makes a missing program (an image without a
+	// /.singularity.d/startscript) no error: an instance stays up until stopped, as Apptainer's do.
+	Instance bool `json:"instance,omitempty"`
 }
 
 // Overlay is a host directory layered over the image. A writable one holds upper/ and work/

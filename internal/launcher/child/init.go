@@ -23,26 +23,60 @@ func runInit(prog string, s *spec.Spec) error {
 	signal.Notify(chld, unix.SIGCHLD)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, signals.NotIgnored(signals.Forwarded)...)
+	pid, err := startProgram(prog, s)
+	if err != nil {
+		return err
+	}
+	// The program runs: let the parent see the socket close.
+	unix.Close(SocketFD)
+	stopping := false
+	for {
+		select {
+		case <-chld:
+			ws, done := reap(pid)
+			switch {
+			case done && s.Instance && !stopping:
+				// An instance outlives its startscript, as Apptainer's do.
+				pid = 0
+			case done:
+				writeExit(ws)
+				return initExit{ExitStatus(ws)}
+			}
+		case sig := <-sigs:
+			stopping = stopping || stops(sig)
+			if pid > 0 {
+				unix.Kill(pid, sig.(unix.Signal)) //nolint:errcheck // it may have just exited
+			} else if stops(sig) {
+				// An instance with no program left: the stop signal ends it, and the kernel kills what
+				// is left in the namespace (joined programs included).
+				return initExit{128 + int(sig.(unix.Signal))}
+			}
+		}
+	}
+}
+
+// startProgram starts the program; prog "" (an instance without a startscript) starts none.
+func startProgram(prog string, s *spec.Spec) (int, error) {
+	if prog == "" {
+		return 0, nil
+	}
 	proc, err := os.StartProcess(prog, s.Args, &os.ProcAttr{
 		Env:   s.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 	})
 	if err != nil {
-		return fmt.Errorf("run %s in the container: %w", s.Args[0], err)
+		return 0, fmt.Errorf("run %s in the container: %w", s.Args[0], err)
 	}
-	// The program runs: let the parent see the socket close.
-	unix.Close(SocketFD)
-	for {
-		select {
-		case <-chld:
-			if ws, done := reap(proc.Pid); done {
-				writeExit(ws)
-				return initExit{ExitStatus(ws)}
-			}
-		case sig := <-sigs:
-			proc.Signal(sig) //nolint:errcheck // it may have just exited
-		}
+	return proc.Pid, nil
+}
+
+// stops says whether a signal ends an instance whose program has exited.
+func stops(sig os.Signal) bool {
+	switch sig {
+	case unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2:
+		return true
 	}
+	return false
 }
 
 // initExit is how runInit reports the program's status to Main.

@@ -129,6 +129,10 @@ func run(s *spec.Spec, img, session *os.File) error {
 		return err
 	}
 	prog, err := lookPath(s.Args[0], s.Env)
+	if err != nil && s.Instance && commandStatus(err) == 127 {
+		// An instance of an image without a startscript runs no program, only its init.
+		prog, err = "", nil
+	}
 	if err != nil {
 		return programError{commandStatus(err), err}
 	}
