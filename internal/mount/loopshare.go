@@ -9,6 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// LoopLock is the lock file that AttachShared takes, the same for root's launches and the setuid
+// starter's: both then find each other's device, and every kernel mount of one image on a node
+// is one loop device, one squashfs superblock and one page cache. /run is root's; the file is
+// opened without following links.
+const LoopLock = "/run/hpcctl-loop.lock"
+
 // AttachShared returns a read-only, autoclear loop device bound to the byte range [offset,
 // offset+size) of the file open as backing: one that another container of the same image
 // already uses, else a new one. The search and the attach happen under an exclusive lock on

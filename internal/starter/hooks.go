@@ -12,10 +12,6 @@ import (
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
-// lockPath serialises loop device search and attach between starters (mount.AttachShared). /run
-// is root's; the lock file is opened without following links.
-const lockPath = "/run/hpcctl-starter.lock"
-
 // hooks are the starter's steps inside the setup stage (child.Privileged).
 type hooks struct {
 	id identity
@@ -27,7 +23,7 @@ type hooks struct {
 // The mount is read-only, nosuid and nodev, so a setuid file in the image is inert.
 func (h *hooks) MountImage(s *spec.Spec, img *os.File, target string) error {
 	return h.id.asRoot(func() error {
-		dev, path, err := mount.AttachShared(img, s.RootFS.Offset, s.RootFS.Size, lockPath)
+		dev, path, err := mount.AttachShared(img, s.RootFS.Offset, s.RootFS.Size, mount.LoopLock)
 		if err != nil {
 			return err
 		}

@@ -289,12 +289,14 @@ func mountLoop(s *spec.Spec, img *os.File, target string) error {
 	if privileged != nil {
 		return privileged.MountImage(s, img, target)
 	}
-	dev, path, err := mount.AttachLoop(img, s.RootFS.Offset, s.RootFS.Size)
+	// The device another container of this image (root's or the starter's) already uses, so
+	// that the kernel mounts the same superblock: one page cache for all of them (issue 14).
+	dev, path, err := mount.AttachShared(img, s.RootFS.Offset, s.RootFS.Size, mount.LoopLock)
 	if err != nil {
 		return err
 	}
-	// Closing our descriptor leaves the mount as the device's only user: autoclear detaches the
-	// device when the mount namespace, and with it the mount, goes away.
+	// Closing our descriptor leaves the mounts as the device's only users: autoclear detaches the
+	// device when the last mount namespace using it, and with it the mount, goes away.
 	defer dev.Close()
 	err = mount.Mount(path, target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 	if errors.Is(err, unix.EIO) {
