@@ -1,11 +1,12 @@
 // Command sessionbench measures shared image sessions (issue 14), in one run, as root with a plain
 // user: a warm import-heavy Python start in the container against the same command chrooted into
 // the unpacked tree; a warm `exec IMAGE /bin/true`; and the page cache that 16 concurrent
-// containers reading the whole image add, against one container's.
+// containers reading the whole image add, against one container's. The machine may be busy with
+// other work: timings alternate the commands compared, run by run, and report medians and the
+// median of the run-by-run ratios; the page cache is counted in a memory cgroup of its own.
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +26,10 @@ import (
 // library packages that loads a comparable number of modules from the image.
 const pyImports = "import json, email.parser, http.client, xml.etree.ElementTree, decimal, asyncio, unittest, argparse, logging, csv, ssl, sqlite3, multiprocessing, concurrent.futures, pydoc, difflib, tarfile, zipfile, statistics, fractions"
 
-// readAll reads every regular file of the image once (the root only: binds are other devices).
-const readAll = "find / -xdev -type f -readable -print0 2>/dev/null | xargs -0 cat > /dev/null 2>&1; true"
+// readAll reads every regular file of the image once (the root only: binds are other devices),
+// says so (read-N in its working directory, a host directory), and keeps its mount until the
+// file go appears there: a container's own FUSE mount, and its page cache, go when it ends.
+const readAll = `find / -xdev -type f -readable -print0 2>/dev/null | xargs -0 cat > /dev/null 2>&1; : > "read-$1"; while [ ! -e go ]; do sleep 0.1; done`
 
 func main() {
 	if err := run(); err != nil {
@@ -38,7 +41,7 @@ func main() {
 type bench struct {
 	hpcctl, image, tree, conf string
 	cred                      *syscall.Credential
-	n                         int
+	n, rounds                 int
 }
 
 func run() error {
@@ -47,7 +50,8 @@ func run() error {
 	flag.StringVar(&b.hpcctl, "hpcctl", "bin/hpcctl", "hpcctl binary")
 	flag.StringVar(&b.tree, "tree", os.Getenv("HPCCTL_TEST_DEBIAN_ROOTFS"), "the unpacked Debian+python3 tree (scripts/fixtures.sh)")
 	flag.StringVar(&name, "user", "hpcuser", "plain user who runs the containers")
-	flag.IntVar(&b.n, "n", 20, "runs per timing")
+	flag.IntVar(&b.n, "n", 20, "runs of each command per timing, alternating")
+	flag.IntVar(&b.rounds, "rounds", 3, "rounds of the page cache measurement")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("run as root (it chroots, drops the page cache and runs containers as -user)")
@@ -86,81 +90,140 @@ func run() error {
 	return nil
 }
 
-// python compares the warm import in the container (joining a warm session) with the chroot.
+// python compares the warm import in the container (joining a warm session) with the chroot, and
+// times a warm `exec IMAGE /bin/true` in the same runs: the container's start is in its time.
 func (b *bench) python() error {
-	in, err := b.times(b.n, b.exec(true, "/usr/bin/python3", "-c", pyImports))
+	d, err := b.alternate([]*syscall.Credential{b.cred, nil, b.cred}, [][]string{
+		b.exec(true, "/usr/bin/python3", "-c", pyImports),
+		{"chroot", b.tree, "/usr/bin/python3", "-c", pyImports},
+		b.exec(true, "/bin/true"),
+	})
 	if err != nil {
 		return err
 	}
-	host, err := b.timesAs(nil, b.n, []string{"chroot", b.tree, "/usr/bin/python3", "-c", pyImports})
-	if err != nil {
-		return err
-	}
-	ratio := float64(median(in)) / float64(median(host))
-	fmt.Printf("python3 import set, warm: container %s, chroot %s, ratio %.2f (target <= 1.15)\n", ms(median(in)), ms(median(host)), ratio)
+	in, host, start := d[0], d[1], d[2]
+	fmt.Printf("python3 import set, warm: container %s, chroot %s, ratio %.2f (median of %d paired runs; target <= 1.15); container start (/bin/true) %s\n",
+		ms(median(in)), ms(median(host)), medianRatio(in, host), len(in), ms(median(start)))
 	return nil
 }
 
 // trueStart times a warm `exec IMAGE /bin/true` as the plain user, with and without a session.
 func (b *bench) trueStart() error {
-	on, err := b.times(b.n, b.exec(true, "/bin/true"))
+	d, err := b.alternate([]*syscall.Credential{b.cred, b.cred}, [][]string{b.exec(true, "/bin/true"), b.exec(false, "/bin/true")})
 	if err != nil {
 		return err
 	}
-	off, err := b.times(b.n, b.exec(false, "/bin/true"))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("exec IMAGE /bin/true as a plain user: median %s with a session (target < 20 ms), %s without\n", ms(median(on)), ms(median(off)))
+	fmt.Printf("exec IMAGE /bin/true as a plain user: median %s with a session (target < 20 ms), %s without\n", ms(median(d[0])), ms(median(d[1])))
 	return nil
 }
 
 // pageCache compares the page cache growth of 16 concurrent containers each reading the whole
-// image with that of one, with sessions, and shows 16 without sessions for scale.
+// image with that of one, with sessions, and shows 16 without sessions for scale. Each round
+// measures all three; the figures are the medians of the rounds. The cgroup's count is the
+// measure; /proc/meminfo's Cached, which the rest of the machine moves too, is shown beside it.
 func (b *bench) pageCache() error {
-	one, err := b.cacheGrowth(1, true)
+	cg, err := newMemCgroup()
 	if err != nil {
 		return err
 	}
-	many, err := b.cacheGrowth(16, true)
-	if err != nil {
-		return err
+	defer cg.remove()
+	if err := cg.enter(); err != nil {
+		return fmt.Errorf("enter the memory cgroup: %w", err)
 	}
-	alone, err := b.cacheGrowth(16, false)
-	if err != nil {
-		return err
+	var one, many, alone, mOne, mMany, mAlone []int64
+	for range b.rounds {
+		for _, m := range []struct {
+			n       int
+			session bool
+			cg, mi  *[]int64
+		}{{1, true, &one, &mOne}, {16, true, &many, &mMany}, {16, false, &alone, &mAlone}} {
+			c, mi, err := b.cacheGrowth(cg, m.n, m.session)
+			if err != nil {
+				return err
+			}
+			*m.cg, *m.mi = append(*m.cg, c), append(*m.mi, mi)
+		}
 	}
-	fmt.Printf("page cache growth reading the whole image: 1 container %d MiB, 16 with a session %d MiB (ratio %.2f, target <= 1.2), 16 without %d MiB\n",
-		one>>20, many>>20, float64(many)/float64(max(one, 1)), alone>>20)
+	ratio := func(a, b []int64) float64 { return float64(medianInt(a)) / float64(max(medianInt(b), 1)) }
+	fmt.Printf("page cache growth reading the whole image (memory cgroup, median of %d rounds): 1 container %d MiB, 16 with a session %d MiB (ratio %.2f, target <= 1.2), 16 without %d MiB (ratio %.2f)\n",
+		b.rounds, medianInt(one)>>20, medianInt(many)>>20, ratio(many, one), medianInt(alone)>>20, ratio(alone, one))
+	fmt.Printf("  the same runs by /proc/meminfo Cached: 1 container %d MiB, 16 with a session %d MiB (ratio %.2f), 16 without %d MiB\n",
+		medianInt(mOne)>>20, medianInt(mMany)>>20, ratio(mMany, mOne), medianInt(mAlone)>>20)
 	return nil
 }
 
 // cacheGrowth drops the page cache (and the sessions, whose FUSE cache it would keep), runs n
-// containers at once that each read the whole image, and returns how much Cached grew.
-func (b *bench) cacheGrowth(n int, session bool) (int64, error) {
+// containers at once that each read the whole image, and returns how much the page cache
+// charged to the cgroup grew, and how much /proc/meminfo's Cached did.
+func (b *bench) cacheGrowth(cg *memCgroup, n int, session bool) (int64, int64, error) {
 	b.endSessions()
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
-		return 0, fmt.Errorf("drop the page cache: %w", err)
+		return 0, 0, fmt.Errorf("drop the page cache: %w", err)
 	}
-	before, err := cached()
+	before, err := cg.cached()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	mBefore, err := meminfoCached()
+	if err != nil {
+		return 0, 0, err
+	}
+	work, err := b.workDir()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(work)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = b.timeAs(b.cred, b.exec(session, "/bin/sh", "-c", readAll))
+			_, errs[i] = b.timeIn(work, b.cred, b.exec(session, "/bin/sh", "-c", readAll, "sh", strconv.Itoa(i)))
 		}()
 	}
+	// Counted while every container still has its mount, then they are let go.
+	after, mAfter, err := cg.cachedOnce(work, n)
+	os.WriteFile(filepath.Join(work, "go"), nil, 0o644) //nolint:errcheck // a failure shows as containers that never end
 	wg.Wait()
-	if err = errors.Join(errs...); err != nil {
-		return 0, err
+	if err != nil {
+		return 0, 0, err
 	}
-	after, err := cached()
-	return after - before, err
+	if err = errors.Join(errs...); err != nil {
+		return 0, 0, err
+	}
+	return after - before, mAfter - mBefore, nil
+}
+
+// cachedOnce waits until the n containers working in work have read the image (read-N files),
+// then returns the cgroup's and /proc/meminfo's page cache.
+func (cg *memCgroup) cachedOnce(work string, n int) (int64, int64, error) {
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		done, _ := filepath.Glob(filepath.Join(work, "read-*"))
+		if len(done) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("%d of %d containers read the image in 30 minutes", len(done), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c, err := cg.cached()
+	if err != nil {
+		return 0, 0, err
+	}
+	m, err := meminfoCached()
+	return c, m, err
+}
+
+// workDir makes a directory of the plain user's for the containers' marker files.
+func (b *bench) workDir() (string, error) {
+	d, err := os.MkdirTemp(filepath.Dir(b.image), "work-")
+	if err == nil {
+		err = os.Chown(d, int(b.cred.Uid), int(b.cred.Gid))
+	}
+	return d, err
 }
 
 // exec is the hpcctl command line that runs argv in the image, in a session or not.
@@ -172,28 +235,32 @@ func (b *bench) exec(session bool, argv ...string) []string {
 	return append(append(args, b.image), argv...)
 }
 
-// times runs argv as the plain user once to warm up, then n times.
-func (b *bench) times(n int, argv []string) ([]time.Duration, error) {
-	return b.timesAs(b.cred, n, argv)
-}
-
-func (b *bench) timesAs(cred *syscall.Credential, n int, argv []string) ([]time.Duration, error) {
-	var d []time.Duration
-	for i := range n + 1 {
-		t, err := b.timeAs(cred, argv)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			d = append(d, t)
+// alternate runs each command (as creds[i], nil for root) once to warm up, then all of them in
+// turn n times, so that a machine whose speed drifts slows them alike; it returns each one's times.
+func (b *bench) alternate(creds []*syscall.Credential, cmds [][]string) ([][]time.Duration, error) {
+	d := make([][]time.Duration, len(cmds))
+	for i := range b.n + 1 {
+		for j, argv := range cmds {
+			t, err := b.timeAs(creds[j], argv)
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				d[j] = append(d[j], t)
+			}
 		}
 	}
 	return d, nil
 }
 
 func (b *bench) timeAs(cred *syscall.Credential, argv []string) (time.Duration, error) {
+	return b.timeIn("/", cred, argv)
+}
+
+// timeIn runs argv in dir as cred (nil: root) and returns how long it took.
+func (b *bench) timeIn(dir string, cred *syscall.Credential, argv []string) (time.Duration, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = "/"
+	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/", "LANG=C"}
 	if cred != nil {
@@ -222,23 +289,6 @@ func (b *bench) endSessions() {
 	time.Sleep(200 * time.Millisecond) // the kernel tears the mounts down after the exits
 }
 
-// cached is /proc/meminfo's Cached, in bytes.
-func cached() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if f := strings.Fields(s.Text()); len(f) >= 2 && f[0] == "Cached:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no Cached in /proc/meminfo")
-}
-
 func credential(name string) (*syscall.Credential, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -251,6 +301,22 @@ func credential(name string) (*syscall.Credential, error) {
 
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// medianRatio is the median of the run-by-run ratios a[i]/b[i].
+func medianRatio(a, b []time.Duration) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = float64(a[i]) / float64(b[i])
+	}
+	slices.Sort(r)
+	return r[len(r)/2]
+}
+
+func medianInt(v []int64) int64 {
+	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
