@@ -127,6 +127,7 @@ func (id identity) asRoot(f func() error) error {
 		fmt.Fprintf(os.Stderr, "hpcctl-starter: %v\n", err2)
 		os.Exit(1)
 	}
+	id.dieWithParent() // each switch of the file-system IDs cleared it
 	return err
 }
 
