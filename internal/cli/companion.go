@@ -104,7 +104,9 @@ func runCompanion(ctx context.Context, g *Globals, verb string, args []string, i
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, append([]*os.File{image}, inherit...)
-	return companionResult(g, path, verb, stderr.String(), cmd.Run())
+	// Run first: the arguments of a call are evaluated in order, and stderr is only written by Run.
+	err = cmd.Run()
+	return companionResult(g, path, verb, stderr.String(), err)
 }
 
 // companionResult prints what a companion command wrote to stderr and returns its error: on
