@@ -11,6 +11,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hpcctl/hpcctl/internal/sif/siftest"
+	"github.com/hpcctl/hpcctl/internal/testutil"
 )
 
 // cpCase is one Apptainer-style command line: its environment, arguments, and what it prints.
@@ -317,4 +318,53 @@ func scifImage(t *testing.T, e *ltEnv) string {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// TestCompatNoPathFindsSquashfuse: a caller without any environment (env -i: cron, some
+// schedulers' prologs) still mounts the image with squashfuse_ll, found in the standard
+// directories, or at the path the configuration gives (a wrapper that leaves a mark shows that
+// one ran), as root (--backend squashfuse) and as a plain user.
+func TestCompatNoPathFindsSquashfuse(t *testing.T) {
+	e := ltSetup(t)
+	testutil.NeedCommands(t, "squashfuse_ll")
+	real, err := exec.LookPath("squashfuse_ll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range ltWho {
+		t.Run(string(as), func(t *testing.T) {
+			dir := e.workdir(t)
+			mark := filepath.Join(dir, "mark")
+			wrapper := filepath.Join(dir, "sqfs-wrapper")
+			script := "#!/bin/sh\necho ran >" + mark + "\nexec " + real + " \"$@\"\n"
+			conf := filepath.Join(dir, "hpcctl.conf")
+			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(conf, []byte("squashfuse = \""+wrapper+"\"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				name string
+				args []string
+			}{
+				{"standard directories", []string{"exec", "--backend", "squashfuse", "--no-session", e.bb, "echo", "ok"}},
+				{"configured path", []string{"exec", "--config", conf, "--backend", "squashfuse", "--no-session", e.bb, "echo", "ok"}},
+			} {
+				cmd := e.cmd(t, as, dir, nil, c.args...)
+				// env -i: nothing but the harness's token, which finds leftover processes.
+				cmd.Env = []string{"HPCCTL_E2E_TOKEN=" + e.token}
+				out, err := cmd.CombinedOutput()
+				if err != nil || string(out) != "ok\n" {
+					t.Fatalf("%s: %v, output %q", c.name, err, out)
+				}
+				if _, err := os.Stat(mark); (err == nil) != (c.name == "configured path") {
+					t.Errorf("%s: the configured squashfuse_ll ran: %v", c.name, err == nil)
+				}
+			}
+			if b, err := os.ReadFile(mark); err != nil || string(b) != "ran\n" {
+				t.Errorf("the configured squashfuse_ll did not run: %v %q", err, b)
+			}
+		})
+	}
 }
