@@ -368,3 +368,77 @@ func TestCompatNoPathFindsSquashfuse(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatNestedBinds: a bind whose mount point lies inside another bind's host directory,
+// which lacks it (-B a:/x -B b:/x/y, and a bind under a custom --home), gets it in a private
+// layer: the host directory is left as it was, its entries stay readable and writable, a new
+// name beside them fails loudly (read-only), as root and as a plain user.
+func TestCompatNestedBinds(t *testing.T) {
+	e := ltSetup(t)
+	before := ltTake(t)
+	for _, as := range ltWho {
+		t.Run(string(as), func(t *testing.T) {
+			dir := e.workdir(t)
+			mk := func(name, content string) string {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o666); err != nil {
+					t.Fatal(err)
+				}
+				for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
+					os.Chmod(d, 0o777) //nolint:errcheck // umask; the plain user writes here
+				}
+				os.Chmod(p, 0o666) //nolint:errcheck // umask
+				return filepath.Dir(p)
+			}
+			a, b := mk("a/fa", "A\n"), mk("b/fb", "B\n")
+			mk("a/p/fp", "P\n")
+			home := mk("h/fh", "H\n")
+			if err := os.Symlink("fa", filepath.Join(a, "link")); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				name   string
+				args   []string
+				script string
+				stdout string
+			}{
+				{"nested", []string{"-B", a + ":/x", "-B", b + ":/x/y"},
+					`cat /x/fa /x/y/fb /x/link /x/p/fp; echo a2 >> /x/fa; echo new > /x/y/new; touch /x/other 2>/dev/null || echo refused`, "A\nB\nA\nP\nrefused\n"},
+				{"two inside one", []string{"-B", a + ":/x", "-B", b + ":/x/y", "-B", b + ":/x/z/deeper"},
+					`cat /x/y/fb /x/z/deeper/fb; ls /x`, "B\nB\nfa\nlink\np\ny\nz\n"},
+				{"deeper, inside an entry", []string{"-B", a + ":/x", "-B", b + ":/x/p/q"}, `cat /x/p/fp /x/p/q/fb`, "P\nB\n"},
+				{"read-only outer", []string{"-B", a + ":/x:ro", "-B", b + ":/x/y"},
+					`cat /x/fa; echo w >> /x/fa 2>/dev/null || echo ro; echo w > /x/y/w && echo rw`, "A\na2\nro\nrw\n"},
+				{"under a custom home", []string{"--home", home + ":/home/me", "-B", b + ":/home/me/data/in"},
+					`cd; cat fh data/in/fb; echo h2 >> fh`, "H\nB\n"},
+			} {
+				r := e.run(t, as, dir, nil, "", append(append([]string{"exec"}, c.args...), e.bb, "sh", "-c", c.script)...)
+				if r.code != 0 || r.stdout != c.stdout {
+					t.Errorf("%s: exit %d, stdout %q (want %q), stderr %q", c.name, r.code, r.stdout, c.stdout, r.stderr)
+				}
+			}
+			for _, c := range []struct{ dir, want string }{{a, "fa link p"}, {filepath.Join(a, "p"), "fp"}, {home, "fh"}} {
+				entries, err := os.ReadDir(c.dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, en := range entries {
+					names = append(names, en.Name())
+				}
+				if got := strings.Join(names, " "); got != c.want {
+					t.Errorf("%s on the host holds %q, want %q: hpcctl created mount points there", c.dir, got, c.want)
+				}
+			}
+			for file, want := range map[string]string{filepath.Join(a, "fa"): "A\na2\n", filepath.Join(b, "new"): "new\n", filepath.Join(home, "fh"): "H\nh2\n"} {
+				if got, err := os.ReadFile(file); err != nil || string(got) != want {
+					t.Errorf("%s: %q, %v; want %q (writes through the layer reach the host)", file, got, err, want)
+				}
+			}
+		})
+	}
+	e.nothingLeft(t, before, e.bb)
+}

@@ -62,15 +62,25 @@ func openSources(ms []spec.Mount, log *stepLog) (sources, error) {
 // the root, so that a later mount is placed on top of an earlier one as the Spec orders. Mount
 // points under a tmpfs of the Spec (a minimal /dev) are created in that tmpfs.
 func applyMounts(root int, ms []spec.Mount, ss sources, log *stepLog) error {
+	under := newUnderlays()
+	defer under.close()
 	for i, m := range ms {
 		if skipped(m, ss[i]) {
 			continue
 		}
 		create := mount.CreateNothing
-		if coveringKind(ms, i) == spec.KindTmpfs {
+		covering := coveringKind(ms, i)
+		if covering == spec.KindTmpfs {
 			create = mount.CreateFile
 			if isDirMount(m, ss[i]) {
 				create = mount.CreateDir
+			}
+		}
+		if covering == spec.KindBind && !m.Optional && m.Kind != spec.KindSymlink {
+			// A bind's host directory may lack the mount point (prepareUpper made it in the
+			// layer the bind now covers): see underlays.
+			if err := under.mountPoint(root, m, isDirMount(m, ss[i]), log); err != nil {
+				return fmt.Errorf("mount point %s: %w", m.Destination, err)
 			}
 		}
 		err := applyMount(root, m, ss[i], create)
@@ -83,7 +93,7 @@ func applyMounts(root int, ms []spec.Mount, ss sources, log *stepLog) error {
 			return optionalFailed(m, err)
 		}
 	}
-	return nil
+	return under.seal(log)
 }
 
 // optionalFailed says, for an optional mount, that it failed for another reason than a missing
