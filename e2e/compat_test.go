@@ -442,3 +442,92 @@ func TestCompatNestedBinds(t *testing.T) {
 	}
 	e.nothingLeft(t, before, e.bb)
 }
+
+// TestCompatImageBindsAndOverlays: bind options image-src= and id= bind a directory of a squashfs
+// image or of a SIF partition, read-only; a squashfs image or a SIF's squashfs overlay
+// partition is a read-only --overlay layer (beside a writable directory); ext3 images and other
+// misuse are refused with one line; as root (the kernel) and as a plain user (squashfuse_ll).
+func TestCompatImageBindsAndOverlays(t *testing.T) {
+	e := ltSetup(t)
+	testutil.NeedCommands(t, "mkfs.ext3")
+	before := ltTake(t)
+	dir := e.workdir(t)
+	tree := filepath.Join(dir, "tree")
+	for name, content := range map[string]string{"t": "top\n", "sub/s": "inner\n"} {
+		p := filepath.Join(tree, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sqfs := filepath.Join(dir, "d.sqfs")
+	if b, err := exec.Command("mksquashfs", tree, sqfs, "-noappend", "-quiet", "-no-progress", "-all-root").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v: %s", err, b)
+	}
+	ext3 := filepath.Join(dir, "e.img")
+	if b, err := exec.Command("dd", "if=/dev/zero", "of="+ext3, "bs=1M", "count=2").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v: %s", err, b)
+	}
+	if b, err := exec.Command("mkfs.ext3", "-q", "-F", ext3).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext3: %v: %s", err, b)
+	}
+	// A SIF (the busybox image) with the squashfs as a data partition, one with it as an
+	// overlay partition, and one with an ext3 overlay partition (Apptainer's writable kind).
+	withPart := func(name, file string, isExt3, overlay bool) (string, uint32) {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(e.bb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err = os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		id, err := siftest.AddPartition(p, file, isExt3, overlay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, id
+	}
+	data, dataID := withPart("data.sif", sqfs, false, false)
+	ovSIF, _ := withPart("ov.sif", sqfs, false, true)
+	extSIF, _ := withPart("ext.sif", ext3, true, true)
+	for _, f := range []string{sqfs, ext3} {
+		os.Chmod(f, 0o644) //nolint:errcheck // umask; the plain user reads them
+	}
+	id := fmt.Sprint(dataID)
+	readData := func(flags ...string) func(string) []string {
+		return func(string) []string {
+			return append(append([]string{"exec"}, flags...), e.bb, "sh", "-c", "cat /data/t /data/sub/s 2>&1; touch /data/new 2>/dev/null || echo ro")
+		}
+	}
+	sh := func(script string, flags ...string) func(string) []string {
+		return func(string) []string { return append(append([]string{"exec"}, flags...), e.bb, "sh", "-c", script) }
+	}
+	cpRun(t, e, []cpCase{
+		{name: "image-src=/ of a squashfs", args: readData("-B", sqfs+":/data:image-src=/"), stdout: "top\ninner\nro\n"},
+		{name: "image-src= a subdirectory", args: sh("cat /d/s", "-B", sqfs+":/d:image-src=/sub"), stdout: "inner\n"},
+		{name: "id= a SIF partition", args: readData("-B", data+":/data:id="+id), stdout: "top\ninner\nro\n"},
+		{name: "--mount with image-src", args: sh("cat /d/s", "--mount", "type=bind,src="+sqfs+",dst=/d,image-src=/sub"), stdout: "inner\n"},
+		{name: "a SIF's root partition", args: sh("test -x /r/bin/busybox && echo root", "-B", data+":/r:image-src=/"), stdout: "root\n"},
+		{name: "squashfs overlay", args: sh("cat /t /sub/s; touch /t2 2>/dev/null || echo ro", "--overlay", sqfs), stdout: "top\ninner\nro\n"},
+		{name: "squashfs overlay under a writable directory", args: func(d string) []string {
+			// The working directory d is bound: the write shows in d/ov/upper.
+			return []string{"exec", "--overlay", sqfs + ":ro", "--overlay", d + "/ov", e.bb, "sh", "-c", "cat /t; echo w > /w; cat " + d + "/ov/upper/w /w"}
+		}, stdout: "top\nw\nw\n"},
+		{name: "SIF overlay partition", args: sh("cat /sub/s", "--overlay", ovSIF), stdout: "inner\n"},
+		{name: "ext3 image bind", args: sh("true", "-B", ext3+":/e:image-src=/"), code: 255, stderr: "ext3"},
+		{name: "ext3 overlay partition", args: sh("true", "--overlay", extSIF), code: 255, stderr: "ext3"},
+		{name: "id= of a squashfs file", args: sh("true", "-B", sqfs+":/d:id=2"), code: 255, stderr: "leave out id="},
+		{name: "no such object", args: sh("true", "-B", data+":/d:id=99"), code: 255, stderr: "object 99"},
+		{name: "no such image-src", args: sh("true", "-B", sqfs+":/d:image-src=/nope"), code: 255, stderr: "image-src=/nope"},
+		{name: "not an image", args: sh("true", "-B", "/etc/hostname:/d:image-src=/"), code: 255, stderr: "neither a squashfs image nor a SIF"},
+		{name: "rw image", args: sh("true", "-B", sqfs+":/d:image-src=/,rw"), code: 255, stderr: "read-only"},
+		{name: "writable image overlay", args: sh("true", "--overlay", sqfs+":rw"), code: 255, stderr: "read-only layer"},
+		{name: "two writable directories", args: func(d string) []string {
+			return []string{"exec", "--overlay", sqfs, "--overlay", d + "/a", "--overlay", d + "/b", e.bb, "true"}
+		}, code: 255, stderr: "only one may be writable"},
+	})
+	e.nothingLeft(t, before, e.bb)
+}
