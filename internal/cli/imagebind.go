@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
+	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/sif"
 	"github.com/hpcctl/hpcctl/internal/spec"
 	"github.com/hpcctl/hpcctl/internal/squashfs/superblock"
@@ -14,6 +16,30 @@ import (
 func isImageFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// wantsImages reports whether the launch binds an image (image-src=, id=) or layers an image
+// file: those take the user-namespace path, where squashfuse_ll serves them, not the setuid
+// starter. Options that do not parse say nothing here; buildSpec reports them.
+func (o *launchOptions) wantsImages() bool {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	for _, specs := range [][]string{o.binds, o.apptainer.envBinds} {
+		binds, _ := isolation.ParseBinds(specs, cwd)
+		if slices.ContainsFunc(binds, func(b isolation.Bind) bool { return b.Image != nil }) {
+			return true
+		}
+	}
+	for _, specs := range [][]string{o.apptainer.mounts, o.apptainer.envMounts} {
+		binds, _ := isolation.ParseMounts(specs, cwd)
+		if slices.ContainsFunc(binds, func(b isolation.Bind) bool { return b.Image != nil }) {
+			return true
+		}
+	}
+	ovs, _ := isolation.ParseOverlaysWith(o.overlays, cwd, isImageFile)
+	return slices.ContainsFunc(ovs, func(ov spec.Overlay) bool { return ov.Image > 0 })
 }
 
 // resolveImages locates the squashfs of each of the Spec's extra images (image binds, image
