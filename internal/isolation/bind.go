@@ -156,7 +156,7 @@ func (b *Bind) option(opt string) error {
 		}
 		b.image().Partition = id
 	default:
-		return fmt.Errorf("option %q is neither ro, rw, image-src= nor id=", opt)
+		return fmt.Errorf("option %q is neither ro nor rw, nor image-src=DIR or id=N for an image", opt)
 	}
 	return nil
 }

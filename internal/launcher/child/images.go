@@ -49,12 +49,15 @@ func (e extraImages) close() {
 // squashfuse_ll, which the parent starts on the connection sent to it.
 func mountExtras(s *spec.Spec, files []*os.File, log *stepLog) (extraImages, error) {
 	var e extraImages
-	if len(files) == 0 {
+	if len(s.Images) == 0 {
 		return e, nil
 	}
 	if privileged != nil {
-		// hpcctl refuses them before choosing the starter (resolveImages); this is the backstop.
+		// hpcctl takes the user-namespace path for them (wantsImages); this is the backstop.
 		return e, errors.New("image binds and image overlays are not available through the setuid starter: run with --userns")
+	}
+	if len(files) != len(s.Images) {
+		return e, fmt.Errorf("received %d of the %d bound and overlay images from hpcctl", len(files), len(s.Images))
 	}
 	dir := filepath.Join(stagingDir, "images")
 	if err := mkdirs(dir); err != nil {

@@ -39,6 +39,11 @@ func (u *underlays) close() {
 // mountPoint creates m's missing mount point inside root, shadowing the deepest existing
 // directory on its way when that directory is not already an underlay.
 func (u *underlays) mountPoint(root int, m spec.Mount, dir bool, log *stepLog) error {
+	if fd, err := mount.OpenInRoot(root, m.Destination, mount.CreateNothing); err == nil {
+		// The common case: the mount point is there.
+		unix.Close(fd)
+		return nil
+	}
 	parent, missing, err := deepestDir(root, m.Destination)
 	if err != nil {
 		return err
