@@ -190,6 +190,13 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	// -d shows each step the setup stage takes inside the namespaces; without it the stage sends none.
 	s.Debug = g.Debug
 	lo := launchSettings(g, img)
+	if len(s.Images) > 0 && s.Namespaces.User && lo.Squashfuse == "" {
+		// Image binds and overlays are served by squashfuse_ll in a user namespace, whatever
+		// serves the root image (a sandbox directory, --unsquash).
+		if lo.Squashfuse = hostfacts.Probe(conf.Squashfuse).Squashfuse; lo.Squashfuse == "" {
+			return errors.New("image binds and image overlays need squashfuse_ll: install the squashfuse package")
+		}
+	}
 	if o.inst != nil {
 		s.Instance, o.inst.spec = true, s
 		lo.Started = func(pid int) {
@@ -293,6 +300,9 @@ func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb 
 	if err := checkBindSources(s.Mounts); err != nil {
 		return nil, err
 	}
+	if err := resolveImages(s, o.starter.path != ""); err != nil {
+		return nil, err
+	}
 	return s, prepareOverlays(s.Overlays)
 }
 
@@ -313,7 +323,7 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
-	overlays, err := isolation.ParseOverlays(o.overlays, h.Cwd)
+	overlays, err := isolation.ParseOverlaysWith(o.overlays, h.Cwd, isImageFile)
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}

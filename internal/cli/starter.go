@@ -50,6 +50,8 @@ func chooseStarter(o *launchOptions, conf *config.Config) starterChoice {
 		return starterChoice{why: "--backend squashfuse asks for the user-namespace path"}
 	case o != nil && o.unsquash:
 		return starterChoice{why: "--unsquash extracts the image instead"}
+	case o != nil && o.wantsImages():
+		return starterChoice{why: "image binds and image overlays are served by squashfuse_ll in a user namespace"}
 	}
 	path, err := findStarter()
 	if err != nil {

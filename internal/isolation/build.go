@@ -158,6 +158,12 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		Overlays:        o.Overlays,
 		NoNewPrivileges: p.NoNewPrivs || o.NoPrivs,
 	}
+	for _, ov := range o.Overlays {
+		// ParseOverlaysWith numbers image layers from 1 in order: they come first in Images.
+		if ov.Image > 0 {
+			s.Images = append(s.Images, spec.Image{Path: ov.Dir})
+		}
+	}
 	if p.Umask >= 0 {
 		u := uint32(p.Umask)
 		s.Umask = &u
@@ -177,14 +183,14 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	}
 	s.Mounts = workdirTmp(systemMounts(p, nm), o.Workdir)
 	if p.ConfigBinds && !nm[MountBindPaths] {
-		s.Mounts = appendBinds(s.Mounts, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
+		appendBinds(s, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
 	}
 	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
 	s.Cwd, s.CwdFallback = workingDir(p, h, o, img, nm, home, s)
 	if p.ConfigBinds {
-		s.Mounts = appendBinds(s.Mounts, o.EnvBinds)
+		appendBinds(s, o.EnvBinds)
 	}
-	s.Mounts = appendBinds(s.Mounts, o.Binds)
+	appendBinds(s, o.Binds)
 	s.Mounts = append(s.Mounts, scratchMounts(o, h)...)
 	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
 	if mpi {
@@ -277,11 +283,16 @@ func workdirTmp(ms []spec.Mount, workdir string) []spec.Mount {
 	return ms
 }
 
-func appendBinds(ms []spec.Mount, binds []Bind) []spec.Mount {
+// appendBinds adds the binds to s.Mounts, and the images of image binds to s.Images.
+func appendBinds(s *spec.Spec, binds []Bind) {
 	for _, b := range binds {
-		ms = append(ms, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
+		if b.Image != nil {
+			s.Images = append(s.Images, spec.Image{Path: b.Source, Partition: b.Image.Partition})
+			s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindImage, Source: b.Image.Src, Destination: b.Destination, ReadOnly: true, Image: len(s.Images)})
+			continue
+		}
+		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
 	}
-	return ms
 }
 
 // homeMounts puts the home directory in place: an explicit --home is bound; otherwise the
