@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -31,7 +32,10 @@ type fakeroot struct {
 	log        *slog.Logger
 }
 
-func newFakeroot(log *slog.Logger) (*fakeroot, error) {
+func newFakeroot(log *slog.Logger) (*fakeroot, error) { return newFakerootTo(log, os.Stderr) }
+
+// newFakerootTo is newFakeroot writing its warning (no subordinate IDs) to warn, nil for none.
+func newFakerootTo(log *slog.Logger, warn io.Writer) (*fakeroot, error) {
 	f := &fakeroot{uid: os.Getuid(), gid: os.Getgid(), log: log}
 	if f.uid == 0 {
 		f.realRoot = true
@@ -44,8 +48,10 @@ func newFakeroot(log *slog.Logger) (*fakeroot, error) {
 	}
 	f.subu = findRange("/etc/subuid", name, f.uid)
 	f.subg = findRange("/etc/subgid", name, f.gid)
+	if (f.subu == nil || f.subg == nil) && warn != nil {
+		fmt.Fprintf(warn, "hpcctl: warning: no subordinate IDs for %s in /etc/subuid and /etc/subgid: the build maps only your own IDs to root, so %%post steps that change ownership (apt-get, chown) will fail; ask the site to add a range (e.g. %s:100000:65536)\n", name, name)
+	}
 	if f.subu == nil || f.subg == nil {
-		fmt.Fprintf(os.Stderr, "hpcctl: warning: no subordinate IDs for %s in /etc/subuid and /etc/subgid: the build maps only your own IDs to root, so %%post steps that change ownership (apt-get, chown) will fail; ask the site to add a range (e.g. %s:100000:65536)\n", name, name)
 		f.subu, f.subg = nil, nil
 		return f, nil
 	}
