@@ -328,7 +328,9 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	opts := isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
-		Fakeroot: o.sandbox.mapping,
+	}
+	if err := o.sandbox.options(&opts, img); err != nil {
+		return opts, err
 	}
 	return opts, apptainerIsolation(o, &opts, h.Cwd)
 }

@@ -55,7 +55,7 @@ func TestCorpus(t *testing.T) {
 			got = append(got, '\n')
 			golden := strings.TrimSuffix(f, ".def") + ".json"
 			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
+				if err = os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return

@@ -82,6 +82,9 @@ type Options struct {
 	// Fakeroot runs a plain user's program as root in a user namespace of its own (--fakeroot);
 	// nil, or real root, changes nothing.
 	Fakeroot *Fakeroot
+	// WritableSandbox runs a sandbox directory read-write (--writable); the caller checks the
+	// directory is the user's.
+	WritableSandbox bool
 }
 
 // Image is what the profile needs from the image.
@@ -148,6 +151,9 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if persistent && o.Writable {
 		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
 	}
+	if err = checkWritableSandbox(o, img); err != nil {
+		return nil, err
+	}
 	sh := ShapeFor(p, h.UID, h.GID, o.Fakeroot)
 	// Inside, the IDs the program has are the container's: root's under --fakeroot (tmpfs uid=
 	// options are read in the namespace, where the user's own ID is unmapped).
@@ -160,10 +166,10 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		UIDMap:     sh.UIDMap,
 		GIDMap:     sh.GIDMap,
 		Hostname:   p.Hostname,
-		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
+		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size, Writable: o.WritableSandbox},
 		Args:       argv,
 		// Apptainer mounts no overlay by default: the image is read-only.
-		WritableRoot:    o.Writable || persistent,
+		WritableRoot:    o.Writable || persistent || o.WritableSandbox,
 		Overlays:        o.Overlays,
 		NoNewPrivileges: p.NoNewPrivs || o.NoPrivs,
 	}

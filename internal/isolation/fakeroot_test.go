@@ -53,3 +53,39 @@ func TestFakeroot(t *testing.T) {
 		})
 	}
 }
+
+func TestWritableSandbox(t *testing.T) {
+	sandbox := Image{Path: "/home/alice/sb", Backend: spec.BackendDir}
+	s, err := buildDefault(plainUser(), Options{WritableSandbox: true}, sandbox, []string{"sh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.RootFS.Writable || !s.WritableRoot || len(s.Overlays) != 0 {
+		t.Errorf("rootfs %+v, writable root %v, overlays %v", s.RootFS, s.WritableRoot, s.Overlays)
+	}
+	for _, tt := range []struct {
+		name string
+		o    Options
+		img  Image
+		want string
+	}{
+		{"a SIF", Options{WritableSandbox: true}, img, "--writable: /images/py.sif is an image file without a writable overlay partition"},
+		{"with --writable-tmpfs", Options{WritableSandbox: true, Writable: true}, sandbox, "leave out --writable-tmpfs and --overlay"},
+		{"with an overlay", Options{WritableSandbox: true, Overlays: []spec.Overlay{{Dir: "/o", ReadOnly: true}}}, sandbox, "leave out --writable-tmpfs and --overlay"},
+	} {
+		if _, err := buildDefault(plainUser(), tt.o, tt.img, []string{"sh"}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// A Spec that asks for a writable image file or overlays over a writable sandbox is invalid.
+	bad := *s
+	bad.RootFS.Backend, bad.RootFS.Writable = spec.BackendSquashfuse, true
+	if bad.Validate() == nil {
+		t.Error("a writable squashfs root validates")
+	}
+	bad = *s
+	bad.Overlays = []spec.Overlay{{Dir: "/o"}}
+	if bad.Validate() == nil {
+		t.Error("overlays over a writable sandbox validate")
+	}
+}

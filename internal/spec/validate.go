@@ -47,6 +47,9 @@ func (s *Spec) Validate() error {
 	if err := validateOverlays(s.Overlays); err != nil {
 		errs = append(errs, err)
 	}
+	if s.RootFS.Writable && (len(s.Overlays) > 0 || !s.WritableRoot) {
+		errs = append(errs, errors.New("a writable sandbox root takes no overlays and is a writable root"))
+	}
 	for _, e := range s.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
 			errs = append(errs, fmt.Errorf("environment entry %q is not NAME=value", e))
@@ -67,6 +70,9 @@ func (r RootFS) validate() error {
 	case BackendDir:
 	default:
 		return fmt.Errorf("unknown mount backend %q", r.Backend)
+	}
+	if r.Writable && r.Backend != BackendDir {
+		return fmt.Errorf("image %s: only a sandbox directory runs writable", r.Image)
 	}
 	return nil
 }

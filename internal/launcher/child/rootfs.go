@@ -82,6 +82,9 @@ func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 	if err = log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
+	if s.RootFS.Writable {
+		return writableRoot(s, image, srcs, l, log)
+	}
 	if session != nil {
 		err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: "session,ro"}, moveSessionMount(session, l.lower))
 	} else {
@@ -107,7 +110,7 @@ func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 		return fmt.Errorf("open the container root: %w", err)
 	}
 	defer unix.Close(root)
-	if err := applyMounts(root, s.Mounts, srcs, log); err != nil {
+	if err := applyMounts(root, s.Mounts, srcs, false, log); err != nil {
 		return err
 	}
 	if !s.WritableRoot {
