@@ -69,6 +69,14 @@ func TestFakeroot(t *testing.T) {
 			t.Errorf("%s made by root inside belongs to %d:%d on the host, want the user's %d:%d", name, st.Uid, st.Gid, u.UID, u.GID)
 		}
 	}
+	// An instance started with --fakeroot: what joins it is root there too.
+	name := fmt.Sprintf("fakeroot-%d", os.Getpid())
+	hpc("instance", "start", "-f", img, name).mustSucceed(t, "instance start -f")
+	t.Cleanup(func() { hpc("instance", "stop", name) })
+	if out := hpc("exec", "instance://"+name, "id", "-u").mustSucceed(t, "exec in the instance").Stdout; out != "0\n" {
+		t.Errorf("id -u in a --fakeroot instance printed %q, want 0", out)
+	}
+	hpc("instance", "stop", name).mustSucceed(t, "instance stop")
 	// Without --fakeroot nothing changes.
 	if out := hpc("exec", img, "id", "-u").mustSucceed(t, "exec id -u").Stdout; out != fmt.Sprintf("%d\n", u.UID) {
 		t.Errorf("id -u without --fakeroot printed %q", out)
