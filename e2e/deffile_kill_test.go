@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,56 +26,70 @@ From: %s
     sleep 4321
 `
 
-// TestDeffileKilled stops a plain user's recipe build in %post with Ctrl-C (SIGINT to its
-// process group) and with kill -9 of the whole group. Neither may leave a process or a mount;
-// Ctrl-C leaves no work directory, and what kill -9 leaves (files of subordinate IDs included)
-// goes at the next `hpcctl cache clean` or the next build.
+// TestDeffileKilled stops a recipe build in %post, as root and as a plain user, with Ctrl-C
+// (SIGINT to its process group) and with kill -9 of the whole group. Neither may leave a process
+// or a mount; Ctrl-C leaves no work directory, and what kill -9 leaves (for the plain user, files
+// of subordinate IDs) goes at the next `hpcctl cache clean` or the next build.
 func TestDeffileKilled(t *testing.T) {
 	busybox := btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
 	u := needUser(t)
 	needUserNS(t, u)
 	needFUSE(t, u)
 	testutil.NeedCommands(t, "newuidmap", "newgidmap", "squashfuse_ll")
-	dir := workDir(t, u)
+	t.Run("user", func(t *testing.T) { dfKilledAs(t, busybox, u, &u) })
+	t.Run("root", func(t *testing.T) { dfKilledAs(t, busybox, u, nil) })
+}
+
+// dfKilledAs runs TestDeffileKilled's rounds as as (nil: root) in a directory of owner's.
+func dfKilledAs(t *testing.T, busybox string, owner testUser, as *testUser) {
+	dir := workDir(t, owner)
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "chown", fmt.Sprintf("%d:%d", u.UID, u.GID), tmp).mustSucceed(t, "chown tmp")
-	recipe := filepath.Join(dir, "sleep.def")
-	writeFile(t, u, recipe, fmt.Sprintf(dfSleepRecipe, busybox), 0o644)
-	writeFile(t, u, filepath.Join(dir, "ok.def"), "Bootstrap: oci-archive\nFrom: "+busybox+"\n%post\n    true\n", 0o644)
-	env := []string{"TMPDIR=" + tmp}
+	if as != nil {
+		run(t, "chown", fmt.Sprintf("%d:%d", as.UID, as.GID), tmp).mustSucceed(t, "chown tmp")
+	}
+	writeFile(t, owner, filepath.Join(dir, "sleep.def"), fmt.Sprintf(dfSleepRecipe, busybox), 0o644)
+	writeFile(t, owner, filepath.Join(dir, "ok.def"), "Bootstrap: oci-archive\nFrom: "+busybox+"\n%post\n    true\n", 0o644)
+	// The test's own cache, for root too: its cache clean must not touch root's default cache.
+	env := []string{"TMPDIR=" + tmp, "HPCCTL_CACHEDIR=" + filepath.Join(dir, "cache")}
 
-	dfKill(t, u, dir, env, syscall.SIGINT)
+	dfKill(t, as, dir, env, syscall.SIGINT)
 	if left := btNames(t, tmp); len(left) != 0 {
 		t.Errorf("Ctrl-C left in $TMPDIR: %q", left)
 	}
 
-	dfKill(t, u, dir, env, syscall.SIGKILL)
-	if n := dfForeignFiles(t, tmp, u.UID); n == 0 {
+	dfKill(t, as, dir, env, syscall.SIGKILL)
+	if n := dfForeignFiles(t, tmp, owner.UID); as != nil && n == 0 {
 		t.Errorf("kill -9 left no file of a subordinate ID in %s: the sweep through the build's namespace goes untested", tmp)
 	}
-	r := dfRunEnv(t, &u, dir, env, "cache", "clean").mustSucceed(t, "hpcctl cache clean")
+	r := dfRunEnv(t, as, dir, env, "cache", "clean").mustSucceed(t, "hpcctl cache clean")
 	if left := btNames(t, tmp); len(left) != 0 {
 		t.Errorf("hpcctl cache clean left in $TMPDIR: %q (stdout %q)", left, r.Stdout)
 	}
 
-	dfKill(t, u, dir, env, syscall.SIGKILL)
-	dfRunEnv(t, &u, dir, env, "build", "--force", filepath.Join(dir, "ok.sif"), "ok.def").mustSucceed(t, "the next build")
+	dfKill(t, as, dir, env, syscall.SIGKILL)
+	dfRunEnv(t, as, dir, env, "build", "--force", filepath.Join(dir, "ok.sif"), "ok.def").mustSucceed(t, "the next build")
 	if left := btNames(t, tmp); len(left) != 0 {
 		t.Errorf("the next build left in $TMPDIR: %q", left)
 	}
 }
 
-// dfKill starts the sleep recipe's build as u, waits for %post to sleep, sends sig to the
-// build's process group, and checks that no process of the build and no mount under dir is left.
-func dfKill(t *testing.T, u testUser, dir string, env []string, sig syscall.Signal) {
+// dfKill starts the sleep recipe's build as u (nil: root), waits for %post to sleep, sends sig
+// to the build's process group, and checks that no process of the build and no mount under dir
+// is left.
+func dfKill(t *testing.T, u *testUser, dir string, env []string, sig syscall.Signal) {
 	t.Helper()
 	mark := fmt.Sprintf("HPCCTL_E2E_KILL=%d-%d", os.Getpid(), time.Now().UnixNano())
-	words := append(append([]string{"HPCCTL_CACHEDIR=" + filepath.Join(dir, "cache"), mark}, env...),
-		bins.hpcctl, "build", "--force", filepath.Join(dir, "out.sif"), "sleep.def")
-	cmd := userCmd(t, u, dir, words...)
+	env = append([]string{mark}, env...)
+	args := []string{"build", "--force", filepath.Join(dir, "out.sif"), "sleep.def"}
+	var cmd *exec.Cmd
+	if u != nil {
+		cmd = userCmd(t, *u, dir, append(append(env, bins.hpcctl), args...)...)
+	} else {
+		cmd = btCmd(dir, env, args...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

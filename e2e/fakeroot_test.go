@@ -18,7 +18,7 @@ func frImage(t *testing.T, u testUser) (dir, img string) {
 	busybox := btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
 	dir = workDir(t, u)
 	img = filepath.Join(dir, "busybox.sif")
-	btRun(t, dir, nil, "build", img, "oci-archive:"+busybox).mustSucceed(t, "build the busybox image")
+	btRun(t, dir, []string{"HPCCTL_CACHEDIR=" + filepath.Join(dir, "root-cache")}, "build", img, "oci-archive:"+busybox).mustSucceed(t, "build the busybox image")
 	return dir, img
 }
 

@@ -68,9 +68,10 @@ func TestWritableSandbox(t *testing.T) {
 	}
 
 	img := filepath.Join(dir, "busybox.sif")
-	btRun(t, dir, nil, "build", img, "oci-archive:"+busybox).mustSucceed(t, "build a SIF")
+	rootCache := []string{"HPCCTL_CACHEDIR=" + filepath.Join(dir, "root-cache")}
+	btRun(t, dir, rootCache, "build", img, "oci-archive:"+busybox).mustSucceed(t, "build a SIF")
 	rootSB := filepath.Join(dir, "root-sb")
-	btRun(t, dir, nil, "build", "--sandbox", rootSB, "oci-archive:"+busybox).mustSucceed(t, "build a sandbox as root")
+	btRun(t, dir, rootCache, "build", "--sandbox", rootSB, "oci-archive:"+busybox).mustSucceed(t, "build a sandbox as root")
 	for _, tt := range []struct {
 		args  []string
 		names []string
