@@ -302,7 +302,8 @@ func TestDeffileTwoStage(t *testing.T) {
 }
 
 // TestDeffileFailures: a failing %post stops the build with its status and names the section
-// and line, and bad recipes are refused in one line before anything runs; no image is left.
+// and line, and bad recipes are refused in one line before anything runs (exit status 255, as
+// every failure of hpcctl itself); no image is left.
 func TestDeffileFailures(t *testing.T) {
 	busybox := btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
 	needLoop(t)

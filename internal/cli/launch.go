@@ -51,8 +51,9 @@ type launchOptions struct {
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
 	apptainer                    apptainerOptions
-	ref                          refOptions    // for an IMAGE given by reference
-	inst                         *instanceHook // set by an instance's monitor (instance.go)
+	ref                          refOptions     // for an IMAGE given by reference
+	inst                         *instanceHook  // set by an instance's monitor (instance.go)
+	sandbox                      sandboxOptions // --fakeroot, --writable (writable.go)
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -89,6 +90,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 	addReferenceFlags(f, &o.ref)
 	addApptainerFlags(cmd, o)
+	addSandboxFlags(cmd, &o.sandbox)
 }
 
 // profileName picks the profile the flags ask for: --profile, else the strongest of --contain,
@@ -159,6 +161,8 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err := o.applyApptainer(g); err != nil {
 		return err
 	}
+	o.sandbox.resolve(g)
+	o.sandbox.apply(o)
 	if name, ok := strings.CutPrefix(image, instanceScheme); ok {
 		return joinInstance(ctx, g, verb, o, name, args)
 	}
@@ -260,7 +264,7 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 		return nil
 	}
 	p = isolation.Effective(p, isolation.Options{Switches: sw, NoJobEnv: o.noJobEnv}, os.Environ())
-	sh := isolation.ShapeOf(p, os.Getuid(), os.Getgid())
+	sh := isolation.ShapeFor(p, os.Getuid(), os.Getgid(), o.sandbox.mapping)
 	if o.starter = chooseStarter(o, conf); o.starter.path != "" {
 		return launcher.Prestart(starterShape(sh), launcher.Options{Starter: o.starter.path})
 	}
@@ -334,6 +338,9 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	opts := isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
+	}
+	if err := o.sandbox.options(&opts, img); err != nil {
+		return opts, err
 	}
 	return opts, apptainerIsolation(o, &opts, h.Cwd)
 }

@@ -79,6 +79,12 @@ type Options struct {
 	KeepSomeCaps bool
 	// RunscriptTimeout bounds an Apptainer image's environment scripts (0: no bound).
 	RunscriptTimeout time.Duration
+	// Fakeroot runs a plain user's program as root in a user namespace of its own (--fakeroot);
+	// nil, or real root, changes nothing.
+	Fakeroot *Fakeroot
+	// WritableSandbox runs a sandbox directory read-write (--writable); the caller checks the
+	// directory is the user's.
+	WritableSandbox bool
 }
 
 // Image is what the profile needs from the image.
@@ -145,16 +151,25 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if persistent && o.Writable {
 		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
 	}
-	sh := ShapeOf(p, h.UID, h.GID)
+	if err = checkWritableSandbox(o, img); err != nil {
+		return nil, err
+	}
+	sh := ShapeFor(p, h.UID, h.GID, o.Fakeroot)
+	// Inside, the IDs the program has are the container's: root's under --fakeroot (tmpfs uid=
+	// options are read in the namespace, where the user's own ID is unmapped).
+	inside := h
+	if fakerootOn(h, o) {
+		inside.UID, inside.GID = 0, 0
+	}
 	s := &spec.Spec{
 		Namespaces: sh.Namespaces,
 		UIDMap:     sh.UIDMap,
 		GIDMap:     sh.GIDMap,
 		Hostname:   p.Hostname,
-		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
+		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size, Writable: o.WritableSandbox},
 		Args:       argv,
 		// Apptainer mounts no overlay by default: the image is read-only.
-		WritableRoot:    o.Writable || persistent,
+		WritableRoot:    o.Writable || persistent || o.WritableSandbox,
 		Overlays:        o.Overlays,
 		NoNewPrivileges: p.NoNewPrivs || o.NoPrivs,
 	}
@@ -171,7 +186,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		u := uint32(0o022)
 		s.Umask = &u
 	}
-	if h.UID != 0 {
+	if inside.UID != 0 {
 		s.Identity = identity(h, home)
 	} else {
 		// --no-privs --add-caps keeps root's capabilities but for DropCaps (no_new_privs stays).
@@ -185,13 +200,13 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if p.ConfigBinds && !nm[MountBindPaths] {
 		appendBinds(s, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
 	}
-	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
+	s.Mounts = append(s.Mounts, homeMounts(p, inside, o, nm, home, homeSrc)...)
 	s.Cwd, s.CwdFallback = workingDir(p, h, o, img, nm, home, s)
 	if p.ConfigBinds {
 		appendBinds(s, o.EnvBinds)
 	}
 	appendBinds(s, o.Binds)
-	s.Mounts = append(s.Mounts, scratchMounts(o, h)...)
+	s.Mounts = append(s.Mounts, scratchMounts(o, inside)...)
 	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
 	if mpi {
 		s.Mounts = append(s.Mounts, jobDirMounts(h.JobDirs)...)

@@ -353,6 +353,13 @@ func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
 	}
+	if needsMapHelper(sh) {
+		if err := writeMapsWithHelpers(cmd.Process.Pid, sh); err != nil {
+			st := &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR}
+			st.end()
+			return nil, &StartError{Status: 1, Err: err}
+		}
+	}
 	return &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR, shape: sh, o: o}, nil
 }
 
@@ -407,7 +414,7 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 	// the thread that started the stage exits; Go ends a thread only when a goroutine locked to
 	// it returns, which the goroutines that spawn never are.
 	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0, Pdeathsig: syscall.SIGKILL}
-	if s.Namespaces.User {
+	if s.Namespaces.User && !needsMapHelper(s) {
 		for _, m := range s.UIDMap {
 			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
@@ -417,6 +424,8 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 		// An unprivileged process may map its GID only after denying setgroups(2): otherwise it
 		// could drop a supplementary group that denies it access (CVE-2014-8989).
 		a.GidMappingsEnableSetgroups = false
+	}
+	if s.Namespaces.User {
 		// The child keeps these capabilities in the new namespace across its exec: it is not root
 		// there, so without ambient capabilities execve would clear them all. Mounting needs
 		// CAP_SYS_ADMIN; overlayfs keeps the mounter's credentials for its own work, makes its
@@ -427,6 +436,9 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 		if s.Namespaces.Net {
 			// Bringing up the new network namespace's loopback interface.
 			a.AmbientCaps = append(a.AmbientCaps, unix.CAP_NET_ADMIN)
+		}
+		if needsMapHelper(s) {
+			a.AmbientCaps = allCaps()
 		}
 	}
 	return a

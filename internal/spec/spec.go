@@ -114,6 +114,10 @@ type RootFS struct {
 	// Offset and Size locate the squashfs partition inside Image (0, 0: the whole file).
 	Offset int64 `json:"offset,omitempty"`
 	Size   int64 `json:"size,omitempty"`
+	// Writable makes a sandbox directory (BackendDir) itself the container root, read-write
+	// (--writable): no overlay, mount points it lacks are skipped with a warning, the merged
+	// /etc/passwd and /etc/group are bound over its own.
+	Writable bool `json:"writable,omitempty"`
 }
 
 // MountKind is what a Mount mounts.

@@ -52,6 +52,9 @@ func (s *Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("image %q: want an absolute path and no negative offset, size or partition", im.Path))
 		}
 	}
+	if s.RootFS.Writable && (len(s.Overlays) > 0 || len(s.Images) > 0 || !s.WritableRoot) {
+		errs = append(errs, errors.New("a writable sandbox root takes no overlays or extra images and is a writable root"))
+	}
 	for _, e := range s.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
 			errs = append(errs, fmt.Errorf("environment entry %q is not NAME=value", e))
@@ -72,6 +75,9 @@ func (r RootFS) validate() error {
 	case BackendDir:
 	default:
 		return fmt.Errorf("unknown mount backend %q", r.Backend)
+	}
+	if r.Writable && r.Backend != BackendDir {
+		return fmt.Errorf("image %s: only a sandbox directory runs writable", r.Image)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package child
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
@@ -61,7 +62,11 @@ func openSources(ms []spec.Mount, log *stepLog) (sources, error) {
 // created in the overlay's upper layer beforehand (prepareUpper); here they are only resolved, inside
 // the root, so that a later mount is placed on top of an earlier one as the Spec orders. Mount
 // points under a tmpfs of the Spec (a minimal /dev) are created in that tmpfs.
-func applyMounts(root int, ms []spec.Mount, ss sources, images extraImages, log *stepLog) error {
+//
+// In a writable sandbox (sandbox true) nothing made the mount points beforehand, and hpcctl does
+// not write into the user's directory: a mount whose mount point is missing there is skipped with
+// a warning, as Apptainer's --writable does.
+func applyMounts(root int, ms []spec.Mount, ss sources, images extraImages, sandbox bool, log *stepLog) error {
 	under := newUnderlays()
 	defer under.close()
 	for i, m := range ms {
@@ -85,6 +90,11 @@ func applyMounts(root int, ms []spec.Mount, ss sources, images extraImages, log 
 		}
 		err := applyMount(root, m, ss[i], images, create)
 		if err != nil && skipOptional(m, err) {
+			log.skip(m, err)
+			continue
+		}
+		if err != nil && sandbox && create == mount.CreateNothing && m.Kind != spec.KindSymlink && errors.Is(err, unix.ENOENT) {
+			fmt.Fprintf(os.Stderr, "hpcctl: warning: --writable: %s does not exist in the sandbox, so nothing is mounted there (create it in the sandbox to have it)\n", m.Destination)
 			log.skip(m, err)
 			continue
 		}

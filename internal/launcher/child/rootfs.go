@@ -87,6 +87,9 @@ func setupRoot(s *spec.Spec, img, session *os.File, extras []*os.File, log *step
 	if err = log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
+	if s.RootFS.Writable {
+		return writableRoot(s, image, srcs, l, log)
+	}
 	if session != nil {
 		err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: "session,ro"}, moveSessionMount(session, l.lower))
 	} else {
@@ -120,7 +123,7 @@ func setupRoot(s *spec.Spec, img, session *os.File, extras []*os.File, log *step
 		return fmt.Errorf("open the container root: %w", err)
 	}
 	defer unix.Close(root)
-	if err := applyMounts(root, s.Mounts, srcs, images, log); err != nil {
+	if err := applyMounts(root, s.Mounts, srcs, images, false, log); err != nil {
 		return err
 	}
 	if !s.WritableRoot {
