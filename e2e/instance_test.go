@@ -223,6 +223,13 @@ func TestInstanceLifecycle(t *testing.T) {
 			if err != nil || !strings.Contains(string(log), "startscript ran: "+strconv.Itoa(port)) {
 				t.Errorf("the instance's log does not show the startscript with its argument (%v):\n%s", err, log)
 			}
+			// Shell completion offers the running instance where an instance is taken.
+			if c := e.run(t, as, dir, nil, "", "__complete", "instance", "stop", ""); !strings.Contains(c.stdout, "web\t"+img) {
+				t.Errorf("completion of 'instance stop': %q", c.stdout)
+			}
+			if c := e.run(t, as, dir, nil, "", "__complete", "exec", "instance:"); !strings.Contains(c.stdout, "instance://web\t") {
+				t.Errorf("completion of 'exec instance:': %q", c.stdout)
+			}
 			plain := e.run(t, as, dir, nil, "", "instance", "list")
 			if !strings.Contains(plain.stdout, "web") || !strings.Contains(plain.stdout, img) {
 				t.Errorf("instance list:\n%s", plain.stdout)

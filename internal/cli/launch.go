@@ -91,6 +91,7 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 	addReferenceFlags(f, &o.ref)
 	addGPUFlags(f, &o.gpu)
+	cmd.ValidArgsFunction = completeImage
 	addApptainerFlags(cmd, o)
 }
 
