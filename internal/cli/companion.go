@@ -54,6 +54,7 @@ func CompanionVerbs(g *Globals) []*cobra.Command {
 			Short:              v.Short,
 			Long:               v.Short + ".\n\nhpcctl runs this command from " + Companion + ", installed beside it; see 'hpcctl " + v.Name + " --help'.",
 			DisableFlagParsing: true,
+			ValidArgsFunction:  completeCompanion(v.Name),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return execCompanion(g, v.Name, args)
 			},

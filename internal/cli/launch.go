@@ -13,6 +13,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/compat"
 	"github.com/hpcctl/hpcctl/internal/config"
+	"github.com/hpcctl/hpcctl/internal/gpu"
 	"github.com/hpcctl/hpcctl/internal/hostfacts"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
@@ -54,6 +55,7 @@ type launchOptions struct {
 	ref                          refOptions     // for an IMAGE given by reference
 	inst                         *instanceHook  // set by an instance's monitor (instance.go)
 	sandbox                      sandboxOptions // --fakeroot, --writable (writable.go)
+	gpu                          gpuOptions     // --nv, --rocm, --device (gpu.go)
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -89,6 +91,8 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVarP(&o.userns, "userns", "u", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
 	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 	addReferenceFlags(f, &o.ref)
+	addGPUFlags(f, &o.gpu)
+	cmd.ValidArgsFunction = completeImage
 	addApptainerFlags(cmd, o)
 	addSandboxFlags(cmd, &o.sandbox)
 }
@@ -179,6 +183,9 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	sweepScratch(g)
 	stage := prestart(o, conf)
 	defer stage.Abandon()
+	if err = o.gpu.resolve(ctx, g, o.starter.path != ""); err != nil {
+		return err
+	}
 	img, cleanup, err := resolveImage(ctx, g, o, conf, image)
 	if err != nil {
 		return err
@@ -338,6 +345,10 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	opts := isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
+		Devices: o.gpu.found.Mounts, DeviceEnv: o.gpu.found.Env,
+	}
+	if o.gpu.found.Libs > 0 {
+		opts.DeviceLibs = gpu.LibDir
 	}
 	if err := o.sandbox.options(&opts, img); err != nil {
 		return opts, err

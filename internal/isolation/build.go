@@ -71,6 +71,12 @@ type Options struct {
 	// Workdir holds the scratch directories and, under a profile with a private /tmp, its /tmp
 	// and /var/tmp (Workdir/tmp, Workdir/var_tmp), as Apptainer's --workdir.
 	Workdir string
+	// Devices are the binds of the GPU flags (--nv, --rocm, --device), made after every other
+	// bind; DeviceEnv their variables (a CDI spec's). DeviceLibs puts LibDir, where they bind the
+	// driver's libraries, on LD_LIBRARY_PATH after the image's own directories.
+	Devices    []spec.Mount
+	DeviceEnv  []string
+	DeviceLibs string
 	// App is the SCIF app of an Apptainer image (--app): see AppArgv.
 	App string
 	// DropCaps are capabilities root gives up (--drop-caps); with KeepSomeCaps root keeps the
@@ -206,6 +212,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		appendBinds(s, o.EnvBinds)
 	}
 	appendBinds(s, o.Binds)
+	s.Mounts = append(s.Mounts, o.Devices...)
 	s.Mounts = append(s.Mounts, scratchMounts(o, inside)...)
 	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
 	if mpi {
@@ -219,7 +226,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if !o.NoJobEnv {
 		job = pol.JobVariables
 	}
-	extra := containerVariables(img.Path)
+	extra := append(containerVariables(img.Path), deviceVariables(o, img.Env)...)
 	if mpi {
 		extra = append(extra, mpiSettings(s.Namespaces, h.Env, img.Env)...)
 	}
@@ -249,6 +256,22 @@ func containerVariables(image string) []string {
 		out = append(out, p+"CONTAINER="+image, p+"NAME="+path.Base(image))
 	}
 	return out
+}
+
+// deviceVariables are the GPU flags' variables: LD_LIBRARY_PATH ending in the driver's library
+// directory (the image's own directories keep precedence), and a CDI spec's.
+func deviceVariables(o Options, imageEnv []string) []string {
+	out := slices.Clone(o.DeviceEnv)
+	if o.DeviceLibs == "" {
+		return out
+	}
+	dirs := []string{o.DeviceLibs}
+	for _, kv := range imageEnv {
+		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok && v != "" {
+			dirs = []string{v, o.DeviceLibs}
+		}
+	}
+	return append(out, "LD_LIBRARY_PATH="+strings.Join(dirs, ":"))
 }
 
 // WorkdirPaths are the host directories --workdir gives to a launch: the scratch directories
