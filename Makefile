@@ -22,10 +22,12 @@ build:
 PREFIX ?= /usr/local
 BIN    ?=
 .PHONY: install-suid
-install-suid: $(if $(BIN),,build)
-	install -d -m 0755 $(PREFIX)/bin $(PREFIX)/libexec/hpcctl $(PREFIX)/etc/hpcctl
+install-suid: $(if $(BIN),,build) man
+	install -d -m 0755 $(PREFIX)/bin $(PREFIX)/libexec/hpcctl $(PREFIX)/etc/hpcctl $(PREFIX)/share/man/man1
 	install -m 0755 $(or $(BIN),bin)/hpcctl $(or $(BIN),bin)/hpcctl-image $(PREFIX)/bin/
 	install -o root -g root -m 4755 $(or $(BIN),bin)/hpcctl-starter $(PREFIX)/libexec/hpcctl/
+	install -m 0644 _out/man/*.1 $(PREFIX)/share/man/man1/
+	@for f in nvliblist.conf rocmliblist.conf; do [ -e $(PREFIX)/etc/hpcctl/$$f ] || install -m 0644 etc/$$f $(PREFIX)/etc/hpcctl/; done
 	@if [ -e $(PREFIX)/etc/hpcctl/hpcctl.conf ]; then \
 		echo "kept $(PREFIX)/etc/hpcctl/hpcctl.conf: set allow_setuid = true there to use the starter"; \
 	else \
@@ -33,6 +35,12 @@ install-suid: $(if $(BIN),,build)
 		chown root:root $(PREFIX)/etc/hpcctl/hpcctl.conf.new && chmod 0644 $(PREFIX)/etc/hpcctl/hpcctl.conf.new && \
 		mv $(PREFIX)/etc/hpcctl/hpcctl.conf.new $(PREFIX)/etc/hpcctl/hpcctl.conf; \
 	fi
+
+# Man pages (section 1), one per command, generated from the command tree into _out/man, dated by
+# the last commit so that the same sources give the same pages.
+.PHONY: man
+man:
+	$(GO) run -tags "$(TAGS)" ./tools/mkman -out _out/man -version $(VERSION) -date $$(git log -1 --format=%cs 2>/dev/null || date -u +%F)
 
 # The main job on an example image made locally: build it, look inside, run it.
 demo: build
@@ -124,7 +132,7 @@ clean:
 .PHONY: deps fixtures services-start services-stop test-unit test-unit-user e2e e2e-via-starter test-all
 
 # Packages with unit tests: everything but the end-to-end tests themselves.
-UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/... ./tools/internal/...
+UNIT_PKGS := ./internal/... ./cmd/... ./e2e/cmd/... ./tools/internal/... ./tools/mkman/...
 # The environment the end-to-end tests read, from the fixtures and the running services.
 TEST_ENV  := eval "$$(scripts/fixtures.sh env)" && eval "$$(scripts/services.sh env)"
 

@@ -240,6 +240,57 @@ func TestCompatApptainerSIFWithOCIConfig(t *testing.T) {
 // environment (after the image's), as root and as a plain user.
 func TestCompatApp(t *testing.T) {
 	e := ltSetup(t)
+	img := scifImage(t, e)
+	cpRun(t, e, []cpCase{
+		{name: "run --app", args: func(string) []string { return []string{"run", "--app", "hello", img, "x"} }, stdout: "hello-app x app-env yes hello\n"},
+		{name: "exec --app", args: func(string) []string { return []string{"exec", "--app", "hello", img, "hello-tool"} }, stdout: "tool\n"},
+		{name: "test --app", args: func(string) []string { return []string{"test", "--app", "hello", img} }, stdout: "hello-test\n", code: 3},
+		{name: "APPTAINER_APP", env: []string{"APPTAINER_APP=hello"}, args: func(string) []string { return []string{"run", img} }, stdout: "hello-app app-env yes hello\n"},
+		{name: "no such app", args: func(string) []string { return []string{"run", "--app", "nope", img} }, code: 255, stderr: "no app nope"},
+		{name: "OCI image", args: func(string) []string { return []string{"run", "--app", "hello", e.bb} }, code: 255, stderr: "no SCIF apps"},
+		{name: "bad name", args: func(string) []string { return []string{"run", "--app", "../x", img} }, code: 255, stderr: "--app"},
+	})
+}
+
+// TestCompatInspectApps: inspect --list-apps lists the SCIF apps of an Apptainer image and
+// inspect --app shows one app's sections (labels by default), as root and as a plain user; an
+// OCI image is refused with one line.
+func TestCompatInspectApps(t *testing.T) {
+	e := ltSetup(t)
+	img := scifImage(t, e)
+	inspect := func(flags ...string) func(string) []string {
+		return func(string) []string { return append(append([]string{"inspect"}, flags...), img) }
+	}
+	cpRun(t, e, []cpCase{
+		{name: "list-apps", args: inspect("--list-apps"), stdout: "hello\nworld\n"},
+		{name: "app labels", args: inspect("--app", "hello"), stdout: "AUTHOR: someone\n"},
+		{name: "app runscript and environment", args: inspect("--app", "hello", "-r", "-e"),
+			stdout: scifFiles["scif/apps/hello/scif/runscript"] + scifFiles["scif/apps/hello/scif/env/90-app.sh"]},
+		{name: "app test and help", args: inspect("--app", "hello", "--test", "--helpfile"), stdout: scifFiles["scif/apps/hello/scif/test"] + "hello helps\n"},
+		{name: "no such app", args: inspect("--app", "nope"), code: 255, stderr: "has no app nope"},
+		{name: "OCI image", args: func(string) []string { return []string{"inspect", "--list-apps", e.bb} }, code: 255, stderr: "is an OCI image: it has no SCIF apps"},
+		{name: "with --json", args: inspect("--list-apps", "--json"), code: 255, stderr: "run without --json"},
+	})
+}
+
+// scifFiles are the files of scifImage besides its busybox tree: two SCIF apps as Apptainer lays
+// them out.
+var scifFiles = map[string]string{
+	".singularity.d/env/90-test.sh":       "export FROM_IMAGE_ENV=yes\n",
+	".singularity.d/runscript":            "#!/bin/sh\necho image-runscript\n",
+	"scif/apps/hello/scif/runscript":      "#!/bin/sh\necho hello-app \"$@\" $APP_VAR $FROM_IMAGE_ENV $APPTAINER_APPNAME\n",
+	"scif/apps/hello/scif/test":           "#!/bin/sh\necho hello-test\nexit 3\n",
+	"scif/apps/hello/scif/env/90-app.sh":  "export APP_VAR=app-env\n",
+	"scif/apps/hello/scif/labels.json":    "{\n\t\"AUTHOR\": \"someone\"\n}\n",
+	"scif/apps/hello/scif/runscript.help": "hello helps\n",
+	"scif/apps/hello/bin/hello-tool":      "#!/bin/sh\necho tool\n",
+	"scif/apps/world/scif/runscript":      "#!/bin/sh\necho world\n",
+}
+
+// scifImage builds a SIF like Apptainer's definition-file builds, with the SCIF apps of files,
+// readable by the plain user.
+func scifImage(t *testing.T, e *ltEnv) string {
+	t.Helper()
 	dir := e.workdir(t)
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
@@ -249,15 +300,7 @@ func TestCompatApp(t *testing.T) {
 	if err := siftest.BusyboxTree(tree, busybox); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{
-		".singularity.d/env/90-test.sh":      "export FROM_IMAGE_ENV=yes\n",
-		".singularity.d/runscript":           "#!/bin/sh\necho image-runscript\n",
-		"scif/apps/hello/scif/runscript":     "#!/bin/sh\necho hello-app \"$@\" $APP_VAR $FROM_IMAGE_ENV $APPTAINER_APPNAME\n",
-		"scif/apps/hello/scif/test":          "#!/bin/sh\necho hello-test\nexit 3\n",
-		"scif/apps/hello/scif/env/90-app.sh": "export APP_VAR=app-env\n",
-		"scif/apps/hello/bin/hello-tool":     "#!/bin/sh\necho tool\n",
-	}
-	for name, content := range files {
+	for name, content := range scifFiles {
 		p := filepath.Join(tree, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -273,13 +316,5 @@ func TestCompatApp(t *testing.T) {
 	if err := os.Chmod(img, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cpRun(t, e, []cpCase{
-		{name: "run --app", args: func(string) []string { return []string{"run", "--app", "hello", img, "x"} }, stdout: "hello-app x app-env yes hello\n"},
-		{name: "exec --app", args: func(string) []string { return []string{"exec", "--app", "hello", img, "hello-tool"} }, stdout: "tool\n"},
-		{name: "test --app", args: func(string) []string { return []string{"test", "--app", "hello", img} }, stdout: "hello-test\n", code: 3},
-		{name: "APPTAINER_APP", env: []string{"APPTAINER_APP=hello"}, args: func(string) []string { return []string{"run", img} }, stdout: "hello-app app-env yes hello\n"},
-		{name: "no such app", args: func(string) []string { return []string{"run", "--app", "nope", img} }, code: 255, stderr: "no app nope"},
-		{name: "OCI image", args: func(string) []string { return []string{"run", "--app", "hello", e.bb} }, code: 255, stderr: "no SCIF apps"},
-		{name: "bad name", args: func(string) []string { return []string{"run", "--app", "../x", img} }, code: 255, stderr: "--app"},
-	})
+	return img
 }

@@ -302,7 +302,8 @@ func TestDeffileTwoStage(t *testing.T) {
 }
 
 // TestDeffileFailures: a failing %post stops the build with its status and names the section
-// and line, and bad recipes are refused in one line before anything runs; no image is left.
+// and line, and bad recipes are refused in one line before anything runs (exit status 255, as
+// every failure of hpcctl itself); no image is left.
 func TestDeffileFailures(t *testing.T) {
 	busybox := btNeedEnvFile(t, "HPCCTL_TEST_BUSYBOX_OCI_ARCHIVE")
 	needLoop(t)
@@ -314,11 +315,11 @@ func TestDeffileFailures(t *testing.T) {
 	}{
 		{"post", "Bootstrap: oci-archive\nFrom: " + busybox + "\n\n%post\n    echo before\n    exit 3\n    echo after\n", 3,
 			[]string{"post.def:4:", "%post", "exit status 3"}},
-		{"unknown section", "Bootstrap: oci-archive\nFrom: " + busybox + "\n%postinstall\n    true\n", 1,
+		{"unknown section", "Bootstrap: oci-archive\nFrom: " + busybox + "\n%postinstall\n    true\n", 255,
 			[]string{"unknown section.def:3:", "%postinstall"}},
-		{"unknown agent", "Bootstrap: yum\nFrom: centos\n", 1, []string{"unknown agent.def:1:", `"yum"`}},
-		{"missing argument", "Bootstrap: oci-archive\nFrom: {{ base_image }}\n", 1, []string{"missing argument.def:2:", `"base_image"`}},
-		{"app sections", "Bootstrap: oci-archive\nFrom: " + busybox + "\n%appinstall tool\n    true\n", 1, []string{"app sections.def:3:", "%appinstall tool"}},
+		{"unknown agent", "Bootstrap: yum\nFrom: centos\n", 255, []string{"unknown agent.def:1:", `"yum"`}},
+		{"missing argument", "Bootstrap: oci-archive\nFrom: {{ base_image }}\n", 255, []string{"missing argument.def:2:", `"base_image"`}},
+		{"app sections", "Bootstrap: oci-archive\nFrom: " + busybox + "\n%appinstall tool\n    true\n", 255, []string{"app sections.def:3:", "%appinstall tool"}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			name := tt.file

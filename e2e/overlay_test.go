@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -54,4 +55,37 @@ func TestProfileOverlay(t *testing.T) {
 		})
 	}
 	e.nothingLeft(t, before, e.bb)
+}
+
+// TestProfileOverlayOtherOwner: root may use a plain user's writable overlay directory, as
+// Apptainer's root can (its changes land in the user's DIR/upper); the plain user may not use
+// root's.
+func TestProfileOverlayOtherOwner(t *testing.T) {
+	e := ltSetup(t)
+	u := ltNeedUser(t)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir := e.workdir(t)
+	ov := filepath.Join(dir, "users")
+	if err := os.Mkdir(ov, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ov, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, asRoot, dir, nil, "", "exec", "--overlay", ov, e.bb, "sh", "-c", "echo root > /by-root")
+	if r.code != 0 {
+		t.Fatalf("root with the user's overlay: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(ov, "upper", "by-root")); err != nil || string(b) != "root\n" {
+		t.Errorf("upper/by-root: %q, %v", b, err)
+	}
+	mine := filepath.Join(dir, "roots")
+	if err := os.Mkdir(mine, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run(t, asUser, dir, nil, "", "exec", "--overlay", mine, e.bb, "true")
+	if r.code != 255 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not to you") {
+		t.Errorf("the user with root's overlay: exit %d, stderr %q", r.code, r.stderr)
+	}
 }

@@ -28,7 +28,7 @@ func TestPrivilegedImports(t *testing.T) {
 			"github.com/hpcctl/hpcctl/internal/mount", "github.com/hpcctl/hpcctl/internal/spec",
 			"github.com/hpcctl/hpcctl/internal/config", "github.com/BurntSushi/toml", "golang.org/x/sys/",
 			"github.com/hpcctl/hpcctl/cmd/hpcctl-starter",
-			// The SIF reader finds the partition of a trusted image itself (starter.partition).
+			// The SIF reader finds the partition of a trusted image itself (rules.Partition).
 			"github.com/sylabs/sif/v2/pkg/sif", "github.com/google/uuid",
 			"github.com/google/go-containerregistry/pkg/v1", // its types, which the SIF reader names
 		} {

@@ -1,11 +1,11 @@
 package build
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,11 +15,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hpcctl/hpcctl/internal/hostfacts"
+	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/scratch"
 )
-
-// idRange is a subordinate ID range from /etc/subuid or /etc/subgid.
-type idRange struct{ start, count int }
 
 // fakeroot is how the build stage gets root: real root needs no user namespace; a plain user
 // gets one mapping them to 0 and their subordinate ranges to 1..N (through the setuid
@@ -27,11 +26,14 @@ type idRange struct{ start, count int }
 type fakeroot struct {
 	realRoot   bool
 	uid, gid   int
-	subu, subg *idRange
+	subu, subg *isolation.IDRange
 	log        *slog.Logger
 }
 
-func newFakeroot(log *slog.Logger) (*fakeroot, error) {
+func newFakeroot(log *slog.Logger) (*fakeroot, error) { return newFakerootTo(log, os.Stderr) }
+
+// newFakerootTo is newFakeroot writing its warning (no subordinate IDs) to warn, nil for none.
+func newFakerootTo(log *slog.Logger, warn io.Writer) (*fakeroot, error) {
 	f := &fakeroot{uid: os.Getuid(), gid: os.Getgid(), log: log}
 	if f.uid == 0 {
 		f.realRoot = true
@@ -42,10 +44,13 @@ func newFakeroot(log *slog.Logger) (*fakeroot, error) {
 	if err == nil {
 		name = u.Username
 	}
-	f.subu = findRange("/etc/subuid", name, f.uid)
-	f.subg = findRange("/etc/subgid", name, f.gid)
+	// The same ranges as a --fakeroot launch's (hostfacts reads them for both).
+	f.subu = hostfacts.SubordinateRange(hostfacts.SubUIDFile, name, f.uid)
+	f.subg = hostfacts.SubordinateRange(hostfacts.SubGIDFile, name, f.gid)
+	if (f.subu == nil || f.subg == nil) && warn != nil {
+		fmt.Fprintf(warn, "hpcctl: warning: no subordinate IDs for %s in /etc/subuid and /etc/subgid: the build maps only your own IDs to root, so %%post steps that change ownership (apt-get, chown) will fail; ask the site to add a range (e.g. %s:100000:65536)\n", name, name)
+	}
 	if f.subu == nil || f.subg == nil {
-		fmt.Fprintf(os.Stderr, "hpcctl: warning: no subordinate IDs for %s in /etc/subuid and /etc/subgid: the build maps only your own IDs to root, so %%post steps that change ownership (apt-get, chown) will fail; ask the site to add a range (e.g. %s:100000:65536)\n", name, name)
 		f.subu, f.subg = nil, nil
 		return f, nil
 	}
@@ -55,28 +60,6 @@ func newFakeroot(log *slog.Logger) (*fakeroot, error) {
 		}
 	}
 	return f, nil
-}
-
-// findRange reads the first range of name (or the numeric ID) in an /etc/subuid-format file.
-func findRange(path, name string, id int) *idRange {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Split(strings.TrimSpace(sc.Text()), ":")
-		if len(parts) != 3 || (parts[0] != name && parts[0] != strconv.Itoa(id)) {
-			continue
-		}
-		start, err1 := strconv.Atoi(parts[1])
-		count, err2 := strconv.Atoi(parts[2])
-		if err1 == nil && err2 == nil && count > 0 {
-			return &idRange{start: start, count: count}
-		}
-	}
-	return nil
 }
 
 // runStage starts the build stage (hpcctl-image itself) in new mount and PID namespaces, and a
@@ -176,9 +159,9 @@ func (f *fakeroot) mapIDs(pid int) error {
 	for _, m := range []struct {
 		tool string
 		id   int
-		r    *idRange
+		r    *isolation.IDRange
 	}{{"newuidmap", f.uid, f.subu}, {"newgidmap", f.gid, f.subg}} {
-		args := []string{strconv.Itoa(pid), "0", strconv.Itoa(m.id), "1", "1", strconv.Itoa(m.r.start), strconv.Itoa(m.r.count)}
+		args := []string{strconv.Itoa(pid), "0", strconv.Itoa(m.id), "1", "1", strconv.FormatUint(uint64(m.r.Start), 10), strconv.FormatUint(uint64(m.r.Count), 10)}
 		if b, err := exec.Command(m.tool, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("%s %s: %v: %s (check /etc/subuid and /etc/subgid)", m.tool, strings.Join(args, " "), err, strings.TrimSpace(string(b)))
 		}

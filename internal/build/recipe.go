@@ -139,7 +139,9 @@ func runRecipe(ctx context.Context, opts Options, raw []byte, def *deffile.Defin
 	} else if err = checkSandboxTarget(opts.Sandbox, opts.Force); err != nil {
 		return nil, err
 	}
-	work, err := scratch.Make(os.TempDir(), "hpcctl-build-", opts.Logger)
+	// What killed builds left goes first, also what only their namespace could remove.
+	SweepWork(opts.Logger)
+	work, err := scratch.Make(os.TempDir(), workPrefix, opts.Logger)
 	if err != nil {
 		return nil, err
 	}

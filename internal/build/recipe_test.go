@@ -124,3 +124,41 @@ func TestIsRecipe(t *testing.T) {
 		t.Error("a directory is a recipe")
 	}
 }
+
+// The parser's corpus (internal/deffile/testdata/corpus): what parses is checked as a build
+// would, the per-app recipe refused with one line naming its first %app section, the others
+// accepted (those whose agent or sections the build refuses say why).
+func TestCheckRecipeCorpus(t *testing.T) {
+	want := map[string]string{
+		"apps.def": "apps.def:7: %appinstall foo: per-app sections",
+	}
+	files, _ := filepath.Glob("../deffile/testdata/corpus/*.def")
+	if len(files) == 0 {
+		t.Fatal("no corpus")
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if strings.HasPrefix(name, "bad-") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _, err = deffile.Expand(name, data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := deffile.Parse(name, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkRecipe(name, def)
+		switch w := want[name]; {
+		case w == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case w != "" && (err == nil || !strings.HasPrefix(err.Error(), w) || strings.Contains(err.Error(), "\n")):
+			t.Errorf("%s: %v, want one line starting %q", name, err, w)
+		}
+	}
+}

@@ -42,6 +42,13 @@ func StageMain() int {
 	if os.Getenv(stageWaitEnv) != "" {
 		return waitAndReexec()
 	}
+	if len(os.Args) == 3 && os.Args[2] == SweepAllArg {
+		fmt.Println(SweepWork(nil))
+		return 0
+	}
+	if len(os.Args) == 4 && os.Args[2] == sweepArg {
+		return removeMain(os.Args[3])
+	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "hpcctl-image: the build stage is started by hpcctl build, not by hand")
 		return 2

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,6 +107,9 @@ func newCacheCleanCmd(g *Globals, configFile *string) *cobra.Command {
 			if !g.Quiet {
 				fmt.Fprintf(g.Stdout, "removed %d entries (%s) from %s\n", len(removed), humanBytes(size), root)
 			}
+			if n := sweepBuilds(cmd.Context(), g); n > 0 && !g.Quiet {
+				fmt.Fprintf(g.Stdout, "removed %d work directories of killed builds\n", n)
+			}
 			return err
 		},
 	}
@@ -176,4 +183,28 @@ func humanAge(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// Arguments of hpcctl-image that sweep killed recipe builds' work directories and print how many
+// went (internal/build.StageArg and SweepAllArg; e2e TestDeffileKilled runs it).
+var buildSweepArgs = []string{"__build-stage", "--sweep"}
+
+// sweepBuilds removes what killed recipe builds left in $TMPDIR, through hpcctl-image: files a
+// plain user's build gave to subordinate IDs can only be removed from a user namespace mapping
+// them, which the build code sets up. It returns how many work directories went.
+func sweepBuilds(ctx context.Context, g *Globals) int {
+	path, err := companionPath()
+	if err != nil {
+		g.Logger.Debug("no sweep of killed builds", "err", err)
+		return 0
+	}
+	cmd := exec.CommandContext(ctx, path, buildSweepArgs...)
+	cmd.Stderr = g.Stderr
+	out, err := cmd.Output()
+	n, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || perr != nil {
+		g.Logger.Warn("sweep of killed builds' work directories", "err", errors.Join(err, perr))
+		return 0
+	}
+	return n
 }

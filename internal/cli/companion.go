@@ -54,6 +54,7 @@ func CompanionVerbs(g *Globals) []*cobra.Command {
 			Short:              v.Short,
 			Long:               v.Short + ".\n\nhpcctl runs this command from " + Companion + ", installed beside it; see 'hpcctl " + v.Name + " --help'.",
 			DisableFlagParsing: true,
+			ValidArgsFunction:  completeCompanion(v.Name),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return execCompanion(g, v.Name, args)
 			},
@@ -104,7 +105,9 @@ func runCompanion(ctx context.Context, g *Globals, verb string, args []string, i
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, append([]*os.File{image}, inherit...)
-	return companionResult(g, path, verb, stderr.String(), cmd.Run())
+	// Run first: the arguments of a call are evaluated in order, and stderr is only full after it.
+	runErr := cmd.Run()
+	return companionResult(g, path, verb, stderr.String(), runErr)
 }
 
 // companionResult prints what a companion command wrote to stderr and returns its error: on

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/hostfacts"
+	"github.com/hpcctl/hpcctl/internal/starter/rules"
 )
 
 // configEnv names another configuration file, as --config does.
@@ -102,9 +103,7 @@ func checkImageLimits(ctx context.Context, c *config.Config, image string) error
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
-	if len(c.LimitContainerPaths) > 0 && !slices.ContainsFunc(c.LimitContainerPaths, func(dir string) bool {
-		return real == filepath.Clean(dir) || strings.HasPrefix(real, strings.TrimSuffix(filepath.Clean(dir), "/")+"/")
-	}) {
+	if len(c.LimitContainerPaths) > 0 && !rules.InPaths(real, c.LimitContainerPaths) {
 		return fmt.Errorf("image %s is outside the directories this site runs images from (limit_container_paths in %s: %s)", real, c.Path, strings.Join(c.LimitContainerPaths, ", "))
 	}
 	if len(c.LimitContainerOwners) == 0 {

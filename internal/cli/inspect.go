@@ -21,12 +21,15 @@ func newInspectCmd(g *Globals) *cobra.Command {
 	var sections inspectSections
 	var ref refOptions
 	cmd := &cobra.Command{
-		Use:   "inspect [--json] [--labels|--runscript|--environment|--deffile|--all] IMAGE",
+		Use:   "inspect [--json] [--labels|--runscript|--environment|--deffile|--all] [--list-apps|--app NAME] IMAGE",
 		Short: "Show an image's labels, environment, runscript, source and partitions",
 		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sections.refused(args[0]); err != nil {
 				return err
+			}
+			if sections.scif() {
+				return inspectApps(cmd.Context(), g, ref, args[0], sections, asJSON)
 			}
 			path, release, err := inspectPath(cmd.Context(), g, ref, args[0])
 			if err != nil {

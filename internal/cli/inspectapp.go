@@ -34,15 +34,19 @@ func addInspectSectionFlags(cmd *cobra.Command, s *inspectSections) {
 	f.BoolVarP(&s.environment, "environment", "e", false, "show the image's environment")
 	f.BoolVar(&s.deffile, "deffile", false, "show the definition file the image was built from")
 	f.BoolVar(&s.all, "all", false, "show every section above")
-	f.BoolVarP(&s.test, "test", "t", false, "refused: the test script is inside the image; see it with hpcctl exec IMAGE cat /.singularity.d/test")
-	f.BoolVarP(&s.helpfile, "helpfile", "H", false, "refused: use hpcctl run-help IMAGE")
-	f.BoolVarP(&s.startscript, "startscript", "s", false, "refused: hpcctl has no instance start scripts")
-	f.BoolVar(&s.listApps, "list-apps", false, "refused: hpcctl runs no SCIF apps")
-	f.StringVar(&s.app, "app", "", "refused: hpcctl runs no SCIF apps")
+	f.BoolVarP(&s.test, "test", "t", false, "with --app: show the app's test script (without it, refused: see it with hpcctl exec IMAGE cat /.singularity.d/test)")
+	f.BoolVarP(&s.helpfile, "helpfile", "H", false, "with --app: show the app's help (without it, refused: use hpcctl run-help IMAGE)")
+	f.BoolVarP(&s.startscript, "startscript", "s", false, "refused: see it with hpcctl exec IMAGE cat /.singularity.d/startscript")
+	f.BoolVar(&s.listApps, "list-apps", false, "list the SCIF apps of an Apptainer image")
+	f.StringVar(&s.app, "app", "", "show the SCIF app `name`'s sections: its labels, or those -r, -e, -t, -H, --all ask for")
 }
 
-// refused says which section flag asks for files inside the image, which inspect does not read.
+// refused says which section flag asks for files inside the image, which inspect does not read
+// (but for SCIF apps, which inspectApps shows from inside the image).
 func (s *inspectSections) refused(image string) error {
+	if s.scif() {
+		return nil
+	}
 	switch {
 	case s.test:
 		return Usage(fmt.Errorf("inspect --test: the test script is a file inside the image; see it with hpcctl exec %s cat /.singularity.d/test", image))
@@ -50,8 +54,6 @@ func (s *inspectSections) refused(image string) error {
 		return Usage(fmt.Errorf("inspect --helpfile: see it with hpcctl run-help %s", image))
 	case s.startscript:
 		return Usage(fmt.Errorf("inspect --startscript: see it with hpcctl exec %s cat /.singularity.d/startscript", image))
-	case s.listApps || s.app != "":
-		return Usage(fmt.Errorf("inspect --list-apps/--app: hpcctl runs no SCIF apps; list them with hpcctl exec %s ls /scif/apps", image))
 	}
 	return nil
 }

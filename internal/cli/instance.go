@@ -275,9 +275,10 @@ func joinInstance(ctx context.Context, g *Globals, verb isolation.Verb, o *launc
 func newInstanceListCmd(g *Globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list [flags] [NAME-PATTERN]",
-		Short: "List your running instances on this host",
-		Args:  cobra.MaximumNArgs(1),
+		Use:               "list [flags] [NAME-PATTERN]",
+		Short:             "List your running instances on this host",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeInstanceArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := "*"
 			if len(args) == 1 {
@@ -332,8 +333,9 @@ func newInstanceStopCmd(g *Globals) *cobra.Command {
 	var sigName string
 	var timeout int
 	cmd := &cobra.Command{
-		Use:   "stop [flags] NAME|--all",
-		Short: "Stop instances",
+		Use:               "stop [flags] NAME|--all",
+		Short:             "Stop instances",
+		ValidArgsFunction: completeInstanceArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) == 1) || len(args) > 1 {
 				return UsageError{errors.New("instance stop: give one NAME or --all (see 'hpcctl instance stop --help')")}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/compat"
 	"github.com/hpcctl/hpcctl/internal/config"
+	"github.com/hpcctl/hpcctl/internal/gpu"
 	"github.com/hpcctl/hpcctl/internal/hostfacts"
 	"github.com/hpcctl/hpcctl/internal/isolation"
 	"github.com/hpcctl/hpcctl/internal/launcher"
@@ -51,8 +52,10 @@ type launchOptions struct {
 	userns                       bool
 	starter                      starterChoice // the setuid starter, when this launch uses it
 	apptainer                    apptainerOptions
-	ref                          refOptions    // for an IMAGE given by reference
-	inst                         *instanceHook // set by an instance's monitor (instance.go)
+	ref                          refOptions     // for an IMAGE given by reference
+	inst                         *instanceHook  // set by an instance's monitor (instance.go)
+	sandbox                      sandboxOptions // --fakeroot, --writable (writable.go)
+	gpu                          gpuOptions     // --nv, --rocm, --device (gpu.go)
 }
 
 func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
@@ -88,7 +91,10 @@ func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f.BoolVarP(&o.userns, "userns", "u", false, "use the user-namespace path (squashfuse_ll) even where the setuid starter is installed")
 	f.StringArrayVarP(&o.overlays, "overlay", "o", nil, "layer `dir` over the image: writable (changes persist in DIR/upper), or DIR:ro as an extra read-only layer (repeatable)")
 	addReferenceFlags(f, &o.ref)
+	addGPUFlags(f, &o.gpu)
+	cmd.ValidArgsFunction = completeImage
 	addApptainerFlags(cmd, o)
+	addSandboxFlags(cmd, &o.sandbox)
 }
 
 // profileName picks the profile the flags ask for: --profile, else the strongest of --contain,
@@ -159,6 +165,8 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	if err := o.applyApptainer(g); err != nil {
 		return err
 	}
+	o.sandbox.resolve(g)
+	o.sandbox.apply(o)
 	if name, ok := strings.CutPrefix(image, instanceScheme); ok {
 		return joinInstance(ctx, g, verb, o, name, args)
 	}
@@ -175,6 +183,9 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	sweepScratch(g)
 	stage := prestart(o, conf)
 	defer stage.Abandon()
+	if err = o.gpu.resolve(ctx, g, o.starter.path != ""); err != nil {
+		return err
+	}
 	img, cleanup, err := resolveImage(ctx, g, o, conf, image)
 	if err != nil {
 		return err
@@ -190,6 +201,13 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	// -d shows each step the setup stage takes inside the namespaces; without it the stage sends none.
 	s.Debug = g.Debug
 	lo := launchSettings(g, img)
+	if len(s.Images) > 0 && s.Namespaces.User && lo.Squashfuse == "" {
+		// Image binds and overlays are served by squashfuse_ll in a user namespace, whatever
+		// serves the root image (a sandbox directory, --unsquash).
+		if lo.Squashfuse = hostfacts.Probe(conf.Squashfuse).Squashfuse; lo.Squashfuse == "" {
+			return errors.New("image binds and image overlays need squashfuse_ll: install the squashfuse package")
+		}
+	}
 	if o.inst != nil {
 		s.Instance, o.inst.spec = true, s
 		lo.Started = func(pid int) {
@@ -253,7 +271,7 @@ func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
 		return nil
 	}
 	p = isolation.Effective(p, isolation.Options{Switches: sw, NoJobEnv: o.noJobEnv}, os.Environ())
-	sh := isolation.ShapeOf(p, os.Getuid(), os.Getgid())
+	sh := isolation.ShapeFor(p, os.Getuid(), os.Getgid(), o.sandbox.mapping)
 	if o.starter = chooseStarter(o, conf); o.starter.path != "" {
 		return launcher.Prestart(starterShape(sh), launcher.Options{Starter: o.starter.path})
 	}
@@ -293,6 +311,9 @@ func buildSpec(ctx context.Context, o *launchOptions, conf *config.Config, verb 
 	if err := checkBindSources(s.Mounts); err != nil {
 		return nil, err
 	}
+	if err := resolveImages(s, o.starter.path != ""); err != nil {
+		return nil, err
+	}
 	return s, prepareOverlays(s.Overlays)
 }
 
@@ -313,7 +334,7 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
-	overlays, err := isolation.ParseOverlays(o.overlays, h.Cwd)
+	overlays, err := isolation.ParseOverlaysWith(o.overlays, h.Cwd, isImageFile)
 	if err != nil {
 		return isolation.Options{}, UsageError{err}
 	}
@@ -324,6 +345,13 @@ func isolationOptions(o *launchOptions, h isolation.Host, img string) (isolation
 	opts := isolation.Options{
 		Binds: binds, EnvBinds: envBinds, NoHome: o.noHome, Home: o.home, Pwd: o.pwd, CleanEnv: o.cleanEnv,
 		NoJobEnv: o.noJobEnv, Env: env, Writable: o.writable, NoPrivs: o.noPrivs, Switches: sw, NoMount: nm, Overlays: overlays,
+		Devices: o.gpu.found.Mounts, DeviceEnv: o.gpu.found.Env,
+	}
+	if o.gpu.found.Libs > 0 {
+		opts.DeviceLibs = gpu.LibDir
+	}
+	if err := o.sandbox.options(&opts, img); err != nil {
+		return opts, err
 	}
 	return opts, apptainerIsolation(o, &opts, h.Cwd)
 }

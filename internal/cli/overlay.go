@@ -15,6 +15,9 @@ import (
 // be the user's own: the container's changes are written there.
 func prepareOverlays(ovs []spec.Overlay) error {
 	for _, o := range ovs {
+		if o.Image > 0 {
+			continue // an image file, located by resolveImages
+		}
 		if o.ReadOnly {
 			st, err := os.Stat(o.Dir)
 			if err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,14 +30,18 @@ func newSessionCmd(g *Globals) *cobra.Command {
 		Short: "List or stop your shared image sessions on this node",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "list",
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
 		Short: "List your shared image sessions on this node",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			infos, err := session.List("")
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return sessionsJSON(g, infos)
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "PID\tCONTAINERS\tIDLE TIMEOUT\tIMAGE")
@@ -45,7 +50,9 @@ func newSessionCmd(g *Globals) *cobra.Command {
 			}
 			return w.Flush()
 		},
-	})
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
+	cmd.AddCommand(list)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "stop [IMAGE...]",
 		Short: "Stop your sessions (of these images): no more launches join them, and each ends once its containers have",
@@ -54,6 +61,26 @@ func newSessionCmd(g *Globals) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// sessionsJSON prints the sessions for machines: {"sessions": [...]}, the idle timeout in seconds.
+func sessionsJSON(g *Globals, infos []session.Info) error {
+	type entry struct {
+		PID         int     `json:"pid"`
+		Containers  int     `json:"containers"`
+		IdleTimeout float64 `json:"idleTimeoutSeconds"`
+		Image       string  `json:"image"`
+		Socket      string  `json:"socket"`
+	}
+	out := struct {
+		Sessions []entry `json:"sessions"`
+	}{Sessions: []entry{}}
+	for _, i := range infos {
+		out.Sessions = append(out.Sessions, entry{i.PID, i.Containers, i.Idle.Seconds(), i.Image, i.Socket})
+	}
+	e := json.NewEncoder(g.Stdout)
+	e.SetIndent("", "  ")
+	return e.Encode(out)
 }
 
 // stopSessions stops the user's sessions, or those of the given images (by path).

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +19,9 @@ func newSIFCmd(g *Globals) *cobra.Command {
 		Use:   "sif",
 		Short: "Low-level SIF introspection (list, dump)",
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "list IMAGE.sif",
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json] IMAGE.sif",
 		Short: "List the data objects of a SIF",
 		Args:  ExactArgs(1, "one IMAGE.sif"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -27,9 +29,18 @@ func newSIFCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				e := json.NewEncoder(g.Stdout)
+				e.SetIndent("", "  ")
+				return e.Encode(struct {
+					Objects []sif.Object `json:"objects"`
+				}{append([]sif.Object{}, d.Objects...)})
+			}
 			return printObjects(g.Stdout, d.Objects)
 		},
-	}, &cobra.Command{
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
+	cmd.AddCommand(list, &cobra.Command{
 		Use:   "dump IMAGE.sif ID",
 		Short: "Write the data of one object to standard output",
 		Args:  ExactArgs(2, "an IMAGE.sif and an object ID (see 'hpcctl sif list')"),

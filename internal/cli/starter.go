@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -51,6 +50,8 @@ func chooseStarter(o *launchOptions, conf *config.Config) starterChoice {
 		return starterChoice{why: "--backend squashfuse asks for the user-namespace path"}
 	case o != nil && o.unsquash:
 		return starterChoice{why: "--unsquash extracts the image instead"}
+	case o != nil && o.wantsImages():
+		return starterChoice{why: "image binds and image overlays are served by squashfuse_ll in a user namespace"}
 	}
 	path, err := findStarter()
 	if err != nil {
@@ -58,7 +59,7 @@ func chooseStarter(o *launchOptions, conf *config.Config) starterChoice {
 	}
 	site := starter.ConfigPath(path)
 	if conf == nil || conf.Path != site {
-		if conf, err = readSiteConfig(site); err != nil {
+		if conf, err = starter.ReadSiteConfig(site); err != nil {
 			return starterChoice{why: err.Error()}
 		}
 	} else if err := checkSiteConfig(site); err != nil {
@@ -100,27 +101,11 @@ func checkSiteConfig(path string) error {
 	return starter.CheckRootFile(f, path)
 }
 
-func readSiteConfig(path string) (*config.Config, error) {
-	if err := checkSiteConfig(path); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile))
-	if err != nil {
-		return nil, err
-	}
-	return config.Parse(path, b)
-}
-
 // starterImage decides, once the image is open, whether the starter mounts it: only an image
-// the user cannot change (starter.Owners.TrustedImage); any other goes through squashfuse_ll. It
+// the user cannot change (starter.TrustedImage); any other goes through squashfuse_ll. It
 // returns why not, "" when the starter takes it.
 func starterImage(c starterChoice, f *os.File) string {
-	if err := starter.OwnersOf(c.owners).TrustedImage(f, os.Getuid()); err != nil {
+	if err := starter.TrustedImage(starter.OwnersOf(c.owners), f, os.Getuid()); err != nil {
 		return fmt.Sprintf("the setuid starter mounts only images you cannot change (%v)", err)
 	}
 	return ""

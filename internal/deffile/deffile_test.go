@@ -1,7 +1,10 @@
 package deffile
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,9 +141,20 @@ func TestExpand(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(twoStages))
 	f.Add([]byte("Bootstrap: docker\nFrom: {{ x }}\n%arguments\nx=1\n%files from y\n a b\n"))
+	corpus, _ := filepath.Glob("testdata/corpus/*.def")
+	for _, c := range corpus {
+		if b, err := os.ReadFile(c); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse("f.def", data)
+		var de *Error
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("error %v is not an *Error", err)
+		}
 		if err == nil {
+			checkStructure(t, d, bytes.Count(data, []byte("\n"))+1)
 			for _, st := range d.Stages {
 				for _, sec := range st.Sections {
 					if sec.Name == "files" || sec.Name == "appfiles" {
@@ -152,4 +166,26 @@ func FuzzParse(f *testing.F) {
 		}
 		Expand("f.def", data, map[string]string{"x": "1"}) //nolint:errcheck // must not panic
 	})
+}
+
+// checkStructure holds for every recipe Parse accepts: each stage has an agent, and stages and
+// sections come in file order, at lines the file has.
+func checkStructure(t *testing.T, d *Definition, lines int) {
+	t.Helper()
+	last := 0
+	for _, st := range d.Stages {
+		if st.Header["bootstrap"] == "" {
+			t.Fatalf("stage at line %d has no agent", st.Line)
+		}
+		if st.Line <= last || st.Line > lines {
+			t.Fatalf("stage at line %d after line %d (file of %d lines)", st.Line, last, lines)
+		}
+		last = st.Line
+		for _, sec := range st.Sections {
+			if sec.Line <= last || sec.Line > lines || sec.Name == "" {
+				t.Fatalf("section %q at line %d after line %d", sec.Name, sec.Line, last)
+			}
+			last = sec.Line
+		}
+	}
 }

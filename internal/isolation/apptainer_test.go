@@ -72,10 +72,10 @@ func TestParseBindsApptainerSyntax(t *testing.T) {
 		in   string
 		want []Bind
 	}{
-		{"/a,/b:/c:ro", []Bind{{"/a", "/a", false}, {"/b", "/c", true}}},
-		{"/a:/b:rw,ro,/c", []Bind{{"/a", "/b", true}, {"/c", "/c", false}}},
-		{`/d\,e:/f\:g`, []Bind{{"/d,e", "/f:g", false}}},
-		{"rel:/x", []Bind{{"/cwd/rel", "/x", false}}},
+		{"/a,/b:/c:ro", []Bind{{"/a", "/a", false, nil}, {"/b", "/c", true, nil}}},
+		{"/a:/b:rw,ro,/c", []Bind{{"/a", "/b", true, nil}, {"/c", "/c", false, nil}}},
+		{`/d\,e:/f\:g`, []Bind{{"/d,e", "/f:g", false, nil}}},
+		{"rel:/x", []Bind{{"/cwd/rel", "/x", false, nil}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseBinds([]string{tt.in}, "/cwd")
@@ -83,7 +83,7 @@ func TestParseBindsApptainerSyntax(t *testing.T) {
 			t.Errorf("ParseBinds(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"/a:/b:image-src=/x", "/a:/b:id=2", "/a:/b:wx", "/a:/", "/a:b"} {
+	for _, bad := range []string{"/a:/b:image-src=x", "/a:/b:id=0", "/a:/b:id=x", "/a:/b:image-src=/,rw", "/a:/b:wx", "/a:/", "/a:b"} {
 		if _, err := ParseBinds([]string{bad}, "/"); err == nil {
 			t.Errorf("ParseBinds(%q): no error", bad)
 		}
@@ -92,11 +92,11 @@ func TestParseBindsApptainerSyntax(t *testing.T) {
 
 func TestParseMounts(t *testing.T) {
 	got, err := ParseMounts([]string{"type=bind,source=/a,destination=/b,ro", "src=/c,dst=/d\n\"src=/e,f\",target=/g,readonly"}, "/")
-	want := []Bind{{"/a", "/b", true}, {"/c", "/d", false}, {"/e,f", "/g", true}}
+	want := []Bind{{"/a", "/b", true, nil}, {"/c", "/d", false, nil}, {"/e,f", "/g", true, nil}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, %v; want %v", got, err, want)
 	}
-	for _, bad := range []string{"type=volume,src=/a,dst=/b", "src=/a", "src=/a,dst=/b,bind-propagation=shared", "src=/a,dst=/b,colour=red", "src=/a,dst=/b,image-src=/"} {
+	for _, bad := range []string{"type=volume,src=/a,dst=/b", "src=/a", "src=/a,dst=/b,bind-propagation=shared", "src=/a,dst=/b,colour=red", "src=/a,dst=/b,image-src=rel"} {
 		if _, err := ParseMounts([]string{bad}, "/"); err == nil {
 			t.Errorf("ParseMounts(%q): no error", bad)
 		}

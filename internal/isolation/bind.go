@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/hpcctl/hpcctl/internal/spec"
@@ -17,6 +18,17 @@ type Bind struct {
 	Source      string
 	Destination string
 	ReadOnly    bool
+	// Image, when not nil, makes Source an image file and binds a directory inside it
+	// (Apptainer's image-src= and id= options).
+	Image *ImageBind
+}
+
+// ImageBind is what an image bind takes from its image file.
+type ImageBind struct {
+	// Src is the directory inside the image (image-src=, default "/").
+	Src string
+	// Partition is the SIF object ID (id=), 0 for the SIF's root partition or a squashfs file.
+	Partition int
 }
 
 // ParseBinds parses bind specifications as -B/--bind and $HPCCTL_BIND take them, in Apptainer's
@@ -107,11 +119,20 @@ func newBind(parts []string, cwd string) (Bind, error) {
 		return Bind{}, fmt.Errorf("bind %q: cannot bind onto the container's root /: give a destination under it, e.g. %s:/mnt", s, b.Source)
 	}
 	if len(parts) == 3 {
+		rw := false
 		for _, opt := range strings.Split(parts[2], ",") {
+			rw = rw || opt == "rw"
 			if err := b.option(opt); err != nil {
 				return Bind{}, fmt.Errorf("bind %q: %w", s, err)
 			}
 		}
+		if b.Image != nil && rw {
+			return Bind{}, fmt.Errorf("bind %q: an image bind is read-only: leave out rw", s)
+		}
+	}
+	if b.Image != nil {
+		// Squashfs is read-only; saying so keeps the Spec and the mount flags in agreement.
+		b.ReadOnly = true
 	}
 	return b, nil
 }
@@ -122,12 +143,30 @@ func (b *Bind) option(opt string) error {
 	case opt == "ro":
 		b.ReadOnly = true
 	case opt == "rw":
-	case strings.HasPrefix(opt, "image-src="), strings.HasPrefix(opt, "id="):
-		return fmt.Errorf("option %q (a path inside an image file) is not supported by hpcctl: give the image as --overlay IMAGE:ro, or extract the directory and bind it", opt)
+	case strings.HasPrefix(opt, "image-src="):
+		src := strings.TrimPrefix(opt, "image-src=")
+		if !path.IsAbs(src) {
+			return fmt.Errorf("option %q: give the directory inside the image as an absolute path, e.g. image-src=/", opt)
+		}
+		b.image().Src = path.Clean(src)
+	case strings.HasPrefix(opt, "id="):
+		id, err := strconv.Atoi(strings.TrimPrefix(opt, "id="))
+		if err != nil || id < 1 {
+			return fmt.Errorf("option %q: want the SIF object ID of a partition, a number from 1 (hpcctl inspect IMAGE lists them)", opt)
+		}
+		b.image().Partition = id
 	default:
-		return fmt.Errorf("option %q is neither ro nor rw", opt)
+		return fmt.Errorf("option %q is neither ro nor rw, nor image-src=DIR or id=N for an image", opt)
 	}
 	return nil
+}
+
+// image returns b's image options, making them on first use.
+func (b *Bind) image() *ImageBind {
+	if b.Image == nil {
+		b.Image = &ImageBind{Src: "/"}
+	}
+	return b.Image
 }
 
 // ParseMounts parses --mount values in Docker's and Apptainer's syntax: CSV fields
@@ -171,7 +210,7 @@ func parseMount(fields []string, cwd string) (Bind, error) {
 		case "ro", "readonly":
 			opts = append(opts, "ro")
 		case "image-src", "id":
-			opts = append(opts, f)
+			opts = append(opts, strings.TrimSpace(f))
 		case "bind-propagation":
 			return Bind{}, errors.New("bind-propagation cannot be set per mount: binds are private")
 		default:
@@ -191,8 +230,16 @@ func parseMount(fields []string, cwd string) (Bind, error) {
 // ParseOverlays parses --overlay values, each "dir" (writable: changes persist in dir/upper) or
 // "dir:ro" (an extra read-only layer). Relative directories are made absolute against cwd.
 func ParseOverlays(specs []string, cwd string) ([]spec.Overlay, error) {
+	return ParseOverlaysWith(specs, cwd, nil)
+}
+
+// ParseOverlaysWith is ParseOverlays where isImage says which paths are image files (squashfs,
+// or a SIF with an overlay partition) rather than directories: those are read-only layers, with
+// or without :ro, as in Apptainer, and their Image numbers them from 1 in order (Build makes
+// them the first of Spec.Images).
+func ParseOverlaysWith(specs []string, cwd string, isImage func(string) bool) ([]spec.Overlay, error) {
 	var out []spec.Overlay
-	writable := 0
+	writable, images := 0, 0
 	for _, s := range specs {
 		dir, opt, found := strings.Cut(s, ":")
 		if dir == "" || (found && opt != "ro" && opt != "rw") {
@@ -202,6 +249,13 @@ func ParseOverlays(specs []string, cwd string) ([]spec.Overlay, error) {
 			dir = path.Join(cwd, dir)
 		}
 		o := spec.Overlay{Dir: path.Clean(dir), ReadOnly: opt == "ro"}
+		if isImage != nil && isImage(o.Dir) {
+			if opt == "rw" {
+				return nil, fmt.Errorf("--overlay %q: a squashfs image is a read-only layer: leave out :rw (writable overlays are directories)", s)
+			}
+			images++
+			o.ReadOnly, o.Image = true, images
+		}
 		if !o.ReadOnly {
 			writable++
 		}

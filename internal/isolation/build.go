@@ -71,6 +71,12 @@ type Options struct {
 	// Workdir holds the scratch directories and, under a profile with a private /tmp, its /tmp
 	// and /var/tmp (Workdir/tmp, Workdir/var_tmp), as Apptainer's --workdir.
 	Workdir string
+	// Devices are the binds of the GPU flags (--nv, --rocm, --device), made after every other
+	// bind; DeviceEnv their variables (a CDI spec's). DeviceLibs puts LibDir, where they bind the
+	// driver's libraries, on LD_LIBRARY_PATH after the image's own directories.
+	Devices    []spec.Mount
+	DeviceEnv  []string
+	DeviceLibs string
 	// App is the SCIF app of an Apptainer image (--app): see AppArgv.
 	App string
 	// DropCaps are capabilities root gives up (--drop-caps); with KeepSomeCaps root keeps the
@@ -79,6 +85,12 @@ type Options struct {
 	KeepSomeCaps bool
 	// RunscriptTimeout bounds an Apptainer image's environment scripts (0: no bound).
 	RunscriptTimeout time.Duration
+	// Fakeroot runs a plain user's program as root in a user namespace of its own (--fakeroot);
+	// nil, or real root, changes nothing.
+	Fakeroot *Fakeroot
+	// WritableSandbox runs a sandbox directory read-write (--writable); the caller checks the
+	// directory is the user's.
+	WritableSandbox bool
 }
 
 // Image is what the profile needs from the image.
@@ -145,18 +157,33 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if persistent && o.Writable {
 		return nil, errors.New("--writable-tmpfs and a writable --overlay both ask for a writable root: give one (or the overlay with :ro)")
 	}
-	sh := ShapeOf(p, h.UID, h.GID)
+	if err = checkWritableSandbox(o, img); err != nil {
+		return nil, err
+	}
+	sh := ShapeFor(p, h.UID, h.GID, o.Fakeroot)
+	// Inside, the IDs the program has are the container's: root's under --fakeroot (tmpfs uid=
+	// options are read in the namespace, where the user's own ID is unmapped).
+	inside := h
+	if fakerootOn(h, o) {
+		inside.UID, inside.GID = 0, 0
+	}
 	s := &spec.Spec{
 		Namespaces: sh.Namespaces,
 		UIDMap:     sh.UIDMap,
 		GIDMap:     sh.GIDMap,
 		Hostname:   p.Hostname,
-		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size},
+		RootFS:     spec.RootFS{Backend: img.Backend, Image: img.Path, Offset: img.Offset, Size: img.Size, Writable: o.WritableSandbox},
 		Args:       argv,
 		// Apptainer mounts no overlay by default: the image is read-only.
-		WritableRoot:    o.Writable || persistent,
+		WritableRoot:    o.Writable || persistent || o.WritableSandbox,
 		Overlays:        o.Overlays,
 		NoNewPrivileges: p.NoNewPrivs || o.NoPrivs,
+	}
+	for _, ov := range o.Overlays {
+		// ParseOverlaysWith numbers image layers from 1 in order: they come first in Images.
+		if ov.Image > 0 {
+			s.Images = append(s.Images, spec.Image{Path: ov.Dir})
+		}
 	}
 	if p.Umask >= 0 {
 		u := uint32(p.Umask)
@@ -165,7 +192,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 		u := uint32(0o022)
 		s.Umask = &u
 	}
-	if h.UID != 0 {
+	if inside.UID != 0 {
 		s.Identity = identity(h, home)
 	} else {
 		// --no-privs --add-caps keeps root's capabilities but for DropCaps (no_new_privs stays).
@@ -177,15 +204,16 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	}
 	s.Mounts = workdirTmp(systemMounts(p, nm), o.Workdir)
 	if p.ConfigBinds && !nm[MountBindPaths] {
-		s.Mounts = appendBinds(s.Mounts, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
+		appendBinds(s, slices.DeleteFunc(slices.Clone(pol.BindPaths), func(b Bind) bool { return nm[MountName(b.Destination)] }))
 	}
-	s.Mounts = append(s.Mounts, homeMounts(p, h, o, nm, home, homeSrc)...)
+	s.Mounts = append(s.Mounts, homeMounts(p, inside, o, nm, home, homeSrc)...)
 	s.Cwd, s.CwdFallback = workingDir(p, h, o, img, nm, home, s)
 	if p.ConfigBinds {
-		s.Mounts = appendBinds(s.Mounts, o.EnvBinds)
+		appendBinds(s, o.EnvBinds)
 	}
-	s.Mounts = appendBinds(s.Mounts, o.Binds)
-	s.Mounts = append(s.Mounts, scratchMounts(o, h)...)
+	appendBinds(s, o.Binds)
+	s.Mounts = append(s.Mounts, o.Devices...)
+	s.Mounts = append(s.Mounts, scratchMounts(o, inside)...)
 	mpi := !o.NoJobEnv && IsMPIRank(h.Env)
 	if mpi {
 		s.Mounts = append(s.Mounts, jobDirMounts(h.JobDirs)...)
@@ -198,7 +226,7 @@ func Build(p Profile, pol Policy, h Host, o Options, img Image, argv []string) (
 	if !o.NoJobEnv {
 		job = pol.JobVariables
 	}
-	extra := containerVariables(img.Path)
+	extra := append(containerVariables(img.Path), deviceVariables(o, img.Env)...)
 	if mpi {
 		extra = append(extra, mpiSettings(s.Namespaces, h.Env, img.Env)...)
 	}
@@ -228,6 +256,22 @@ func containerVariables(image string) []string {
 		out = append(out, p+"CONTAINER="+image, p+"NAME="+path.Base(image))
 	}
 	return out
+}
+
+// deviceVariables are the GPU flags' variables: LD_LIBRARY_PATH ending in the driver's library
+// directory (the image's own directories keep precedence), and a CDI spec's.
+func deviceVariables(o Options, imageEnv []string) []string {
+	out := slices.Clone(o.DeviceEnv)
+	if o.DeviceLibs == "" {
+		return out
+	}
+	dirs := []string{o.DeviceLibs}
+	for _, kv := range imageEnv {
+		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok && v != "" {
+			dirs = []string{v, o.DeviceLibs}
+		}
+	}
+	return append(out, "LD_LIBRARY_PATH="+strings.Join(dirs, ":"))
 }
 
 // WorkdirPaths are the host directories --workdir gives to a launch: the scratch directories
@@ -277,11 +321,16 @@ func workdirTmp(ms []spec.Mount, workdir string) []spec.Mount {
 	return ms
 }
 
-func appendBinds(ms []spec.Mount, binds []Bind) []spec.Mount {
+// appendBinds adds the binds to s.Mounts, and the images of image binds to s.Images.
+func appendBinds(s *spec.Spec, binds []Bind) {
 	for _, b := range binds {
-		ms = append(ms, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
+		if b.Image != nil {
+			s.Images = append(s.Images, spec.Image{Path: b.Source, Partition: b.Image.Partition})
+			s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindImage, Source: b.Image.Src, Destination: b.Destination, ReadOnly: true, Image: len(s.Images)})
+			continue
+		}
+		s.Mounts = append(s.Mounts, spec.Mount{Kind: spec.KindBind, Source: b.Source, Destination: b.Destination, ReadOnly: b.ReadOnly, Recursive: true})
 	}
-	return ms
 }
 
 // homeMounts puts the home directory in place: an explicit --home is bound; otherwise the

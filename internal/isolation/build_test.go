@@ -108,7 +108,7 @@ func TestDefaultOptions(t *testing.T) {
 		{name: "home src:dst", opts: Options{Home: "/scratch/h:/home/alice"}, mounts: []string{"/home/alice"}, cwd: "/home/alice/project", home: "/home/alice"},
 		{name: "home src only", opts: Options{Home: "/scratch/h"}, mounts: []string{"/scratch/h", "/home/alice/project"}, cwd: "/home/alice/project", home: "/scratch/h"},
 		{name: "pwd", opts: Options{Pwd: "/opt/app"}, mounts: []string{"/home/alice"}, cwd: "/opt/app", home: "/home/alice"},
-		{name: "user binds after home", opts: Options{Binds: []Bind{{"/data", "/data", true}}}, mounts: []string{"/home/alice", "/data"}, cwd: "/home/alice/project", home: "/home/alice"},
+		{name: "user binds after home", opts: Options{Binds: []Bind{{"/data", "/data", true, nil}}}, mounts: []string{"/home/alice", "/data"}, cwd: "/home/alice/project", home: "/home/alice"},
 		{name: "cwd outside home is bound", host: func(h *Host) { h.Cwd = "/scratch/job" }, mounts: []string{"/home/alice", "/scratch/job"}, cwd: "/scratch/job", home: "/home/alice"},
 		{name: "system cwd is not bound", host: func(h *Host) { h.Cwd = "/usr/share" }, mounts: []string{"/home/alice"}, cwd: "/usr/share", home: "/home/alice"},
 		{name: "cwd under /tmp is covered", host: func(h *Host) { h.Cwd = "/tmp/x" }, mounts: []string{"/home/alice"}, cwd: "/tmp/x", home: "/home/alice"},

@@ -71,7 +71,7 @@ job_variables = ["SLURM_*"]
 	}
 	want := Policy{
 		Source: "/etc/hpcctl/hpcctl.conf", NoMount: NoMount{MountHome: true, MountHostFiles: true},
-		BindPaths:       []Bind{{"/opt/site", "/site", true}},
+		BindPaths:       []Bind{{"/opt/site", "/site", true, nil}},
 		AllowedProfiles: []string{"default", "contain"}, AllowedNamespaces: []string{"pid"}, NoUserBinds: true,
 		JobVariables: JobVariables{"SLURM_*"},
 	}

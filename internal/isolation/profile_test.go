@@ -69,8 +69,8 @@ func TestProfiles(t *testing.T) {
 			h := plainUser()
 			h.Cwd = "/scratch/job"
 			h.Env = []string{"FOO=host", "TERM=xterm", "HPCCTLENV_BAR=prefixed", "LANG=host", "PATH=/host/bin"}
-			o := Options{EnvBinds: []Bind{{"/envbind", "/envbind", false}}}
-			pol := Policy{BindPaths: []Bind{{"/site", "/site", true}}}
+			o := Options{EnvBinds: []Bind{{"/envbind", "/envbind", false, nil}}}
+			pol := Policy{BindPaths: []Bind{{"/site", "/site", true, nil}}}
 			s, err := Build(Profiles()[tt.profile], pol, h, o, image, []string{"true"})
 			if err != nil {
 				t.Fatal(err)
@@ -238,7 +238,7 @@ func TestSwitchesAndNoMount(t *testing.T) {
 				t.Errorf("env %q", s.Env)
 			}
 		}},
-		{"explicit binds go last, under isolate too", ProfileIsolate, Options{Binds: []Bind{{"/data", "/data", true}}}, func(t *testing.T, s *spec.Spec) {
+		{"explicit binds go last, under isolate too", ProfileIsolate, Options{Binds: []Bind{{"/data", "/data", true, nil}}}, func(t *testing.T, s *spec.Spec) {
 			if m := s.Mounts[len(s.Mounts)-1]; m.Destination != "/data" || !m.ReadOnly {
 				t.Errorf("last mount %+v", m)
 			}
@@ -305,7 +305,7 @@ func TestPolicy(t *testing.T) {
 		{"profile not allowed", ProfileIsolate, Policy{AllowedProfiles: []string{"default", "contain"}}, Options{}, `profile "isolate" is not allowed`},
 		{"namespace not allowed", ProfileContainAll, Policy{AllowedNamespaces: []string{"ipc"}}, Options{}, "the pid namespace"},
 		{"switch not allowed", ProfileDefault, Policy{AllowedNamespaces: []string{}}, Options{Switches: Switches{Net: true}}, "the net namespace"},
-		{"user binds off", ProfileDefault, Policy{NoUserBinds: true, Source: "/etc/x.conf"}, Options{Binds: []Bind{{"/a", "/a", false}}}, "user_binds = false in /etc/x.conf"},
+		{"user binds off", ProfileDefault, Policy{NoUserBinds: true, Source: "/etc/x.conf"}, Options{Binds: []Bind{{"/a", "/a", false, nil}}}, "user_binds = false in /etc/x.conf"},
 		{"allowed", ProfileContainAll, Policy{AllowedProfiles: []string{"containall"}, AllowedNamespaces: []string{"pid", "ipc"}}, Options{}, ""},
 	}
 	for _, tt := range tests {
@@ -326,7 +326,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestPolicyMountsAndBindPaths(t *testing.T) {
-	pol := Policy{NoMount: NoMount{MountHome: true, MountTmp: true}, BindPaths: []Bind{{"/site", "/opt/site", true}}}
+	pol := Policy{NoMount: NoMount{MountHome: true, MountTmp: true}, BindPaths: []Bind{{"/site", "/opt/site", true, nil}}}
 	s, err := Build(Profiles()[ProfileDefault], pol, plainUser(), Options{}, img, []string{"true"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -107,6 +108,11 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 		}
 		defer img.Close()
 	}
+	extras, err := openExtraImages(s.Images)
+	if err != nil {
+		return Status{}, err
+	}
+	defer closeAll(extras)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, signals.NotIgnored(forwarded)...)
 	defer signal.Stop(sigs)
@@ -119,19 +125,19 @@ func Run(ctx context.Context, s *spec.Spec, o Options) (Status, error) {
 	}
 	lease := acquireSession(s, img, o)
 	defer lease.Close()
-	if err := c.send(s, img, lease); err != nil {
+	if err := c.send(s, append([]*os.File{img}, extras...), lease); err != nil {
 		c.end()
 		return Status{}, err
 	}
 	o.Logger.Debug("container setup started", "pid", c.cmd.Process.Pid, "backend", s.RootFS.Backend)
-	fuse, startErr := c.serve(s, img, o)
+	servers, startErr := c.serve(s, img, extras, o)
 	o.Logger.Debug("container setup finished", "err", startErr)
 	if startErr == nil && o.Started != nil {
 		o.Started(c.cmd.Process.Pid)
 	}
 	status, waitErr := c.wait(sigs, o)
 	o.Logger.Debug("program exited", "status", status)
-	if fuse != nil {
+	for _, fuse := range servers {
 		// The program has exited: the server goes now rather than when the kernel tears the
 		// mount namespace down, which a process left in the background could delay for ever.
 		if err := fuse.Stop(0); err != nil {
@@ -199,6 +205,27 @@ func openImage(r spec.RootFS) (*os.File, error) {
 		return nil, fmt.Errorf("open image: %w", err)
 	}
 	return f, nil
+}
+
+// openExtraImages opens the Spec's extra images (image binds and overlays) with the user's own
+// rights, as openImage does the root image.
+func openExtraImages(ims []spec.Image) ([]*os.File, error) {
+	var fs []*os.File
+	for _, im := range ims {
+		f, err := os.OpenFile(im.Path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			closeAll(fs)
+			return nil, fmt.Errorf("open image %s: %w", im.Path, err)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // StartError is a container that could not start; Status is what hpcctl exits with (127 for a
@@ -326,11 +353,19 @@ func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
 	}
+	if needsMapHelper(sh) {
+		if err := writeMapsWithHelpers(cmd.Process.Pid, sh); err != nil {
+			st := &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR}
+			st.end()
+			return nil, &StartError{Status: 1, Err: err}
+		}
+	}
 	return &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR, shape: sh, o: o}, nil
 }
 
-// send gives the stage its Spec and the image descriptor, opened with the user's own rights.
-func (st *setupProcess) send(s *spec.Spec, img *os.File, lease *sessionLease) error {
+// send gives the stage its Spec and the image descriptors, opened with the user's own rights:
+// the root image's, then one for each of the Spec's Images.
+func (st *setupProcess) send(s *spec.Spec, imgs []*os.File, lease *sessionLease) error {
 	payload, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode the container spec: %w", err)
@@ -348,8 +383,10 @@ func (st *setupProcess) send(s *spec.Spec, img *os.File, lease *sessionLease) er
 			return fmt.Errorf("hand the image session's mount to the container's setup process: %w", err)
 		}
 	}
-	if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
-		return fmt.Errorf("hand the image to the container's setup process: %w", err)
+	for _, img := range imgs {
+		if err := child.SendFD(st.sock, child.MsgImage, int(img.Fd())); err != nil {
+			return fmt.Errorf("hand the image to the container's setup process: %w", err)
+		}
 	}
 	return nil
 }
@@ -377,7 +414,7 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 	// the thread that started the stage exits; Go ends a thread only when a goroutine locked to
 	// it returns, which the goroutines that spawn never are.
 	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0, Pdeathsig: syscall.SIGKILL}
-	if s.Namespaces.User {
+	if s.Namespaces.User && !needsMapHelper(s) {
 		for _, m := range s.UIDMap {
 			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
@@ -387,6 +424,8 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 		// An unprivileged process may map its GID only after denying setgroups(2): otherwise it
 		// could drop a supplementary group that denies it access (CVE-2014-8989).
 		a.GidMappingsEnableSetgroups = false
+	}
+	if s.Namespaces.User {
 		// The child keeps these capabilities in the new namespace across its exec: it is not root
 		// there, so without ambient capabilities execve would clear them all. Mounting needs
 		// CAP_SYS_ADMIN; overlayfs keeps the mounter's credentials for its own work, makes its
@@ -397,6 +436,9 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 		if s.Namespaces.Net {
 			// Bringing up the new network namespace's loopback interface.
 			a.AmbientCaps = append(a.AmbientCaps, unix.CAP_NET_ADMIN)
+		}
+		if needsMapHelper(s) {
+			a.AmbientCaps = allCaps()
 		}
 	}
 	return a
@@ -419,19 +461,22 @@ func cloneFlags(ns spec.Namespaces) uintptr {
 }
 
 // serve answers the child until it has exec'd the program (the socket closes) or failed. A FUSE
-// connection from the child gets a squashfuse_ll.
-func (st *setupProcess) serve(s *spec.Spec, img *os.File, o Options) (fuse *mount.Squashfuse, err error) {
+// connection from the child gets a squashfuse_ll: for the root image, or for the extra image
+// its text numbers (from 1).
+func (st *setupProcess) serve(s *spec.Spec, img *os.File, extras []*os.File, o Options) (servers []*mount.Squashfuse, err error) {
 	defer unix.Close(st.sock)
-	var killed func() bool
+	var killed []func() bool
 	defer func() {
-		if killed != nil && killed() && err == nil {
-			err = &StartError{Status: 1, Err: errors.New("squashfuse_ll exited before the container started (see its messages above)")}
+		for _, k := range killed {
+			if k() && err == nil {
+				err = &StartError{Status: 1, Err: errors.New("squashfuse_ll exited before the container started (see its messages above)")}
+			}
 		}
 	}()
 	for {
 		m, rerr := child.Receive(st.sock)
 		if rerr != nil || m == nil {
-			return fuse, rerr
+			return servers, rerr
 		}
 		switch m.Kind {
 		case child.MsgLog:
@@ -443,18 +488,36 @@ func (st *setupProcess) serve(s *spec.Spec, img *os.File, o Options) (fuse *moun
 			}
 			o.Logger.Debug("container setup", step.Attrs()...)
 		case child.MsgError:
-			return fuse, &StartError{Status: m.Status, Err: errors.New(m.Text)}
+			return servers, &StartError{Status: m.Status, Err: errors.New(m.Text)}
 		case child.MsgFUSE:
-			fuse, err = mount.StartSquashfuse(o.Squashfuse, img, s.RootFS.Offset, m.File, o.Logger)
+			image, offset, ferr := fuseImage(s, img, extras, m.Text)
+			var fuse *mount.Squashfuse
+			if ferr == nil {
+				fuse, ferr = mount.StartSquashfuse(o.Squashfuse, image, offset, m.File, o.Logger)
+			}
 			// Our copy must go: the server's must be the last, so that its death ends the connection.
 			m.File.Close()
-			if err != nil {
+			if ferr != nil {
 				st.cmd.Process.Kill() //nolint:errcheck // it may wait for a server that never came
-				return fuse, err
+				return servers, ferr
 			}
-			killed = st.killIfServerDies(fuse)
+			servers = append(servers, fuse)
+			killed = append(killed, st.killIfServerDies(fuse))
 		}
 	}
+}
+
+// fuseImage is the image a FUSE connection from the child is for: the root image when text is
+// empty, else the extra image it numbers from 1.
+func fuseImage(s *spec.Spec, img *os.File, extras []*os.File, text string) (*os.File, int64, error) {
+	if text == "" {
+		return img, s.RootFS.Offset, nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 1 || n > len(extras) {
+		return nil, 0, fmt.Errorf("the container's setup process asked to serve image %q of %d", text, len(extras))
+	}
+	return extras[n-1], s.Images[n-1].Offset, nil
 }
 
 // killIfServerDies ends the child if the server exits before the child has exec'd the program,

@@ -23,6 +23,13 @@ func TestOpenWritableOverlay(t *testing.T) {
 		{"group writable, own group", func(t *testing.T, dir, _ string) string { return mkdir(t, dir, "ov", 0o775) }, uid, ""},
 		{"world writable", func(t *testing.T, dir, _ string) string { return mkdir(t, dir, "ov", 0o777) }, uid, "writable by other users"},
 		{"another owner", func(t *testing.T, dir, _ string) string { return mkdir(t, dir, "ov", 0o755) }, uid + 1, "not to you"},
+		{"another owner, for root", func(t *testing.T, dir, _ string) string { return mkdir(t, dir, "ov", 0o755) }, 0, ""},
+		{"another owner's links, for root", func(t *testing.T, dir, victim string) string {
+			ov := mkdir(t, dir, "ov", 0o755)
+			must(t, os.Symlink(victim, filepath.Join(ov, "upper")))
+			return ov
+		}, 0, "ov/upper is a symbolic link"},
+		{"world writable, for root", func(t *testing.T, dir, _ string) string { return mkdir(t, dir, "ov", 0o777) }, 0, "writable by other users"},
 		{"dir is a link", func(t *testing.T, dir, victim string) string {
 			link := filepath.Join(dir, "ov")
 			must(t, os.Symlink(victim, link))

@@ -148,24 +148,26 @@ func CheckOwned(fd, uid, gid int) error {
 
 // OpenWritableOverlay opens a writable overlay directory's upper and work directories as O_PATH
 // descriptors, creating them when create is true, for mounting through their /proc/self/fd names.
-// dir, upper and work must be directories (not symbolic links) owned by uid and writable by no
-// other user. Root's launch once followed another user's links there: with dir/work pointing at a
-// directory of root's, overlayfs emptied its work/work, and with dir/upper pointing elsewhere,
-// root's changes went there.
+// dir, upper and work must be directories (not symbolic links) owned by uid (any owner for root,
+// as Apptainer's root may use a user's overlay) and writable by no other user. Root's launch once
+// followed another user's links there: with dir/work pointing at a directory of root's, overlayfs
+// emptied its work/work, and with dir/upper pointing elsewhere, root's changes went there; the
+// descriptors opened without following links are what overlayfs gets, so an owner who swaps
+// them afterwards changes nothing.
 func OpenWritableOverlay(dir string, uid, gid int, create bool) (upper, work int, err error) {
 	top, err := OpenDirNoFollow(dir)
 	if err != nil {
 		return -1, -1, overlayError(dir, err)
 	}
 	defer unix.Close(top)
-	if err := CheckOwned(top, uid, gid); err != nil {
+	if err := checkOverlayOwner(top, uid, gid); err != nil {
 		return -1, -1, overlayError(dir, err)
 	}
 	fds := []int{}
 	for _, sub := range []string{"upper", "work"} {
 		fd, err := OpenBeneath(top, sub, create)
 		if err == nil {
-			if err = CheckOwned(fd, uid, gid); err != nil {
+			if err = checkOverlayOwner(fd, uid, gid); err != nil {
 				unix.Close(fd)
 			}
 		}
@@ -178,6 +180,19 @@ func OpenWritableOverlay(dir string, uid, gid int, create bool) (upper, work int
 		fds = append(fds, fd)
 	}
 	return fds[0], fds[1], nil
+}
+
+// checkOverlayOwner is CheckOwned for a writable overlay's directories, where root accepts any
+// owner: the directory is then still writable by no one but its owner.
+func checkOverlayOwner(fd, uid, gid int) error {
+	if uid != 0 {
+		return CheckOwned(fd, uid, gid)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	return CheckOwned(fd, int(st.Uid), gid)
 }
 
 func overlayError(p string, err error) error {

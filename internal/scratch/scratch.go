@@ -24,7 +24,7 @@ type Dir struct {
 // Make sweeps parent of the prefix* directories whose lock is free, then makes a new one. log
 // gets what the sweep removed (debug).
 func Make(parent, prefix string, log *slog.Logger) (*Dir, error) {
-	sweep(parent, prefix, log)
+	sweep(parent, prefix, log, nil)
 	var err error
 	for try := 0; try < 3; try++ {
 		var d *Dir
@@ -75,11 +75,20 @@ func make1(parent, prefix string) (*Dir, error) {
 // free), as Make does first. It costs one read of parent's directory, cheap enough for every
 // launch: a killed user's extracted image then goes at their next run, not only at their next
 // --unsquash.
-func Sweep(parent, prefix string, log *slog.Logger) { sweep(parent, prefix, log) }
+func Sweep(parent, prefix string, log *slog.Logger) { sweep(parent, prefix, log, nil) }
+
+// SweepWith is Sweep for directories that may hold files RemoveAll cannot remove (a killed
+// recipe build's, owned by the user's subordinate IDs): remove is tried on a directory whose
+// lock is free after RemoveAll failed, while the lock is held. It returns how many directories
+// were removed.
+func SweepWith(parent, prefix string, log *slog.Logger, remove func(dir string) error) int {
+	return sweep(parent, prefix, log, remove)
+}
 
 // sweep removes the prefix* directories of parent whose lock is free. Other users' locks cannot be
 // opened, so their directories stay.
-func sweep(parent, prefix string, log *slog.Logger) {
+func sweep(parent, prefix string, log *slog.Logger, remove func(string) error) int {
+	n := 0
 	locks, _ := filepath.Glob(filepath.Join(parent, prefix+"*.lock"))
 	for _, l := range locks {
 		f, err := os.OpenFile(l, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -88,13 +97,21 @@ func sweep(parent, prefix string, log *slog.Logger) {
 		}
 		if ours(f) && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
 			dir := strings.TrimSuffix(l, ".lock")
-			if err := RemoveAll(dir); err == nil {
+			err := RemoveAll(dir)
+			if err != nil && remove != nil {
+				err = remove(dir)
+			}
+			if err == nil {
 				os.Remove(l) // best effort
+				n++
 				log.Debug("removed a temporary directory a killed process left", "dir", dir)
+			} else {
+				log.Debug("cannot remove a temporary directory a killed process left", "dir", dir, "err", err)
 			}
 		}
 		f.Close()
 	}
+	return n
 }
 
 // ours reports whether this user owns the lock file: in a shared directory (/tmp), another user's

@@ -89,8 +89,25 @@ func TestSweepLeavesOthers(t *testing.T) {
 	if err := os.Chown(filepath.Join(parent, "x-theirs.lock"), 2000, 2000); err != nil {
 		t.Fatal(err)
 	}
-	sweep(parent, "x-", slog.New(slog.DiscardHandler))
+	sweep(parent, "x-", slog.New(slog.DiscardHandler), nil)
 	if got := names(t, parent); !slices.Contains(got, "x-theirs") {
 		t.Errorf("another user's directory was swept: %q", got)
+	}
+}
+
+// SweepWith removes killed directories, counts them, leaves live ones, and calls its remover
+// only for what RemoveAll could not remove.
+func TestSweepWith(t *testing.T) {
+	parent := t.TempDir()
+	leave(t, parent, "x-killed1", false)
+	leave(t, parent, "x-killed2", false)
+	leave(t, parent, "x-live", true)
+	called := 0
+	n := SweepWith(parent, "x-", slog.New(slog.DiscardHandler), func(string) error { called++; return nil })
+	if n != 2 || called != 0 {
+		t.Errorf("removed %d (want 2), remover called %d times (want 0)", n, called)
+	}
+	if got := names(t, parent); !slices.Equal(got, []string{"x-live", "x-live.lock"}) {
+		t.Errorf("after SweepWith: %q", got)
 	}
 }

@@ -44,10 +44,26 @@ type Spec struct {
 	// Overlays are extra layers of the root file system: at most one writable directory (changes
 	// persist there) and any number of read-only ones, above the image.
 	Overlays []Overlay `json:"overlays,omitempty"`
+	// Images are squashfs images besides the root's, mounted read-only the way the root image
+	// is (the kernel as root, squashfuse_ll in a user namespace) for KindImage mounts (bind
+	// image-src=, id=) and image overlays.
+	Images []Image `json:"images,omitempty"`
 	// Instance keeps the container's init (it needs Namespaces.PID) running after the program
 	// exits, until a signal stops it, and makes a missing program (an image without a
 	// /.singularity.d/startscript) no error: an instance stays up until stopped, as Apptainer's do.
 	Instance bool `json:"instance,omitempty"`
+}
+
+// Image is a squashfs image file, or a squashfs partition of a SIF, other than the root's.
+type Image struct {
+	// Path is the file on the host.
+	Path string `json:"path"`
+	// Partition is the SIF object ID asked for (bind option id=), 0 for the SIF's root
+	// partition or a bare squashfs file; the launcher's caller finds Offset and Size from it.
+	Partition int `json:"partition,omitempty"`
+	// Offset and Size locate the squashfs inside Path (0, 0: the whole file).
+	Offset int64 `json:"offset,omitempty"`
+	Size   int64 `json:"size,omitempty"`
 }
 
 // Overlay is a host directory layered over the image. A writable one holds upper/ and work/
@@ -55,6 +71,9 @@ type Spec struct {
 type Overlay struct {
 	Dir      string `json:"dir"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
+	// Image, when not 0, makes the layer Images[Image-1] (Dir then names that image file, for
+	// messages); an image layer is read-only.
+	Image int `json:"image,omitempty"`
 }
 
 // Namespaces says which namespaces the container gets; false shares the host's.
@@ -95,6 +114,10 @@ type RootFS struct {
 	// Offset and Size locate the squashfs partition inside Image (0, 0: the whole file).
 	Offset int64 `json:"offset,omitempty"`
 	Size   int64 `json:"size,omitempty"`
+	// Writable makes a sandbox directory (BackendDir) itself the container root, read-write
+	// (--writable): no overlay, mount points it lacks are skipped with a warning, the merged
+	// /etc/passwd and /etc/group are bound over its own.
+	Writable bool `json:"writable,omitempty"`
 }
 
 // MountKind is what a Mount mounts.
@@ -109,6 +132,8 @@ const (
 	// KindDevpts is a new devpts instance (/dev/pts of a minimal /dev); where the kernel refuses
 	// one, the host's /dev/pts is bound instead.
 	KindDevpts MountKind = "devpts"
+	// KindImage binds Source, a directory inside the squashfs Images[Image-1], read-only.
+	KindImage MountKind = "image"
 	// KindSymlink creates a symbolic link at Destination pointing to Source; it is only made
 	// inside a tmpfs that an earlier Mount put there (a minimal /dev's /dev/fd).
 	KindSymlink MountKind = "symlink"
@@ -134,6 +159,8 @@ type Mount struct {
 	Optional bool `json:"optional,omitempty"`
 	// Data holds file system options (tmpfs "size=64m").
 	Data string `json:"data,omitempty"`
+	// Image is the 1-based index in Spec.Images of a KindImage mount's image.
+	Image int `json:"image,omitempty"`
 }
 
 // Identity is the user's entries for the container's /etc/passwd and /etc/group.

@@ -40,12 +40,20 @@ func (s *Spec) Validate() error {
 		errs = append(errs, errors.New("a container needs a mount namespace"))
 	}
 	for i, m := range s.Mounts {
-		if err := m.validate(); err != nil {
+		if err := m.validate(len(s.Images)); err != nil {
 			errs = append(errs, fmt.Errorf("mount %d: %w", i+1, err))
 		}
 	}
-	if err := validateOverlays(s.Overlays); err != nil {
+	if err := validateOverlays(s.Overlays, len(s.Images)); err != nil {
 		errs = append(errs, err)
+	}
+	for _, im := range s.Images {
+		if !path.IsAbs(im.Path) || im.Offset < 0 || im.Size < 0 || im.Partition < 0 {
+			errs = append(errs, fmt.Errorf("image %q: want an absolute path and no negative offset, size or partition", im.Path))
+		}
+	}
+	if s.RootFS.Writable && (len(s.Overlays) > 0 || len(s.Images) > 0 || !s.WritableRoot) {
+		errs = append(errs, errors.New("a writable sandbox root takes no overlays or extra images and is a writable root"))
 	}
 	for _, e := range s.Env {
 		if !strings.Contains(e, "=") || strings.HasPrefix(e, "=") {
@@ -68,14 +76,27 @@ func (r RootFS) validate() error {
 	default:
 		return fmt.Errorf("unknown mount backend %q", r.Backend)
 	}
+	if r.Writable && r.Backend != BackendDir {
+		return fmt.Errorf("image %s: only a sandbox directory runs writable", r.Image)
+	}
 	return nil
 }
 
-func (m Mount) validate() error {
+func (m Mount) validate(images int) error {
 	if err := checkPath("destination", m.Destination); err != nil {
 		return err
 	}
+	if (m.Kind == KindImage) != (m.Image != 0) || m.Image < 0 || m.Image > images {
+		return fmt.Errorf("%s mount at %s: image %d of %d", m.Kind, m.Destination, m.Image, images)
+	}
 	switch m.Kind {
+	case KindImage:
+		if err := checkPath("path inside the image", m.Source); err != nil {
+			return err
+		}
+		if m.Destination == "/" {
+			return errors.New("an image bound onto /: the container's root cannot be replaced by a bind")
+		}
 	case KindBind:
 		if m.Source == "" || !path.IsAbs(m.Source) {
 			return fmt.Errorf("bind source %q is not an absolute path", m.Source)
@@ -104,11 +125,14 @@ func checkPath(what, p string) error {
 	return nil
 }
 
-func validateOverlays(ovs []Overlay) error {
+func validateOverlays(ovs []Overlay, images int) error {
 	writable := 0
 	for _, o := range ovs {
 		if !path.IsAbs(o.Dir) || path.Clean(o.Dir) != o.Dir {
 			return fmt.Errorf("overlay %q is not an absolute clean path", o.Dir)
+		}
+		if o.Image < 0 || o.Image > images || (o.Image > 0 && !o.ReadOnly) {
+			return fmt.Errorf("overlay %s: image %d of %d, read-only %v (an image layer is read-only)", o.Dir, o.Image, images, o.ReadOnly)
 		}
 		if !o.ReadOnly {
 			writable++

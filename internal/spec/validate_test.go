@@ -47,6 +47,17 @@ func TestValidate(t *testing.T) {
 		{"bind onto the root", func(s *Spec) { s.Mounts[0].Destination = "/" }, "onto /"},
 		{"control character in host name", func(s *Spec) { s.Namespaces.UTS, s.Hostname = true, "a\x1b[2Jb" }, "host name"},
 		{"two writable overlays", func(s *Spec) { s.Overlays = []Overlay{{Dir: "/a"}, {Dir: "/b"}} }, "more than one writable"},
+		{"image mount without its image", func(s *Spec) { s.Mounts[1] = Mount{Kind: KindImage, Source: "/", Destination: "/d", Image: 1} }, "image 1 of 0"},
+		{"image index on a bind", func(s *Spec) { s.Mounts[0].Image = 1; s.Images = []Image{{Path: "/i.sqfs"}} }, "bind mount at"},
+		{"relative path inside an image", func(s *Spec) {
+			s.Images = []Image{{Path: "/i.sqfs"}}
+			s.Mounts[1] = Mount{Kind: KindImage, Source: "sub", Destination: "/d", Image: 1}
+		}, "path inside the image"},
+		{"writable image overlay", func(s *Spec) {
+			s.Images = []Image{{Path: "/i.sqfs"}}
+			s.Overlays = []Overlay{{Dir: "/i.sqfs", Image: 1}}
+		}, "read-only"},
+		{"relative image", func(s *Spec) { s.Images = []Image{{Path: "i.sqfs"}} }, "absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

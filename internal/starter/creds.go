@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/launcher/child"
+	"github.com/hpcctl/hpcctl/internal/starter/rules"
 )
 
 // identity is the user who ran the starter: its real IDs and supplementary groups, which a
@@ -26,6 +25,8 @@ type identity struct {
 // other end of the socket hpcctl made (SO_PEERCRED), which is still our parent unless it has
 // died already, even before we could ask for its death signal. In the PID namespace the relay
 // made, the parent is not visible (getppid is 0) and the relay's lifeline pipe says it instead.
+// What could go wrong: the IDs are the kernel's real ones, which the user cannot forge; the
+// parent, if taken from getppid alone, could already be init (hpcctl killed at once).
 func callerIdentity() (identity, error) {
 	groups, err := unix.Getgroups()
 	if err != nil {
@@ -46,7 +47,8 @@ func callerIdentity() (identity, error) {
 
 // dieWithParent asks for SIGKILL when hpcctl (or the relay) dies. The kernel clears this setting
 // on the setuid exec and on every change of effective or file-system IDs, so it is set again
-// after each; if the parent died before it was set, we exit ourselves.
+// after each; if the parent died before it was set, we exit ourselves. What could go wrong: a
+// starter that outlives a killed hpcctl would go on as root, holding mounts and a loop device.
 func (id identity) dieWithParent() {
 	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0) //nolint:errcheck // cannot fail with a valid signal
 	if p := unix.Getppid(); p != id.ppid {
@@ -85,17 +87,12 @@ func setfs(uid, gid int) error {
 
 // setupCaps are the capabilities the setup stage uses as the user's file-system identity:
 // mounts, pivot_root and the host name (CAP_SYS_ADMIN), the loopback interface (CAP_NET_ADMIN),
-// switching the file-system IDs and the final drop (CAP_SETUID, CAP_SETGID, CAP_SETPCAP).
+// switching the file-system IDs and the final drop (CAP_SETUID, CAP_SETGID, CAP_SETPCAP). They
+// alone are left in the effective set (the permitted set keeps the rest until the drop). What
+// could go wrong otherwise: setfsuid clears only the file-system capabilities, and one left
+// effective, such as CAP_SYS_PTRACE, would let the user's paths through another user's
+// /proc/PID/root, /proc/PID/cwd or /proc/PID/fd links.
 var setupCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP}
-
-// limitCaps leaves only setupCaps in this thread's effective set (the permitted set keeps the
-// rest until the drop). What could go wrong otherwise: setfsuid clears only the file-system
-// capabilities, and one left effective, such as CAP_SYS_PTRACE, would let the user's paths through
-// another user's /proc/PID/root, /proc/PID/cwd or /proc/PID/fd links.
-func limitCaps() error {
-	_, err := setEffective(setupCaps)
-	return err
-}
 
 // setEffective makes caps exactly this thread's effective set, and none inheritable; it returns
 // the sets it replaced.
@@ -118,7 +115,8 @@ func setEffective(caps []uintptr) ([2]unix.CapUserData, error) {
 
 // asRoot runs f with root's file-system identity on this thread, for paths that are the
 // starter's own (the loop devices, their lock), then gives the thread back the user's. (Back to
-// fsuid 0 the kernel raises the file-system capabilities again, and lowers them after.)
+// fsuid 0 the kernel raises the file-system capabilities again, and lowers them after.) What
+// could go wrong: f must touch no path of the user's, and a failed switch back ends the process.
 func (id identity) asRoot(f func() error) error {
 	if err := setfs(0, 0); err != nil {
 		return err
@@ -129,23 +127,7 @@ func (id identity) asRoot(f func() error) error {
 		fmt.Fprintf(os.Stderr, "hpcctl-starter: %v\n", err2)
 		os.Exit(1)
 	}
-	return err
-}
-
-// withCaps runs f with exactly the capabilities caps in this thread's effective set (they stay
-// in the permitted set while the starter is root), then restores the set it had. Exactly: what
-// f mounts may keep the credentials it ran with (overlayfs does, for all its later work).
-func withCaps(caps []uintptr, f func() error) error {
-	saved, err := setEffective(caps)
-	if err != nil {
-		return err
-	}
-	err = f()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	if err2 := unix.Capset(&hdr, &saved[0]); err2 != nil {
-		fmt.Fprintf(os.Stderr, "hpcctl-starter: lower capabilities: %v\n", err2)
-		os.Exit(1)
-	}
+	id.dieWithParent() // each switch of the file-system IDs cleared it
 	return err
 }
 
@@ -164,7 +146,8 @@ func (id identity) drop() error {
 	// this one (the others end at the exec, or, in a PID namespace's init, only run the Go
 	// runtime, without capabilities or a way to gain one once no_new_privs is set). One
 	// all-threads call per capability would stop the world some forty times.
-	last := capLastCap()
+	b, _ := os.ReadFile("/proc/sys/kernel/cap_last_cap") // none: every bit, EINVAL past the last
+	last := rules.LastCap(b)
 	for c := 0; c <= last; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !(errors.Is(err, unix.EINVAL) && c > 0) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
@@ -189,29 +172,26 @@ func (id identity) drop() error {
 	return id.checkDropped(last)
 }
 
+// checkDropped checks that drop took: no capability in any set, nor in the bounding set up to
+// last, the user's IDs alone, root not to be had back, no_new_privs.
 func (id identity) checkDropped(last int) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
-	for _, d := range data {
-		if d.Effective|d.Permitted|d.Inheritable != 0 {
-			return errors.New("capabilities are left after the drop")
-		}
+	if data[0].Effective|data[0].Permitted|data[0].Inheritable|data[1].Effective|data[1].Permitted|data[1].Inheritable != 0 {
+		return errors.New("capabilities are left after the drop")
 	}
 	for c := 0; c <= last; c++ {
 		if n, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); n != 0 {
 			return fmt.Errorf("capability %d is left in the bounding set", c)
 		}
 	}
-	r, e, s := unix.Getresuid()
-	if r != id.uid || e != id.uid || s != id.uid {
-		return fmt.Errorf("UIDs are %d/%d/%d after the drop", r, e, s)
-	}
-	r, e, s = unix.Getresgid()
-	if r != id.gid || e != id.gid || s != id.gid {
-		return fmt.Errorf("GIDs are %d/%d/%d after the drop", r, e, s)
+	ru, eu, su := unix.Getresuid()
+	rg, eg, sg := unix.Getresgid()
+	if ru != id.uid || eu != id.uid || su != id.uid || rg != id.gid || eg != id.gid || sg != id.gid {
+		return fmt.Errorf("UIDs are %d/%d/%d and GIDs %d/%d/%d after the drop", ru, eu, su, rg, eg, sg)
 	}
 	// Per thread, raw: if this succeeded, the drop failed and we are about to exit anyway.
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); e == 0 {
@@ -221,13 +201,4 @@ func (id identity) checkDropped(last int) error {
 		return errors.New("no_new_privs is not set after the drop")
 	}
 	return nil
-}
-
-// capLastCap is the highest capability this kernel knows.
-func capLastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if n, err2 := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && err2 == nil {
-		return n
-	}
-	return 63
 }

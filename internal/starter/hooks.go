@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/mount"
 	"github.com/hpcctl/hpcctl/internal/spec"
+	"github.com/hpcctl/hpcctl/internal/starter/rules"
 )
 
 // hooks are the starter's steps inside the setup stage (child.Privileged).
@@ -40,13 +40,25 @@ func (h *hooks) MountImage(s *spec.Spec, img *os.File, target string) error {
 	})
 }
 
-// WithSetupCaps runs f with CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and CAP_MKNOD only, the capabilities
-// the user namespace path gives its setup stage for the same two steps (overlayfs keeps them as
-// its mounter's credentials). What could go wrong: with them, permission checks
-// pass anywhere; the steps run under them touch only the private staging tmpfs, the image
-// (resolved inside its root) and descriptors opened and checked as the user before.
+// WithSetupCaps runs f with exactly CAP_SYS_ADMIN, CAP_DAC_OVERRIDE and CAP_MKNOD in this
+// thread's effective set, the capabilities the user namespace path gives its setup stage for the
+// same two steps, then restores the set. Exactly: overlayfs keeps its mounter's credentials for
+// all its later work. What could go wrong: with them, permission checks pass anywhere; the steps
+// run under them touch only the private staging tmpfs, the image (resolved inside its root) and
+// descriptors opened and checked as the user before.
 func (h *hooks) WithSetupCaps(f func() error) error {
-	return withCaps([]uintptr{unix.CAP_SYS_ADMIN, unix.CAP_DAC_OVERRIDE, unix.CAP_MKNOD}, f)
+	saved, err := setEffective([]uintptr{unix.CAP_SYS_ADMIN, unix.CAP_DAC_OVERRIDE, unix.CAP_MKNOD})
+	if err != nil {
+		return err
+	}
+	err = f()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if err2 := unix.Capset(&hdr, &saved[0]); err2 != nil {
+		// Continuing would run the rest of the setup with CAP_DAC_OVERRIDE.
+		fmt.Fprintf(os.Stderr, "hpcctl-starter: lower capabilities: %v\n", err2)
+		os.Exit(1)
+	}
+	return err
 }
 
 // SecureBind adds nosuid, and nodev unless the source is a host device under /dev (the
@@ -70,7 +82,7 @@ func (h *hooks) SecureBind(fd, src int) error {
 	}
 	// A recursive bind of /dev brings the host's /dev/shm and /dev/mqueue, which any user can
 	// write: those stay nodev (the lookup lands on the topmost mount there; none is fine).
-	for _, w := range []string{"shm", "mqueue"} {
+	for _, w := range rules.UserWritableDev {
 		err := unix.MountSetattr(fd, w, unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV})
 		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
 			return fmt.Errorf("make /dev/%s nodev: %w", w, err)
@@ -79,27 +91,20 @@ func (h *hooks) SecureBind(fd, src int) error {
 	return nil
 }
 
-// hostDevice reports whether the bind source open as src (-1: inside the image) is /dev or
-// below it, but for the directories any user can write.
+// hostDevice reports whether the bind source open as src (-1: inside the image) is a host
+// device, by where it really is (the kernel's name for the descriptor), not by the Spec's path.
 func hostDevice(src int) bool {
 	if src < 0 {
 		return false
 	}
-	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", src))
-	if err != nil || p != "/dev" && !strings.HasPrefix(p, "/dev/") {
-		return false
-	}
-	for _, w := range []string{"/dev/shm", "/dev/mqueue"} {
-		if p == w || strings.HasPrefix(p, w+"/") {
-			return false
-		}
-	}
-	return true
+	p, err := fdPath(src)
+	return err == nil && rules.HostDevice(p)
 }
 
 // CheckReadable asks the kernel whether the user (the real IDs, faccessat without AT_EACCESS)
 // may read and search the directory open as fd: overlayfs reads a lower layer with its mounter's
-// credentials, so a directory the user can only traverse must not become one.
+// credentials. What could go wrong: a directory the user can only traverse (mode 0711, say)
+// would become a layer whose listing and files they could read.
 func (h *hooks) CheckReadable(fd int, name string) error {
 	if err := unix.Faccessat2(fd, "", unix.R_OK|unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("you cannot read it: %w", err)

@@ -99,6 +99,12 @@ func dropPrivileges(s *spec.Spec) error {
 		}
 	}
 	if s.KeepCapabilities {
+		// Root keeps its capabilities through its own ID (real root, or root of a --fakeroot
+		// namespace at execve); the ambient ones a fakeroot setup process was started with
+		// would also survive a change to another user inside.
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+			return fmt.Errorf("clear ambient capabilities: %w", err)
+		}
 		return dropSome(s.DropCapabilities)
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {

@@ -26,11 +26,15 @@ func Main() int {
 		return 0
 	}
 	var img, session *os.File
+	var extras []*os.File
 	if err == nil {
 		img, session, err = receiveImage()
 	}
 	if err == nil {
-		err = run(s, img, session)
+		extras, err = receiveExtras(len(s.Images))
+	}
+	if err == nil {
+		err = run(s, img, session, extras)
 	}
 	// run returns only on failure, or with the program's status as PID 1.
 	return Finish(err)
@@ -110,14 +114,14 @@ func receiveImage() (img, session *os.File, err error) {
 	return m.File, session, nil
 }
 
-func run(s *spec.Spec, img, session *os.File) error {
+func run(s *spec.Spec, img, session *os.File, extras []*os.File) error {
 	log := newStepLog(s)
 	if s.Namespaces.Net {
 		if err := log.done(Step{Step: "loopback", Target: "lo", Flags: "up"}, loopbackUp()); err != nil {
 			return err
 		}
 	}
-	if err := setupRoot(s, img, session, log); err != nil {
+	if err := setupRoot(s, img, session, extras, log); err != nil {
 		return err
 	}
 	if s.Namespaces.UTS && s.Hostname != "" {

@@ -3,6 +3,7 @@ package child
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
@@ -61,20 +62,39 @@ func openSources(ms []spec.Mount, log *stepLog) (sources, error) {
 // created in the overlay's upper layer beforehand (prepareUpper); here they are only resolved, inside
 // the root, so that a later mount is placed on top of an earlier one as the Spec orders. Mount
 // points under a tmpfs of the Spec (a minimal /dev) are created in that tmpfs.
-func applyMounts(root int, ms []spec.Mount, ss sources, log *stepLog) error {
+//
+// In a writable sandbox (sandbox true) nothing made the mount points beforehand, and hpcctl does
+// not write into the user's directory: a mount whose mount point is missing there is skipped with
+// a warning, as Apptainer's --writable does.
+func applyMounts(root int, ms []spec.Mount, ss sources, images extraImages, sandbox bool, log *stepLog) error {
+	under := newUnderlays()
+	defer under.close()
 	for i, m := range ms {
 		if skipped(m, ss[i]) {
 			continue
 		}
 		create := mount.CreateNothing
-		if coveringKind(ms, i) == spec.KindTmpfs {
+		covering := coveringKind(ms, i)
+		if covering == spec.KindTmpfs {
 			create = mount.CreateFile
 			if isDirMount(m, ss[i]) {
 				create = mount.CreateDir
 			}
 		}
-		err := applyMount(root, m, ss[i], create)
+		if (covering == spec.KindBind || covering == spec.KindImage) && !m.Optional && m.Kind != spec.KindSymlink {
+			// A bind's host directory may lack the mount point (prepareUpper made it in the
+			// layer the bind now covers): see underlays.
+			if err := under.mountPoint(root, m, isDirMount(m, ss[i]), log); err != nil {
+				return fmt.Errorf("mount point %s: %w", m.Destination, err)
+			}
+		}
+		err := applyMount(root, m, ss[i], images, create)
 		if err != nil && skipOptional(m, err) {
+			log.skip(m, err)
+			continue
+		}
+		if err != nil && sandbox && create == mount.CreateNothing && m.Kind != spec.KindSymlink && errors.Is(err, unix.ENOENT) {
+			fmt.Fprintf(os.Stderr, "hpcctl: warning: --writable: %s does not exist in the sandbox, so nothing is mounted there (create it in the sandbox to have it)\n", m.Destination)
 			log.skip(m, err)
 			continue
 		}
@@ -83,7 +103,7 @@ func applyMounts(root int, ms []spec.Mount, ss sources, log *stepLog) error {
 			return optionalFailed(m, err)
 		}
 	}
-	return nil
+	return under.seal(log)
 }
 
 // optionalFailed says, for an optional mount, that it failed for another reason than a missing
@@ -140,7 +160,7 @@ func within(p, dir string) bool {
 	return dir == "/" || strings.HasPrefix(p, dir+"/")
 }
 
-func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
+func applyMount(root int, m spec.Mount, src source, images extraImages, create mount.Create) error {
 	if m.Kind == spec.KindSymlink {
 		return symlinkInRoot(root, m)
 	}
@@ -154,6 +174,10 @@ func applyMount(root int, m spec.Mount, src source, create mount.Create) error {
 		// bindMount's errors name the user's source and destination, not /proc/self/fd paths.
 		if err = bindMount(root, m, src, dst); err != nil {
 			return err
+		}
+	case spec.KindImage:
+		if err = bindImage(m, images, dst); err != nil {
+			return fmt.Errorf("bind image %s at %s: %w", m.Source, m.Destination, err)
 		}
 	case spec.KindProc, spec.KindSysfs:
 		err = mount.Mount(string(m.Kind), mount.FDPath(dst), string(m.Kind), mountFlags(m), m.Data)

@@ -21,6 +21,11 @@ type overlayDirs struct {
 func openOverlays(ovs []spec.Overlay) (overlayDirs, error) {
 	od := overlayDirs{upper: -1, work: -1}
 	for _, o := range ovs {
+		if o.Image > 0 {
+			// Mounted later, in the staging tmpfs: addImages fills the place in.
+			od.lowers = append(od.lowers, -1)
+			continue
+		}
 		if o.ReadOnly {
 			fd, err := openDir(o.Dir)
 			if err == nil && privileged != nil {
@@ -44,6 +49,28 @@ func openOverlays(ovs []spec.Overlay) (overlayDirs, error) {
 		}
 	}
 	return od, nil
+}
+
+// addImages puts the mounted image layers in the places openOverlays kept for them.
+func (od *overlayDirs) addImages(ovs []spec.Overlay, images extraImages) error {
+	i := 0
+	for _, o := range ovs {
+		if !o.ReadOnly {
+			continue
+		}
+		if o.Image > 0 {
+			if o.Image > len(images.roots) {
+				return fmt.Errorf("overlay %s: no image %d", o.Dir, o.Image)
+			}
+			fd, err := unix.FcntlInt(uintptr(images.roots[o.Image-1]), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("overlay %s: %w", o.Dir, err)
+			}
+			od.lowers[i] = fd
+		}
+		i++
+	}
+	return nil
 }
 
 func openDir(p string) (int, error) {

@@ -60,7 +60,7 @@ func ReadSetup() (*spec.Spec, *os.File, error) {
 // (it returns only on failure, or as PID 1 with the program's status).
 func RunPrivileged(s *spec.Spec, img *os.File, p Privileged) int {
 	privileged = p
-	return Finish(run(s, img, nil))
+	return Finish(run(s, img, nil, nil))
 }
 
 // Finish reports err to hpcctl and returns the stage's exit status.

@@ -33,10 +33,12 @@ const (
 
 // Message kinds, the first byte of each packet on SocketFD.
 const (
-	// MsgFUSE carries the /dev/fuse descriptor (SCM_RIGHTS) for the parent to hand to squashfuse_ll.
+	// MsgFUSE carries the /dev/fuse descriptor (SCM_RIGHTS) for the parent to hand to squashfuse_ll;
+	// its text, when not empty, numbers the extra image (spec.Spec.Images, from 1) to serve.
 	MsgFUSE byte = 'F'
 	// MsgImage, from the parent, carries the image file (SCM_RIGHTS), opened with the user's own
-	// rights; the parent may start the child before it has opened the image.
+	// rights; the parent may start the child before it has opened the image. One more follows for
+	// each of the Spec's Images, in order.
 	MsgImage byte = 'I'
 	// MsgMount, from the parent before MsgImage, carries a detached mount of the image from a
 	// shared image session (open_tree): the child moves it into place instead of mounting.
@@ -70,6 +72,11 @@ func sendPacket(sock int, kind byte, payload []byte) error {
 // SendFD sends a message with one descriptor attached.
 func SendFD(sock int, kind byte, fd int) error {
 	return unix.Sendmsg(sock, []byte{kind}, unix.UnixRights(fd), nil, 0)
+}
+
+// SendFDText sends a message with text and one descriptor attached.
+func SendFDText(sock int, kind byte, text string, fd int) error {
+	return unix.Sendmsg(sock, append([]byte{kind}, text...), unix.UnixRights(fd), nil, 0)
 }
 
 // Message is one packet received from the child.

@@ -40,9 +40,14 @@ func newLayout() layout {
 //
 // session, when not nil, is a detached mount of the image from a shared image session; it is
 // moved into place instead of mounting the image.
-func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
+func setupRoot(s *spec.Spec, img, session *os.File, extras []*os.File, log *stepLog) error {
 	// Only the loop device needs the image past this point (the FUSE server has the parent's copy).
 	defer img.Close()
+	defer func() {
+		for _, f := range extras {
+			f.Close()
+		}
+	}()
 	if session != nil {
 		defer session.Close()
 	}
@@ -82,6 +87,9 @@ func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 	if err = log.done(Step{Step: "staging", Source: "tmpfs", Target: stagingDir, Flags: "nosuid,nodev,unbindable,mode=0755"}, stage(l)); err != nil {
 		return err
 	}
+	if s.RootFS.Writable {
+		return writableRoot(s, image, srcs, l, log)
+	}
 	if session != nil {
 		err = log.done(Step{Step: "image", Source: s.RootFS.Image, Target: l.lower, Flags: "session,ro"}, moveSessionMount(session, l.lower))
 	} else {
@@ -91,6 +99,14 @@ func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 		return err
 	}
 	if err = checkImageRoot(s.RootFS, l.lower); err != nil {
+		return err
+	}
+	images, err := mountExtras(s, extras, log)
+	if err != nil {
+		return err
+	}
+	defer images.close()
+	if err = overlays.addImages(s.Overlays, images); err != nil {
 		return err
 	}
 	if err = stageUpper(l); err != nil {
@@ -107,7 +123,7 @@ func setupRoot(s *spec.Spec, img, session *os.File, log *stepLog) error {
 		return fmt.Errorf("open the container root: %w", err)
 	}
 	defer unix.Close(root)
-	if err := applyMounts(root, s.Mounts, srcs, log); err != nil {
+	if err := applyMounts(root, s.Mounts, srcs, images, false, log); err != nil {
 		return err
 	}
 	if !s.WritableRoot {

@@ -102,3 +102,39 @@ func BusyboxTree(dir, busybox string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "etc/group"), []byte("root:x:0:\n"), 0o644)
 }
+
+// AddPartition appends the file system image at file (squashfs, or ext3 when ext3 is true) to
+// the SIF at path as a partition, an overlay partition when overlay is true (as Apptainer's
+// `overlay create` adds one), and returns its object ID.
+func AddPartition(path, file string, ext3, overlay bool) (uint32, error) {
+	fs, pt := sif.FsSquash, sif.PartData
+	if ext3 {
+		fs = sif.FsExt3
+	}
+	if overlay {
+		pt = sif.PartOverlay
+	}
+	part, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer part.Close()
+	di, err := sif.NewDescriptorInput(sif.DataPartition, part, sif.OptPartitionMetadata(fs, pt, "amd64"))
+	if err != nil {
+		return 0, err
+	}
+	f, err := sif.LoadContainerFromPath(path)
+	if err != nil {
+		return 0, err
+	}
+	if err := f.AddObject(di); err != nil {
+		f.UnloadContainer() //nolint:errcheck // the AddObject error says more
+		return 0, err
+	}
+	id := uint32(0)
+	f.WithDescriptors(func(d sif.Descriptor) bool {
+		id = max(id, d.ID())
+		return false
+	})
+	return id, f.UnloadContainer()
+}

@@ -1,0 +1,97 @@
+package gpu
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+	"tags.cncf.io/container-device-interface/pkg/parser"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
+)
+
+// CDI resolves Container Device Interface names (vendor.com/class=name, as --device takes them)
+// against the specs in h.CDIDirs, with the CDI project's own library (parsing, validation, the
+// priority of directories), and turns their container edits into binds: device nodes are bound
+// from the host (a user namespace cannot make device nodes), mounts are bound, variables set.
+// Hooks need a runtime that runs programs as root at set-up; hpcctl runs none and says so in
+// Notes.
+func CDI(h Host, names []string) (Found, error) {
+	for _, n := range names {
+		if !parser.IsQualifiedName(n) {
+			return Found{}, fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n)
+		}
+	}
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(h.CDIDirs...), cdi.WithAutoRefresh(false))
+	if err != nil {
+		return Found{}, fmt.Errorf("--device: read the CDI specs in %s: %w", strings.Join(h.CDIDirs, ", "), err)
+	}
+	var f Found
+	specs := map[*cdi.Spec]bool{}
+	for _, n := range names {
+		d := cache.GetDevice(n)
+		if d == nil {
+			return Found{}, fmt.Errorf("--device %s: no such CDI device in %s (%s)", n, strings.Join(h.CDIDirs, ", "), known(cache))
+		}
+		// The spec's own edits apply once, whatever number of its devices are asked for.
+		if s := d.GetSpec(); !specs[s] {
+			specs[s] = true
+			f.Add(fromEdits(s.ContainerEdits, s.GetPath()))
+		}
+		f.Add(fromEdits(d.ContainerEdits, d.GetSpec().GetPath()))
+	}
+	return f, nil
+}
+
+// known says which devices the specs define, for an error about a missing one.
+func known(cache *cdi.Cache) string {
+	devs := cache.ListDevices()
+	if len(devs) == 0 {
+		errs := cache.GetErrors()
+		for p, e := range errs {
+			return fmt.Sprintf("none defined; %s: %v", p, e[0])
+		}
+		return "none defined"
+	}
+	sort.Strings(devs)
+	if len(devs) > 8 {
+		devs = append(devs[:8], "...")
+	}
+	return "defined: " + strings.Join(devs, ", ")
+}
+
+// fromEdits turns one set of CDI container edits into binds and variables.
+func fromEdits(e cdispec.ContainerEdits, specPath string) Found {
+	var f Found
+	for _, d := range e.DeviceNodes {
+		if d == nil {
+			continue
+		}
+		src := d.HostPath
+		if src == "" {
+			src = d.Path
+		}
+		f.Mounts = append(f.Mounts, spec.Mount{Kind: spec.KindBind, Source: src, Destination: path.Clean(d.Path)})
+		f.Devices++
+	}
+	for _, m := range e.Mounts {
+		if m == nil {
+			continue
+		}
+		f.Mounts = append(f.Mounts, spec.Mount{
+			Kind: spec.KindBind, Source: m.HostPath, Destination: path.Clean(m.ContainerPath),
+			ReadOnly: slices.Contains(m.Options, "ro"), Recursive: slices.Contains(m.Options, "rbind"),
+		})
+	}
+	f.Env = append(f.Env, e.Env...)
+	for _, h := range e.Hooks {
+		if h != nil {
+			f.Notes = append(f.Notes, fmt.Sprintf("--device: CDI spec %s: %s hook %s not run (hpcctl runs no OCI hooks)", specPath, h.HookName, h.Path))
+		}
+	}
+	return f
+}
