@@ -122,6 +122,9 @@ func (e *env) launchRounds() error {
 				return err
 			}
 			fmt.Printf("%s %s: %d concurrent launches in %v\n", as, p, o.n, time.Since(start).Round(time.Millisecond))
+			if err = e.stopSessions(as); err != nil {
+				return err
+			}
 			if err = e.leftovers(before); err != nil {
 				return fmt.Errorf("%s %s, after %d concurrent launches: %w", as, p, o.n, err)
 			}
@@ -133,6 +136,9 @@ func (e *env) launchRounds() error {
 				return err
 			}
 			fmt.Printf("%s %s: killed at %v\n", as, p, o.kills)
+			if err := e.stopSessions(as); err != nil {
+				return err
+			}
 			if err := e.leftovers(before); err != nil {
 				return fmt.Errorf("%s %s, after SIGKILLs: %w", as, p, err)
 			}
@@ -195,6 +201,15 @@ func (e *env) cmd(ctx context.Context, as string, args ...string) *exec.Cmd {
 	}
 	c.Dir, c.Env = e.dir, base
 	return c
+}
+
+// stopSessions ends the user's shared image sessions, which otherwise stay for their idle time
+// after the last container (by design): a holder still there after that is a leftover.
+func (e *env) stopSessions(as string) error {
+	if out, err := e.cmd(context.Background(), as, "session", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: hpcctl session stop: %v: %s", as, err, out)
+	}
+	return nil
 }
 
 // concurrent runs n launches at once; every one must succeed.
