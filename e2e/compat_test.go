@@ -175,7 +175,7 @@ func TestCompatFlags(t *testing.T) {
 		{name: "--drop-caps bogus", args: run("true", "--drop-caps", "CAP_BOGUS"), code: 255, stderr: "--drop-caps"},
 		{name: "image-src", args: run("true", "-B", "/etc:/x:image-src=/"), code: 255, stderr: "image-src"},
 		{name: "bad --runscript-timeout", args: run("true", "--runscript-timeout", "soon"), code: 255, stderr: "--runscript-timeout"},
-		{name: "unknown flag", args: run("true", "--nv"), code: 255, stderr: "--nv"},
+		{name: "unknown flag", args: run("true", "--nvccli"), code: 255, stderr: "--nvccli"},
 		{name: "missing image", args: func(string) []string { return []string{"exec", "/no/such.sif", "true"} }, code: 255, stderr: "/no/such.sif"},
 	})
 	e.nothingLeft(t, before, e.bb, e.app)
