@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -203,6 +204,16 @@ func (e *env) cmd(ctx context.Context, as string, args ...string) *exec.Cmd {
 	return c
 }
 
+// rendezvousEmpty says whether t is a user's session rendezvous directory (hpcctl-UID below
+// $TMPDIR, kept like /tmp/hpcctl-UID) with no session's socket or lock left in it.
+func rendezvousEmpty(t string) bool {
+	if _, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(t), "hpcctl-")); err != nil {
+		return false
+	}
+	ents, err := os.ReadDir(t)
+	return err == nil && len(ents) == 0
+}
+
 // stopSessions ends the user's shared image sessions, which otherwise stay for their idle time
 // after the last container (by design): a holder still there after that is a leftover.
 func (e *env) stopSessions(as string) error {
@@ -297,6 +308,9 @@ func (e *env) whatsLeft(before state) []string {
 	}
 	tmp, _ := filepath.Glob(filepath.Join(e.dir, "hpcctl-*"))
 	for _, t := range tmp {
+		if rendezvousEmpty(t) {
+			continue
+		}
 		left = append(left, "temporary: "+t)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
