@@ -18,6 +18,6 @@ directory, /tmp and the host's network, as if it ran natively. The exit status i
 			return launch(cmd.Context(), g, isolation.VerbExec, &o, args[0], args[1:])
 		},
 	}
-	addLaunchFlags(cmd, &o)
+	addLaunchFlags(g, cmd, &o)
 	return cmd
 }

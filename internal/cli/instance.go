@@ -91,7 +91,7 @@ namespace, so that its processes end together). ARGS go to the image's startscri
 	if monitor {
 		cmd.Use, cmd.Hidden = "monitor [flags] IMAGE NAME [ARGS...]", true
 	}
-	addLaunchFlags(cmd, &o)
+	addLaunchFlags(g, cmd, &o)
 	return cmd
 }
 

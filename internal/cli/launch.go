@@ -58,7 +58,13 @@ type launchOptions struct {
 	gpu                          gpuOptions     // --nv, --rocm, --device (gpu.go)
 }
 
-func addLaunchFlags(cmd *cobra.Command, o *launchOptions) {
+// addLaunchFlags gives a launch verb (exec, run, shell, test, instance start) its flags.
+func addLaunchFlags(g *Globals, cmd *cobra.Command, o *launchOptions) {
+	g.deferFlags(cmd, func() { defineLaunchFlags(cmd, o) })
+}
+
+// defineLaunchFlags defines a launch verb's flags (see Globals.deferFlags for when).
+func defineLaunchFlags(cmd *cobra.Command, o *launchOptions) {
 	f := cmd.Flags()
 	// Flags stop at the image: everything after it belongs to the program.
 	f.SetInterspersed(false)

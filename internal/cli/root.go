@@ -32,6 +32,9 @@ type Globals struct {
 	Stderr  io.Writer
 	// Logger is made once flags are parsed; libraries take it and are quiet without -v.
 	Logger *slog.Logger
+	// deferred are the flag definitions of commands that define them only when needed
+	// (lazyflags.go).
+	deferred map[*cobra.Command]func()
 }
 
 // Verbs makes a set of commands sharing g.
@@ -40,7 +43,8 @@ type Verbs func(g *Globals) []*cobra.Command
 // Main runs the command line made of the verb sets and returns the process exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Verbs) int {
 	g := &Globals{Stdin: stdin, Stdout: stdoutWriter{stdout}, Stderr: stderr}
-	root := newRootCmd(g, verbs)
+	root := newCommandTree(g, verbs)
+	g.defineFlagsFor(root, args)
 	root.SetArgs(args)
 	ctx, stop := signalContext()
 	defer stop()
@@ -87,7 +91,16 @@ func signalContext() (context.Context, func()) {
 	}
 }
 
+// newRootCmd is the whole command tree, every flag defined (documentation, tests).
 func newRootCmd(g *Globals, verbs []Verbs) *cobra.Command {
+	root := newCommandTree(g, verbs)
+	g.defineAllFlags()
+	return root
+}
+
+// newCommandTree is the command tree, with the flags of the launch verbs left to
+// Globals.defineFlagsFor or defineAllFlags.
+func newCommandTree(g *Globals, verbs []Verbs) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hpcctl",
 		Short:         "Build signed single-file container images and run them on HPC clusters",

@@ -18,6 +18,6 @@ made by Apptainer or SingularityCE.`,
 			return launch(cmd.Context(), g, isolation.VerbRun, &o, args[0], args[1:])
 		},
 	}
-	addLaunchFlags(cmd, &o)
+	addLaunchFlags(g, cmd, &o)
 	return cmd
 }

@@ -17,6 +17,6 @@ func newShellCmd(g *Globals) *cobra.Command {
 			return launch(cmd.Context(), g, isolation.VerbShell, &o, args[0], args[1:])
 		},
 	}
-	addLaunchFlags(cmd, &o)
+	addLaunchFlags(g, cmd, &o)
 	return cmd
 }
