@@ -12,6 +12,35 @@ import (
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
+// writeMaps maps the started setup process's IDs: the user's own ID directly, anything more
+// through newuidmap and newgidmap. The process waits for its Spec before it does anything, and
+// the Spec is sent after this.
+func writeMaps(pid int, sh spec.Shape) error {
+	if needsMapHelper(sh) {
+		return writeMapsWithHelpers(pid, sh)
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/"
+	// An unprivileged process may map its GID only after denying setgroups(2): otherwise it
+	// could drop a supplementary group that denies it access (CVE-2014-8989).
+	for _, m := range []struct{ file, content string }{
+		{"setgroups", "deny"}, {"uid_map", mapLines(sh.UIDMap)}, {"gid_map", mapLines(sh.GIDMap)},
+	} {
+		if err := os.WriteFile(dir+m.file, []byte(m.content), 0); err != nil {
+			return fmt.Errorf("map the container's IDs: %w", err)
+		}
+	}
+	return nil
+}
+
+// mapLines is an ID map as /proc/PID/uid_map takes it.
+func mapLines(maps []spec.IDMap) string {
+	var b strings.Builder
+	for _, m := range maps {
+		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+	}
+	return b.String()
+}
+
 // needsMapHelper reports whether the shape maps more than the user's own ID: only the setuid
 // newuidmap and newgidmap may write such maps (the user's /etc/subuid and /etc/subgid ranges,
 // for --fakeroot), and only once the process exists, so the kernel's direct write at clone time
@@ -21,7 +50,6 @@ func needsMapHelper(sh spec.Shape) bool {
 }
 
 // writeMapsWithHelpers maps the started setup process's IDs through newuidmap and newgidmap.
-// The process waits for its Spec before it does anything, and the Spec is sent after this.
 func writeMapsWithHelpers(pid int, sh spec.Shape) error {
 	for _, m := range []struct {
 		tool string

@@ -353,8 +353,8 @@ func spawn(sh spec.Shape, o Options) (*setupProcess, error) {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("start the container: %w%s", err, hintFor(sh, err))
 	}
-	if needsMapHelper(sh) {
-		if err := writeMapsWithHelpers(cmd.Process.Pid, sh); err != nil {
+	if sh.Namespaces.User {
+		if err := writeMaps(cmd.Process.Pid, sh); err != nil {
 			st := &setupProcess{cmd: cmd, specW: specW, sock: pair[0], exitR: exitR}
 			st.end()
 			return nil, &StartError{Status: 1, Err: err}
@@ -414,18 +414,13 @@ func sysProcAttr(s spec.Shape, o Options) *syscall.SysProcAttr {
 	// the thread that started the stage exits; Go ends a thread only when a goroutine locked to
 	// it returns, which the goroutines that spawn never are.
 	a := &syscall.SysProcAttr{Cloneflags: cloneFlags(s.Namespaces), Setpgid: o.Timeout > 0, Pdeathsig: syscall.SIGKILL}
-	if s.Namespaces.User && !needsMapHelper(s) {
-		for _, m := range s.UIDMap {
-			a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		for _, m := range s.GIDMap {
-			a.GidMappings = append(a.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		// An unprivileged process may map its GID only after denying setgroups(2): otherwise it
-		// could drop a supplementary group that denies it access (CVE-2014-8989).
-		a.GidMappingsEnableSetgroups = false
-	}
 	if s.Namespaces.User {
+		// Go forks a full copy of hpcctl for a new user namespace (it would write the ID maps
+		// between fork and exec, while the child waits): 4-6 ms of every plain user's start
+		// here. Asked for explicitly, vfork shares the memory and suspends hpcctl only until the
+		// exec, ~1 ms; the maps are written after the exec instead (writeMaps), before the stage
+		// gets its Spec, which it waits for before doing anything.
+		a.Cloneflags |= unix.CLONE_VM | unix.CLONE_VFORK
 		// The child keeps these capabilities in the new namespace across its exec: it is not root
 		// there, so without ambient capabilities execve would clear them all. Mounting needs
 		// CAP_SYS_ADMIN; overlayfs keeps the mounter's credentials for its own work, makes its
