@@ -39,7 +39,7 @@ func main() {
 }
 
 type bench struct {
-	hpcctl, image, tree, conf string
+	hpcctl, image, tree, conf, floor string
 	cred                      *syscall.Credential
 	n, rounds                 int
 }
@@ -81,6 +81,12 @@ func run() error {
 	if err := os.WriteFile(b.conf, []byte("[session]\nidle_timeout = \"60s\"\n"), 0o644); err != nil {
 		return err
 	}
+	b.floor = filepath.Join(dir, "startfloor")
+	build := exec.Command("go", "build", "-o", b.floor, "./tools/startfloor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build tools/startfloor (run from the source tree): %v: %s", err, out)
+	}
 	defer b.endSessions()
 	for _, f := range []func() error{b.python, b.trueStart, b.pageCache} {
 		if err := f(); err != nil {
@@ -109,15 +115,16 @@ func (b *bench) python() error {
 
 // trueStart times a warm `exec IMAGE /bin/true` as the plain user, with and without a session,
 // and root's in the same runs: root's kernel mount on a shared loop device is the yardstick of a
-// start with nothing to mount.
+// start with nothing to mount. The Go floor (tools/startfloor, as the plain user) is the least a
+// launcher of two Go processes can take: namespaces and the exec of the host's /bin/true, no image.
 func (b *bench) trueStart() error {
-	d, err := b.alternate([]*syscall.Credential{b.cred, b.cred, nil},
-		[][]string{b.exec(true, "/bin/true"), b.exec(false, "/bin/true"), b.exec(false, "/bin/true")})
+	d, err := b.alternate([]*syscall.Credential{b.cred, b.cred, nil, b.cred},
+		[][]string{b.exec(true, "/bin/true"), b.exec(false, "/bin/true"), b.exec(false, "/bin/true"), {b.floor, "/bin/true"}})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("exec IMAGE /bin/true as a plain user: median %s with a session (target < 20 ms), %s without; root's %s (ratio to root's %.2f)\n",
-		ms(median(d[0])), ms(median(d[1])), ms(median(d[2])), medianRatio(d[0], d[2]))
+	fmt.Printf("exec IMAGE /bin/true as a plain user: median %s with a session (target < 20 ms), %s without; root's %s (ratio to root's %.2f); Go floor %s (ratio to it %.2f)\n",
+		ms(median(d[0])), ms(median(d[1])), ms(median(d[2])), medianRatio(d[0], d[2]), ms(median(d[3])), medianRatio(d[0], d[3]))
 	return nil
 }
 
