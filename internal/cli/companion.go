@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,13 +99,27 @@ func companionArgv(g *Globals, verb string, args []string) []string {
 // with privilege). What it prints goes to hpcctl's stderr, but for its last line on failure, which
 // becomes the error.
 func runCompanion(ctx context.Context, g *Globals, verb string, args []string, image *os.File, inherit ...*os.File) error {
+	return companionRun(ctx, g, verb, args, nil, append([]*os.File{image}, inherit...))
+}
+
+// companionOutput runs a hidden companion command that is given no descriptor and answers on its
+// standard output, and returns that answer.
+func companionOutput(ctx context.Context, g *Globals, verb string, args []string) ([]byte, error) {
+	var out bytes.Buffer
+	err := companionRun(ctx, g, verb, args, &out, nil)
+	return out.Bytes(), err
+}
+
+// companionRun runs the companion's verb with files as its descriptors 3, 4, ..., and an empty
+// environment; stdout, when not nil, takes its standard output.
+func companionRun(ctx context.Context, g *Globals, verb string, args []string, stdout io.Writer, files []*os.File) error {
 	path, err := companionPath()
 	if err != nil {
 		return err
 	}
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path)
-	cmd.Args, cmd.Env, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, &stderr, append([]*os.File{image}, inherit...)
+	cmd.Args, cmd.Env, cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = companionArgv(g, verb, args), []string{}, stdout, &stderr, files
 	// Run first: the arguments of a call are evaluated in order, and stderr is only full after it.
 	runErr := cmd.Run()
 	return companionResult(g, path, verb, stderr.String(), runErr)

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
+	"tags.cncf.io/container-device-interface/pkg/parser"
 
 	"github.com/hpcctl/hpcctl/internal/gpu"
 )
@@ -75,10 +77,17 @@ func (o *gpuOptions) resolve(ctx context.Context, g *Globals, privileged bool) e
 		g.Logger.Info(v.v.Flag, "libraries", f.Libs, "programs", f.Programs, "devices", f.Devices)
 		o.found.Add(f)
 	}
+	for _, n := range devices {
+		// Checked here (the CDI parser alone is light): a mistyped name is a usage error,
+		// without starting the companion.
+		if !parser.IsQualifiedName(n) {
+			return Usage(fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n))
+		}
+	}
 	if len(devices) > 0 {
-		f, err := gpu.CDI(h, devices)
+		f, err := resolveCDI(ctx, g, h.CDIDirs, devices)
 		if err != nil {
-			return Usage(err)
+			return err
 		}
 		o.found.Add(f)
 	}
@@ -93,4 +102,32 @@ func warn(g *Globals, msg string) {
 	if !g.Quiet {
 		fmt.Fprintf(g.Stderr, "hpcctl: warning: %s\n", msg)
 	}
+}
+
+// CDIVerb is the companion's hidden command that resolves CDI device names: the CDI library (YAML,
+// validation) would add its package initialisation to every container's start, so hpcctl does
+// not link it and asks the companion when --device is given.
+const CDIVerb = "cdi-resolve"
+
+// CDIArgs are the arguments of CDIVerb for names against the specs in dirs.
+func CDIArgs(dirs, names []string) []string {
+	var args []string
+	for _, d := range dirs {
+		args = append(args, "--cdi-dir", d)
+	}
+	return append(append(args, "--"), names...)
+}
+
+// resolveCDI asks the companion what the CDI devices bind; a name it cannot resolve fails the
+// launch with the companion's own line.
+func resolveCDI(ctx context.Context, g *Globals, dirs, names []string) (gpu.Found, error) {
+	out, err := companionOutput(ctx, g, CDIVerb, CDIArgs(dirs, names))
+	if err != nil {
+		return gpu.Found{}, err
+	}
+	var f gpu.Found
+	if err := json.Unmarshal(out, &f); err != nil {
+		return gpu.Found{}, fmt.Errorf("--device: read %s's answer: %w", Companion, err)
+	}
+	return f, nil
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -114,22 +113,7 @@ func makeFake(t *testing.T) string {
 }
 
 // binds lists a Found's mounts as "destination <- source" with the layout's root as ROOT.
-func binds(f Found, root string) []string {
-	var out []string
-	for _, m := range f.Mounts {
-		if m.Kind != spec.KindBind {
-			out = append(out, "not a bind: "+m.Destination)
-			continue
-		}
-		ro := ""
-		if m.ReadOnly {
-			ro = " ro"
-		}
-		out = append(out, m.Destination+" <- "+strings.Replace(m.Source, root, "ROOT", 1)+ro)
-	}
-	sort.Strings(out)
-	return out
-}
+func binds(f Found, root string) []string { return gputest.Binds(f.Mounts, root) }
 
 // TestFindFakeLayout: exactly the listed libraries, programs and devices of each vendor are
 // bound, from a private ld.so.cache that also holds the system's libraries (ldconfig adds its
@@ -223,70 +207,6 @@ func TestFindNothing(t *testing.T) {
 	h.LdCache = filepath.Join(dir, "no-such-cache")
 	if _, err := Find(context.Background(), NVIDIA, h); err == nil || !strings.Contains(err.Error(), "--nv") {
 		t.Errorf("a missing cache: %v, want an error naming --nv", err)
-	}
-}
-
-const cdiSpec = `cdiVersion: "0.6.0"
-kind: example.com/gpu
-devices:
-  - name: "0"
-    containerEdits:
-      deviceNodes:
-        - path: /dev/fakegpu0
-          hostPath: ROOT/dev/nvidia0
-      env:
-        - FAKE_GPU=0
-  - name: "1"
-    containerEdits:
-      deviceNodes:
-        - path: /dev/nvidia1
-containerEdits:
-  env:
-    - FAKE_DRIVER=1
-  mounts:
-    - hostPath: ROOT/lib/libcuda.so.1
-      containerPath: /usr/lib/fake/libcuda.so.1
-      options: [ro, nosuid, bind]
-  hooks:
-    - hookName: createContainer
-      path: /usr/bin/nvidia-ctk
-`
-
-func TestCDI(t *testing.T) {
-	root := t.TempDir()
-	l := gputest.Layout{Devices: []string{"nvidia0"}, CDI: map[string]string{"example.yaml": cdiSpec}}
-	if _, err := l.Make(root); err != nil {
-		t.Fatal(err)
-	}
-	h := TestHost(root, "")
-	f, err := CDI(h, []string{"example.com/gpu=0", "example.com/gpu=1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := binds(f, root)
-	want := []string{
-		"/dev/fakegpu0 <- ROOT/dev/nvidia0",
-		"/dev/nvidia1 <- /dev/nvidia1",
-		"/usr/lib/fake/libcuda.so.1 <- ROOT/lib/libcuda.so.1 ro",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("binds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	// The spec's own edits apply once for its two devices.
-	if !slices.Equal(f.Env, []string{"FAKE_DRIVER=1", "FAKE_GPU=0"}) {
-		t.Errorf("env %q", f.Env)
-	}
-	if len(f.Notes) != 1 || !strings.Contains(f.Notes[0], "nvidia-ctk") {
-		t.Errorf("notes %q, want one about the hook", f.Notes)
-	}
-	for _, tc := range []struct{ name, want string }{
-		{"gpu0", "not a CDI device name"},
-		{"example.com/gpu=7", "no such CDI device"},
-		{"other.com/x=0", "defined: example.com/gpu=0, example.com/gpu=1"},
-	} {
-		if _, err := CDI(h, []string{tc.name}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("CDI(%q): %v, want %q", tc.name, err, tc.want)
-		}
 	}
 }
 

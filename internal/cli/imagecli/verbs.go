@@ -17,6 +17,7 @@ func Verbs(g *cli.Globals) []*cobra.Command {
 		newSignCmd(g),
 		newVerifyCmd(g),
 		newCheckPolicyCmd(g),
+		newCDICmd(g),
 		newUnsquashCmd(g),
 		newPullCmd(g),
 		newPushCmd(g),

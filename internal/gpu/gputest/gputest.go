@@ -11,9 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
 // SharedObject is the smallest ELF shared object that ldconfig registers under soname: a header,
@@ -144,4 +147,23 @@ func (l Layout) Make(root string) (bool, error) {
 		}
 	}
 	return nodes, nil
+}
+
+// Binds lists mounts as "DEST <- SOURCE[ ro]", sorted, with root in sources shown as ROOT: what
+// a test compares with the binds it expects.
+func Binds(mounts []spec.Mount, root string) []string {
+	var out []string
+	for _, m := range mounts {
+		if m.Kind != spec.KindBind {
+			out = append(out, "not a bind: "+m.Destination)
+			continue
+		}
+		ro := ""
+		if m.ReadOnly {
+			ro = " ro"
+		}
+		out = append(out, m.Destination+" <- "+strings.Replace(m.Source, root, "ROOT", 1)+ro)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,4 +1,7 @@
-package gpu
+// Package cdi resolves Container Device Interface names for --device with the CDI project's own
+// library. It is linked into hpcctl-image only (the hidden cdi-resolve command): the library
+// brings YAML and validation packages whose initialisation would cost every container's start.
+package cdi
 
 import (
 	"fmt"
@@ -11,31 +14,32 @@ import (
 	"tags.cncf.io/container-device-interface/pkg/parser"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
+	"github.com/hpcctl/hpcctl/internal/gpu"
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
-// CDI resolves Container Device Interface names (vendor.com/class=name, as --device takes them)
-// against the specs in h.CDIDirs, with the CDI project's own library (parsing, validation, the
+// Resolve resolves Container Device Interface names (vendor.com/class=name, as --device takes
+// them) against the specs in dirs (lowest priority first), with the CDI project's own library (parsing, validation, the
 // priority of directories), and turns their container edits into binds: device nodes are bound
 // from the host (a user namespace cannot make device nodes), mounts are bound, variables set.
 // Hooks need a runtime that runs programs as root at set-up; hpcctl runs none and says so in
 // Notes.
-func CDI(h Host, names []string) (Found, error) {
+func Resolve(dirs, names []string) (gpu.Found, error) {
 	for _, n := range names {
 		if !parser.IsQualifiedName(n) {
-			return Found{}, fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n)
+			return gpu.Found{}, fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n)
 		}
 	}
-	cache, err := cdi.NewCache(cdi.WithSpecDirs(h.CDIDirs...), cdi.WithAutoRefresh(false))
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(dirs...), cdi.WithAutoRefresh(false))
 	if err != nil {
-		return Found{}, fmt.Errorf("--device: read the CDI specs in %s: %w", strings.Join(h.CDIDirs, ", "), err)
+		return gpu.Found{}, fmt.Errorf("--device: read the CDI specs in %s: %w", strings.Join(dirs, ", "), err)
 	}
-	var f Found
+	var f gpu.Found
 	specs := map[*cdi.Spec]bool{}
 	for _, n := range names {
 		d := cache.GetDevice(n)
 		if d == nil {
-			return Found{}, fmt.Errorf("--device %s: no such CDI device in %s (%s)", n, strings.Join(h.CDIDirs, ", "), known(cache))
+			return gpu.Found{}, fmt.Errorf("--device %s: no such CDI device in %s (%s)", n, strings.Join(dirs, ", "), known(cache))
 		}
 		// The spec's own edits apply once, whatever number of its devices are asked for.
 		if s := d.GetSpec(); !specs[s] {
@@ -65,8 +69,8 @@ func known(cache *cdi.Cache) string {
 }
 
 // fromEdits turns one set of CDI container edits into binds and variables.
-func fromEdits(e cdispec.ContainerEdits, specPath string) Found {
-	var f Found
+func fromEdits(e cdispec.ContainerEdits, specPath string) gpu.Found {
+	var f gpu.Found
 	for _, d := range e.DeviceNodes {
 		if d == nil {
 			continue
