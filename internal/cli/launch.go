@@ -174,6 +174,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 	o.sandbox.resolve(g)
 	o.sandbox.apply(o)
 	if name, ok := strings.CutPrefix(image, instanceScheme); ok {
+		g.early.Abandon()
 		return joinInstance(ctx, g, verb, o, name, args)
 	}
 	conf, err := loadConfig(o.config)
@@ -187,7 +188,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 		return context.Cause(ctx)
 	}
 	sweepScratch(g)
-	stage := prestart(o, conf)
+	stage := prestart(g, o, conf)
 	defer stage.Abandon()
 	if err = o.gpu.resolve(ctx, g, o.starter.path != ""); err != nil {
 		return err
@@ -264,24 +265,40 @@ func (o *launchOptions) resolveProfile(conf *config.Config) (isolation.Profile, 
 }
 
 // prestart starts the container's setup process for the namespaces the flags ask for, so that
-// its start overlaps opening the image and making the Spec. It returns nil when the flags or the
-// configuration are in error (buildSpec says why) or the process cannot start (launcher.Run,
-// starting it again, says why).
-func prestart(o *launchOptions, conf *config.Config) *launcher.Pending {
+// its start overlaps opening the image and making the Spec, or takes the one speculate started
+// when that one fits. It returns nil when the flags or the configuration are in error (buildSpec
+// says why) or the process cannot start (launcher.Run, starting it again, says why).
+func prestart(g *Globals, o *launchOptions, conf *config.Config) *launcher.Pending {
+	early := g.early
+	g.early = nil
+	sh, lo, ok := prestartPlan(o, conf)
+	if ok && early.Fits(sh, lo) {
+		return early
+	}
+	early.Abandon()
+	if !ok {
+		return nil
+	}
+	return launcher.Prestart(sh, lo)
+}
+
+// prestartPlan is the shape of the setup process, and how it is started, for the flags and the
+// configuration; ok is false when they are in error. It chooses the starter (o.starter).
+func prestartPlan(o *launchOptions, conf *config.Config) (sh spec.Shape, lo launcher.Options, ok bool) {
 	p, err := o.resolveProfile(conf)
 	if err != nil {
-		return nil
+		return sh, lo, false
 	}
 	sw, err := o.switches()
 	if err != nil {
-		return nil
+		return sh, lo, false
 	}
 	p = isolation.Effective(p, isolation.Options{Switches: sw, NoJobEnv: o.noJobEnv}, os.Environ())
-	sh := isolation.ShapeFor(p, os.Getuid(), os.Getgid(), o.sandbox.mapping)
+	sh = isolation.ShapeFor(p, os.Getuid(), os.Getgid(), o.sandbox.mapping)
 	if o.starter = chooseStarter(o, conf); o.starter.path != "" {
-		return launcher.Prestart(starterShape(sh), launcher.Options{Starter: o.starter.path})
+		return starterShape(sh), launcher.Options{Starter: o.starter.path}, true
 	}
-	return launcher.Prestart(sh, launcher.Options{})
+	return sh, launcher.Options{}, true
 }
 
 // buildSpec makes the Spec of one launch from the flags, the configuration and the image, and

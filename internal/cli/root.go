@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/signals"
 )
 
@@ -35,6 +36,9 @@ type Globals struct {
 	// deferred are the flag definitions of commands that define them only when needed
 	// (lazyflags.go).
 	deferred map[*cobra.Command]func()
+	// args is the command line Main runs, for speculate; early is the setup process it started.
+	args  []string
+	early *launcher.Pending
 }
 
 // Verbs makes a set of commands sharing g.
@@ -42,7 +46,9 @@ type Verbs func(g *Globals) []*cobra.Command
 
 // Main runs the command line made of the verb sets and returns the process exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, verbs ...Verbs) int {
-	g := &Globals{Stdin: stdin, Stdout: stdoutWriter{stdout}, Stderr: stderr}
+	g := &Globals{Stdin: stdin, Stdout: stdoutWriter{stdout}, Stderr: stderr, args: args}
+	// A speculative setup process that no launch took (a bad flag, an instance) ends with hpcctl.
+	defer func() { g.early.Abandon() }()
 	root := newCommandTree(g, verbs)
 	g.defineFlagsFor(root, args)
 	root.SetArgs(args)
@@ -157,6 +163,7 @@ func markUsageErrors(c *cobra.Command) {
 // the hpcctl binary, kept free of the image and signing libraries (whose package initialisation
 // alone doubled the start-up time of a job).
 func LaunchVerbs(g *Globals) []*cobra.Command {
+	g.speculate()
 	return []*cobra.Command{
 		newExecCmd(g),
 		newDoctorCmd(g),

@@ -293,6 +293,16 @@ func (a Options) fits(b Options) bool {
 	return a.Stdin == b.Stdin && a.Stdout == b.Stdout && a.Stderr == b.Stderr && (a.Timeout > 0) == (b.Timeout > 0) && a.Starter == b.Starter
 }
 
+// Fits reports whether the stage p is starting can serve a launch of shape sh with options o
+// (it waits for the start to end); a nil or used Pending fits nothing.
+func (p *Pending) Fits(sh spec.Shape, o Options) bool {
+	if p == nil || p.used {
+		return false
+	}
+	<-p.ready
+	return p.err == nil && p.st.shape.Equal(sh) && p.st.o.fits(o)
+}
+
 // Abandon ends a stage that Run did not take; it does nothing to one Run took (or to nil).
 func (p *Pending) Abandon() {
 	if p == nil || p.used {
