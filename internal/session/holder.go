@@ -214,22 +214,38 @@ func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 		}
 		return squashfuseServer{fuse}, nil
 	}
-	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
+	dev, err := mountFUSE()
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/fuse: %w", err)
-	}
-	defer dev.Close()
-	if err := mountPointTmpfs(); err != nil {
 		return nil, err
 	}
-	if err := mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", uid, gid); err != nil {
-		return nil, fmt.Errorf("mount the image with FUSE: %w", err)
-	}
+	defer dev.Close()
 	fuse, err := mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
 	if err != nil {
 		return nil, err
 	}
 	return squashfuseServer{fuse}, nil
+}
+
+// mountFUSE opens /dev/fuse and mounts the connection at the mount point, for a kernel without
+// FUSE_DEV_IOC_SYNC_INIT: mount(2) then queues FUSE_INIT without waiting, and the server that
+// gets the descriptor next answers it.
+func mountFUSE() (*os.File, error) {
+	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/fuse: %w", err)
+	}
+	err = mountPointTmpfs()
+	if err == nil {
+		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", os.Getuid(), os.Getgid())
+		if err != nil {
+			err = fmt.Errorf("mount the image with FUSE: %w", err)
+		}
+	}
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return dev, nil
 }
 
 // mountPointTmpfs mounts a tmpfs of the holder's own over /tmp, in its own mount namespace, and

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/hpcctl/hpcctl/internal/mount"
 )
 
@@ -38,7 +36,6 @@ func serveInProcess(a holderArgs, img *os.File, serve InProcessServer) (fuseServ
 	if serve == nil {
 		return nil, errors.New("this program cannot serve the image itself: set [session] fuse_server = \"squashfuse_ll\"")
 	}
-	uid, gid := os.Getuid(), os.Getgid()
 	if dev, ok := mount.OpenSyncFUSE(); ok {
 		defer dev.Close()
 		// The kernel holds the server's first read until mount(2) sends FUSE_INIT, and mount(2)
@@ -65,7 +62,7 @@ func serveInProcess(a holderArgs, img *os.File, serve InProcessServer) (fuseServ
 				result <- <-started
 			}
 		}()
-		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", uid, gid)
+		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", os.Getuid(), os.Getgid())
 		close(mounted)
 		if err != nil {
 			return nil, fmt.Errorf("mount the image with FUSE: %w", err)
@@ -75,17 +72,11 @@ func serveInProcess(a holderArgs, img *os.File, serve InProcessServer) (fuseServ
 		}
 		return inProcess{srv}, nil
 	}
-	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
+	dev, err := mountFUSE()
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/fuse: %w", err)
-	}
-	defer dev.Close()
-	if err := mountPointTmpfs(); err != nil {
 		return nil, err
 	}
-	if err := mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", uid, gid); err != nil {
-		return nil, fmt.Errorf("mount the image with FUSE: %w", err)
-	}
+	defer dev.Close()
 	srv, started, err := serve(img, a.Offset, dev)
 	if err == nil {
 		err = <-started
