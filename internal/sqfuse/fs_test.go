@@ -389,6 +389,7 @@ func TestCorruptImage(t *testing.T) {
 	goodImg := writeImage(t, squashfs.Options{BlockSize: 4096}, testEntries())
 	good := openFS(t, goodImg)
 	sb := good.r.Superblock()
+	served := 0
 	for _, at := range []uint64{sb.InodeTableStart + 3, sb.DirectoryTableStart + 5, sb.InodeTableStart + 40} {
 		img := filepath.Join(t.TempDir(), "bad.sqfs")
 		data, err := os.ReadFile(goodImg)
@@ -411,6 +412,10 @@ func TestCorruptImage(t *testing.T) {
 			continue // refused at open: nothing to serve
 		}
 		walk(New(r, slog.New(slog.DiscardHandler)), fuse.FUSE_ROOT_ID, 0)
+		served++
+	}
+	if served == 0 {
+		t.Error("every damaged image was refused at open: nothing served")
 	}
 	// Node ids the kernel could not have had from the server.
 	for _, id := range []uint64{0, 2, 3, 1 << 40, 1<<48 + 5, ^uint64(0) - 1} {
