@@ -53,8 +53,8 @@ func serveInProcess(a holderArgs, img *os.File, serve InProcessServer) (fuseServ
 		result := make(chan error, 1)
 		go func() {
 			select {
-			case err := <-started:
-				if err != nil {
+			case serr := <-started:
+				if serr != nil {
 					os.Exit(1)
 				}
 				result <- nil

@@ -399,7 +399,7 @@ func TestCorruptImage(t *testing.T) {
 		for i := range 16 {
 			data[int(at)+i] ^= 0x5a
 		}
-		if err := os.WriteFile(img, data, 0o644); err != nil {
+		if err = os.WriteFile(img, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		fh, err := os.Open(img)

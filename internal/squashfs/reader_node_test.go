@@ -37,9 +37,9 @@ func TestInodeAPI(t *testing.T) {
 		}
 		if in.Type == TypeRegular {
 			got := make([]byte, in.Size+10)
-			n, err := r.ReadFileAt(in, got, 0)
-			if !bytes.Equal(got[:n], w.content) || (err != nil && err != io.EOF) {
-				t.Errorf("%s: ReadFileAt read %d bytes, %v", p, n, err)
+			n, rerr := r.ReadFileAt(in, got, 0)
+			if !bytes.Equal(got[:n], w.content) || (rerr != nil && !errors.Is(rerr, io.EOF)) {
+				t.Errorf("%s: ReadFileAt read %d bytes, %v", p, n, rerr)
 			}
 		}
 		if in.Type != TypeDir {

@@ -56,7 +56,7 @@ func (b *bench) warmRequests(image string, argv []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := b.timeAs(b.cred, b.execImage(b.conf, image, true, argv...)); err != nil {
+	if _, err = b.timeAs(b.cred, b.execImage(b.conf, image, true, argv...)); err != nil {
 		return "", err
 	}
 	after, err := b.requests(image)
