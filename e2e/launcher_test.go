@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -295,7 +296,8 @@ func TestLauncherFUSEServerDies(t *testing.T) {
 		t.Fatal("the program did not start")
 	}
 	for _, p := range e.processesWithSessions(t) {
-		if strings.Contains(p, "squashfuse_ll") {
+		// The image's FUSE server: squashfuse_ll, or a session holder serving it itself.
+		if strings.Contains(p, "squashfuse_ll") || ltSelfServingHolder(p, e.bb) {
 			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.Fields(p)[1], ":"))
 			syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // cleanup: it may have exited
 		}
@@ -333,7 +335,8 @@ func TestLauncherFUSEServerFailsToStart(t *testing.T) {
 		if err := os.WriteFile(server, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(conf, []byte("squashfuse = \""+server+"\"\n"), 0o644); err != nil {
+		// A session's holder runs the squashfuse program only with fuse_server = "squashfuse_ll".
+		if err := os.WriteFile(conf, []byte("squashfuse = \""+server+"\"\n[session]\nfuse_server = \"squashfuse_ll\"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		for _, as := range ltWho {
@@ -459,9 +462,13 @@ func TestLauncherBackends(t *testing.T) {
 				}
 				return
 			}
-			procs := strings.Join(e.processesWithSessions(t), "\n")
-			if !strings.Contains(procs, fmt.Sprintf("squashfuse_ll -f -o ro,offset=%d ", img.offset)) {
-				t.Errorf("no squashfuse_ll at offset %d among:\n%s", img.offset, procs)
+			procs := e.processesWithSessions(t)
+			served := slices.ContainsFunc(procs, func(p string) bool {
+				return strings.Contains(p, fmt.Sprintf("squashfuse_ll -f -o ro,offset=%d ", img.offset)) ||
+					ltSelfServingHolder(p, e.bb) && strings.Contains(p, fmt.Sprintf(" %s %d hpcctl ", e.bb, img.offset))
+			})
+			if !served {
+				t.Errorf("no squashfuse_ll and no session holder serving the image at offset %d among:\n%s", img.offset, strings.Join(procs, "\n"))
 			}
 		})
 	}
@@ -495,4 +502,13 @@ func TestLauncherKeepsIgnoredSignals(t *testing.T) {
 	if mask&(1<<(syscall.SIGHUP-1)) == 0 {
 		t.Errorf("SIGHUP not ignored in the program under nohup (SigIgn %016x)", mask)
 	}
+}
+
+// ltSelfServingHolder reports whether the process described by p (from processesWithSessions)
+// is a session holder of img that serves the image itself (fuse_server = "hpcctl"): its
+// arguments are the image, the offset and the server.
+func ltSelfServingHolder(p, img string) bool {
+	_, args, ok := strings.Cut(p, sessionHolderArg+" ")
+	f := strings.Fields(args)
+	return ok && len(f) > 2 && f[0] == img && f[2] == "hpcctl"
 }

@@ -1,7 +1,8 @@
 package e2e
 
-// Shared image sessions (issue 14): a user's launches of one image on a node share one
-// squashfuse_ll mount, held by a session holder that ends when idle.
+// Shared image sessions (issue 14): a user's launches of one image on a node share one FUSE
+// mount, held by a session holder that ends when idle and served by the holder itself
+// (fuse_server = "hpcctl", the default) or by its squashfuse_ll.
 
 import (
 	"encoding/json"
@@ -17,9 +18,21 @@ import (
 	"time"
 )
 
+// seServers are the values of [session] fuse_server, and how many squashfuse_ll a holder runs.
+var seServers = []struct {
+	name        string
+	squashfuses int
+}{{"hpcctl", 0}, {"squashfuse_ll", 1}}
+
 // seImage copies the busybox image into a directory of its own, so that this test's sessions are
-// its own, and writes a configuration with the given idle timeout.
+// its own, and writes a configuration with the given idle timeout (and hpcctl's own server).
 func seImage(t *testing.T, e *ltEnv, idle string) (dir, img, conf string) {
+	t.Helper()
+	return seImageServer(t, e, idle, "hpcctl")
+}
+
+// seImageServer is seImage with the given [session] fuse_server.
+func seImageServer(t *testing.T, e *ltEnv, idle, server string) (dir, img, conf string) {
 	t.Helper()
 	dir = e.workdir(t)
 	img = filepath.Join(dir, "img.sif")
@@ -30,7 +43,7 @@ func seImage(t *testing.T, e *ltEnv, idle string) (dir, img, conf string) {
 		t.Fatal(err)
 	}
 	conf = filepath.Join(dir, "hpcctl.conf")
-	if err := os.WriteFile(conf, []byte("[session]\nidle_timeout = \""+idle+"\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("[session]\nidle_timeout = \""+idle+"\"\nfuse_server = \""+server+"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seKillHolders(img) })
@@ -106,22 +119,28 @@ func seStart(t *testing.T, e *ltEnv, dir, name string, args ...string) *exec.Cmd
 	return c
 }
 
-// TestSessionJoin: a second launch joins the first's session (one squashfuse_ll for both), its
-// output is that of a launch without sessions under every profile, and the session ends after its
-// idle time leaving nothing.
+// TestSessionJoin: a second launch joins the first's session (one holder and server for both),
+// its output is that of a launch without sessions under every profile, and the session ends after
+// its idle time leaving nothing; with each FUSE server.
 func TestSessionJoin(t *testing.T) {
 	e := ltSetup(t)
 	ltNeedUser(t)
+	for _, srv := range seServers {
+		t.Run(srv.name, func(t *testing.T) { seJoin(t, e, srv.name, srv.squashfuses) })
+	}
+}
+
+func seJoin(t *testing.T, e *ltEnv, server string, squashfuses int) {
 	before := ltTake(t)
-	dir, img, conf := seImage(t, e, "2s")
+	dir, img, conf := seImageServer(t, e, "2s", server)
 	files, _ := filepath.Glob("/tmp/hpcctl-2000/*")
 	first := seStart(t, e, dir, "first", "exec", "--config", conf, img)
 	r := e.run(t, asUser, dir, nil, "", "-d", "exec", "--config", conf, img, "cat", "/etc/group")
 	if r.code != 0 || !strings.Contains(r.stderr, "joined=true") {
 		t.Errorf("second launch: exit %d, stderr %q (want a joined session)", r.code, r.stderr)
 	}
-	if h, s := seHolders(img); len(h) != 1 || len(s) != 1 {
-		t.Errorf("holders %v, servers %v: want one of each", h, s)
+	if h, s := seHolders(img); len(h) != 1 || len(s) != squashfuses {
+		t.Errorf("holders %v, squashfuse_ll %v: want one holder and %d squashfuse_ll", h, s, squashfuses)
 	}
 	for _, p := range []string{"", "--contain", "--containall", "--isolate"} {
 		args := []string{"exec", "--config", conf}
@@ -153,7 +172,7 @@ func TestSessionJoin(t *testing.T) {
 	e.nothingLeft(t, before, img)
 }
 
-// TestSessionConcurrent: 16 concurrent launches make one FUSE server.
+// TestSessionConcurrent: 16 concurrent launches make one holder (one FUSE server).
 func TestSessionConcurrent(t *testing.T) {
 	e := ltSetup(t)
 	ltNeedUser(t)
@@ -173,8 +192,8 @@ func TestSessionConcurrent(t *testing.T) {
 			t.Errorf("launch %d: exit %d", i, c)
 		}
 	}
-	if h, s := seHolders(img); len(h) != 1 || len(s) != 1 {
-		t.Errorf("after 16 concurrent launches: holders %v, servers %v; want one of each", h, s)
+	if h, s := seHolders(img); len(h) != 1 || len(s) != 0 {
+		t.Errorf("after 16 concurrent launches: holders %v, squashfuse_ll %v; want one holder serving the image itself", h, s)
 	}
 }
 
@@ -210,39 +229,51 @@ func TestSessionImageReplaced(t *testing.T) {
 }
 
 // TestSessionKills: kill -9 of the holder, of its squashfuse_ll, or of a joined launch leaves no
-// hung container (errors instead), and the next launch starts a fresh session.
+// hung container (errors instead), and the next launch starts a fresh session; with each FUSE
+// server (hpcctl's runs in the holder: killing the holder kills it).
 func TestSessionKills(t *testing.T) {
 	e := ltSetup(t)
 	ltNeedUser(t)
 	before := ltTake(t)
-	for _, victim := range []string{"holder", "server", "launch"} {
-		t.Run(victim, func(t *testing.T) {
-			dir, img, conf := seImage(t, e, "1s")
-			c := seStart(t, e, dir, "c", "exec", "--config", conf, img)
-			h, s := seHolders(img)
-			if len(h) != 1 || len(s) != 1 {
-				t.Fatalf("holders %v, servers %v", h, s)
-			}
-			pid := map[string]int{"holder": h[0], "server": s[0], "launch": c.Process.Pid}[victim]
-			syscall.Kill(pid, syscall.SIGKILL)                 //nolint:errcheck // checked by what follows
-			os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck // checked by the wait
-			done := make(chan error, 1)
-			go func() { done <- c.Wait() }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Errorf("the container exited 0 after its image's %s was killed", victim)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the container hung")
-			}
-			if r := e.run(t, asUser, dir, nil, "", "exec", "--config", conf, img, "cat", "/etc/group"); r.code != 0 || !strings.Contains(r.stdout, "root:") {
-				t.Errorf("the next launch: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-			}
-			seWaitNoHolder(t, img, 15*time.Second)
-		})
+	for _, srv := range seServers {
+		victims := []string{"holder", "launch"}
+		if srv.squashfuses > 0 {
+			victims = []string{"holder", "server", "launch"}
+		}
+		for _, victim := range victims {
+			t.Run(srv.name+"/"+victim, func(t *testing.T) { seKill(t, e, srv.name, srv.squashfuses, victim) })
+		}
 	}
 	e.nothingLeft(t, before)
+}
+
+func seKill(t *testing.T, e *ltEnv, server string, squashfuses int, victim string) {
+	dir, img, conf := seImageServer(t, e, "1s", server)
+	c := seStart(t, e, dir, "c", "exec", "--config", conf, img)
+	h, s := seHolders(img)
+	if len(h) != 1 || len(s) != squashfuses {
+		t.Fatalf("holders %v, squashfuse_ll %v", h, s)
+	}
+	pid := map[string]int{"holder": h[0], "launch": c.Process.Pid}[victim]
+	if victim == "server" {
+		pid = s[0]
+	}
+	syscall.Kill(pid, syscall.SIGKILL)                 //nolint:errcheck // checked by what follows
+	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) //nolint:errcheck // checked by the wait
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the container exited 0 after its image's %s was killed", victim)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the container hung")
+	}
+	if r := e.run(t, asUser, dir, nil, "", "exec", "--config", conf, img, "cat", "/etc/group"); r.code != 0 || !strings.Contains(r.stdout, "root:") {
+		t.Errorf("the next launch: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	seWaitNoHolder(t, img, 15*time.Second)
 }
 
 // TestSessionOtherUser: root's launch and another user's never join hpcuser's session.

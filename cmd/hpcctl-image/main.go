@@ -12,6 +12,8 @@ import (
 	"github.com/hpcctl/hpcctl/internal/build"
 	"github.com/hpcctl/hpcctl/internal/cli"
 	"github.com/hpcctl/hpcctl/internal/cli/imagecli"
+	"github.com/hpcctl/hpcctl/internal/session"
+	"github.com/hpcctl/hpcctl/internal/sqfuse"
 )
 
 func main() {
@@ -19,6 +21,11 @@ func main() {
 	// re-executed; route it before the CLI is built.
 	if len(os.Args) > 1 && os.Args[1] == build.StageArg {
 		os.Exit(build.StageMain())
+	}
+	// A shared image session's holder that serves its image itself (hpcctl links no squashfs
+	// reader): internal/session with internal/sqfuse's server.
+	if len(os.Args) > 1 && os.Args[1] == session.HolderArg {
+		os.Exit(session.HolderMain(os.Args[2:], sqfuse.ServeImage))
 	}
 	// go.podman.io/image logs warnings through logrus's process-wide logger, in its own format;
 	// hpcctl reports what matters through its errors and its -v/-d log instead.

@@ -15,9 +15,10 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == child.SetupArg {
 		os.Exit(child.Main())
 	}
-	// The shared image session's holder (internal/session) is this binary too.
+	// The shared image session's holder (internal/session) is this binary too when it runs
+	// squashfuse_ll; hpcctl-image's serves the image itself.
 	if len(os.Args) > 1 && os.Args[1] == session.HolderArg {
-		os.Exit(session.HolderMain(os.Args[2:]))
+		os.Exit(session.HolderMain(os.Args[2:], nil))
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.CommonVerbs, cli.LaunchVerbs, cli.CompanionVerbs))
 }

@@ -20,7 +20,8 @@ func sessionOptions(o *launchOptions, conf *config.Config, img resolvedImage) *s
 	if o.noSession || !conf.Session.Enabled || os.Getenv("HPCCTL_NO_SESSION") == "1" {
 		return nil
 	}
-	return &session.Options{Squashfuse: img.Squashfuse, IdleTimeout: conf.Session.SessionIdle()}
+	companion, _ := companionPath() // without it, the holder runs squashfuse_ll
+	return &session.Options{Squashfuse: img.Squashfuse, Server: conf.Session.FUSEServer, Companion: companion, IdleTimeout: conf.Session.SessionIdle()}
 }
 
 // newSessionCmd is `hpcctl session list|stop`.

@@ -86,7 +86,13 @@ type Session struct {
 	Enabled bool `toml:"enabled"`
 	// IdleTimeout is how long a session outlives its last container, a Go duration ("30s").
 	IdleTimeout string `toml:"idle_timeout"`
+	// FUSEServer serves a session's image: "hpcctl" (its own server, in the holder) or
+	// "squashfuse_ll".
+	FUSEServer string `toml:"fuse_server"`
 }
+
+// FUSEServers are the values of [session] fuse_server.
+var FUSEServers = []string{"hpcctl", "squashfuse_ll"}
 
 // DefaultSessionIdle is the idle timeout without idle_timeout: long enough for the next task
 // of a job array or the next command of a job script, short enough that nothing lingers.
@@ -149,7 +155,7 @@ func Defaults() *Config {
 		AllowedNamespaces: append([]string(nil), Namespaces...),
 		DefaultProfile:    "default",
 		Environment:       Environment{JobVariables: append([]string(nil), DefaultJobVariables...)},
-		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String()},
+		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String(), FUSEServer: "hpcctl"},
 	}
 }
 

@@ -120,6 +120,12 @@ func TestSessionTable(t *testing.T) {
 	if err != nil || c.Session.Enabled || c.Session.SessionIdle() != 2*time.Minute {
 		t.Errorf("parsed %+v, %v", c.Session, err)
 	}
+	if c.Session.FUSEServer != "hpcctl" {
+		t.Errorf("fuse_server %q without the directive, want hpcctl", c.Session.FUSEServer)
+	}
+	if c, err := Parse("f.conf", []byte("[session]\nfuse_server = \"squashfuse_ll\"\n")); err != nil || c.Session.FUSEServer != "squashfuse_ll" {
+		t.Errorf("fuse_server = squashfuse_ll: %+v, %v", c.Session, err)
+	}
 	if d := Defaults(); !d.Session.Enabled || d.Session.SessionIdle() != DefaultSessionIdle {
 		t.Errorf("defaults %+v", d.Session)
 	}
@@ -149,6 +155,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"bad owner", "limit_container_owners = [\"a b\"]\n", `f.conf:1: limit_container_owners`},
 		{"bad idle timeout", "[session]\nidle_timeout = \"30\"\n", `f.conf:2: session.idle_timeout: "30" is not a positive duration`},
 		{"negative idle timeout", "[session]\nidle_timeout = \"-1s\"\n", `f.conf:2: session.idle_timeout: "-1s"`},
+		{"unknown fuse server", "[session]\nfuse_server = \"squashfuse\"\n", `f.conf:2: session.fuse_server: unknown server "squashfuse"; want one of hpcctl, squashfuse_ll`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

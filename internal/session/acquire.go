@@ -38,7 +38,7 @@ func Acquire(img *os.File, path string, offset int64, o Options) (*Lease, error)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(dir, Key(os.Getuid(), id, offset, o.Squashfuse, ownCgroup()))
+	base := filepath.Join(dir, Key(os.Getuid(), id, offset, o.server(), ownCgroup()))
 	lock, err := lockFile(base + ".lock")
 	if err != nil {
 		return nil, err
@@ -177,9 +177,9 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 		defer parent.Close()
 	}
 	uid, gid := os.Getuid(), os.Getgid()
-	args := holderArgs{Image: path, Offset: offset, Squashfuse: o.Squashfuse, Idle: o.IdleTimeout, Sock: base + ".sock", ID: id}
+	args := holderArgs{Image: path, Offset: offset, Squashfuse: o.server(), Idle: o.IdleTimeout, Sock: base + ".sock", ID: id}
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: append([]string{"hpcctl", HolderArg}, args.encode()...),
+		Path: o.holderProgram(), Args: append([]string{"hpcctl", HolderArg}, args.encode()...),
 		// The launch's own environment, as squashfuse_ll gets without sessions: job tools find a
 		// job's processes by it. Its working directory is "/", so that it pins no directory.
 		Env: os.Environ(), Dir: "/", Stdin: null, Stdout: null, Stderr: null,
@@ -212,6 +212,7 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 
 // holderArgs are what the launcher tells the holder on its command line.
 type holderArgs struct {
+	// Squashfuse is the squashfuse_ll program, or ServerHpcctl to serve the image in the holder.
 	Image, Squashfuse, Sock string
 	Offset                  int64
 	Idle                    time.Duration

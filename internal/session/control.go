@@ -37,6 +37,9 @@ type Info struct {
 	Containers int
 	PID        int
 	Idle       time.Duration
+	// Requests counts the FUSE requests the holder's own server has served, by kind
+	// ("LOOKUP=12 READ=40"); "" for squashfuse_ll.
+	Requests string
 }
 
 // List returns the user's live sessions on this node (dir "" is RendezvousDir). A socket whose
@@ -77,10 +80,13 @@ func ask(sock string) (Info, error) {
 		return Info{}, err
 	}
 	f := strings.Split(string(buf[:n]), "\t")
-	if n < 1 || buf[0] != reqInfo || len(f) != 4 {
+	if n < 1 || buf[0] != reqInfo || len(f) < 4 || len(f) > 5 {
 		return Info{}, fmt.Errorf("session %s: unreadable answer %q", sock, buf[:n])
 	}
 	i := Info{Socket: sock, Image: f[0][1:]}
+	if len(f) == 5 {
+		i.Requests = f[4]
+	}
 	var errs [3]error
 	i.Containers, errs[0] = strconv.Atoi(f[1])
 	i.PID, errs[1] = strconv.Atoi(f[2])

@@ -33,11 +33,12 @@ const (
 	pollEvery = 500 * time.Millisecond
 )
 
-// HolderMain is the session holder: it mounts the image with squashfuse_ll in its own user and
-// mount namespaces and hands a detached copy of the mount to each launch that connects, until
-// it has been idle for its timeout, its image changed, or squashfuse_ll died. It never starts a
-// program: containers stay the children of their own launches (and in their cgroups).
-func HolderMain(argv []string) int {
+// HolderMain is the session holder: it mounts the image with FUSE in its own user and mount
+// namespaces, served by its own goroutines (internal/sqfuse) or by squashfuse_ll, and hands a
+// detached copy of the mount to each launch that connects, until it has been idle for its
+// timeout, its image changed, or its server ended. It never starts a program: containers stay
+// the children of their own launches (and in their cgroups).
+func HolderMain(argv []string, serve InProcessServer) int {
 	// Inherited without close-on-exec; squashfuse_ll must get none of them (the ready pipe would
 	// stay open, and the socket and lock would outlive the holder).
 	for fd := imageFD; fd <= parentFD; fd++ {
@@ -48,7 +49,7 @@ func HolderMain(argv []string) int {
 	a, err := decodeHolderArgs(argv)
 	var h *holder
 	if err == nil {
-		h, err = mountImage(a)
+		h, err = mountImage(a, serve)
 	}
 	if err != nil {
 		ready.WriteString(err.Error()) //nolint:errcheck // the launcher reports a silent pipe too
@@ -80,9 +81,25 @@ func closeInherited() {
 	}
 }
 
+// fuseServer is the server of the holder's FUSE connection: squashfuse_ll, or goroutines of the
+// holder itself (which end with it).
+type fuseServer interface {
+	// Done is closed when the server has ended: the connection is gone.
+	Done() <-chan struct{}
+	// Stop ends the server as the holder ends.
+	Stop()
+	// Counts is what the server has served ("" when it cannot tell).
+	Counts() string
+}
+
+type squashfuseServer struct{ *mount.Squashfuse }
+
+func (s squashfuseServer) Stop()          { s.Squashfuse.Stop(0) } //nolint:errcheck // ending anyway
+func (s squashfuseServer) Counts() string { return "" }
+
 type holder struct {
 	a    holderArgs
-	fuse *mount.Squashfuse
+	fuse fuseServer
 	ln   *net.UnixListener
 	lock *os.File
 	// imageDir is the image's directory, opened before the holder's tmpfs could cover it (an
@@ -107,7 +124,7 @@ type holder struct {
 // namespace and its descendants (fuse_allow_current_process), while without it the kernel admits
 // any process whose uids and gids are the mounter's (fuse_permissible_uidgid), whatever its user
 // namespace, which is what the launches' containers are.
-func mountImage(a holderArgs) (*holder, error) {
+func mountImage(a holderArgs, serve InProcessServer) (*holder, error) {
 	// Job signals (a hang-up, Slurm's SIGTERM to every process of a job) must not end a holder
 	// other launches use; it ends by its idle timeout or SIGKILL.
 	sigs := make([]os.Signal, 0, len(mount.JobSignals))
@@ -123,12 +140,20 @@ func mountImage(a holderArgs) (*holder, error) {
 		return nil, err
 	}
 	img := os.NewFile(imageFD, a.Image)
-	defer img.Close()
+	if a.Squashfuse != ServerHpcctl {
+		// squashfuse_ll has its own copy; the in-process server reads this one for its life.
+		defer img.Close()
+	}
 	sockDir, err := unix.Open(filepath.Dir(a.Sock), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("session directory: %w", err)
 	}
-	fuse, err := serveFUSE(a, img)
+	var fuse fuseServer
+	if a.Squashfuse == ServerHpcctl {
+		fuse, err = serveInProcess(a, img, serve)
+	} else {
+		fuse, err = serveFUSE(a, img)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +167,7 @@ func mountImage(a holderArgs) (*holder, error) {
 	}
 	l, err := net.FileListener(os.NewFile(listenFD, "listener"))
 	if err != nil {
-		fuse.Stop(0) //nolint:errcheck // failing anyway
+		fuse.Stop()
 		return nil, fmt.Errorf("session socket: %w", err)
 	}
 	h.ln = l.(*net.UnixListener)
@@ -151,7 +176,7 @@ func mountImage(a holderArgs) (*holder, error) {
 
 // serveFUSE starts squashfuse_ll on a synchronous FUSE connection and mounts it, as the
 // container's setup stage does (mount.OpenSyncFUSE), or mounts first when the kernel lacks it.
-func serveFUSE(a holderArgs, img *os.File) (*mount.Squashfuse, error) {
+func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 	log := slog.New(slog.DiscardHandler)
 	uid, gid := os.Getuid(), os.Getgid()
 	if dev, ok := mount.OpenSyncFUSE(); ok {
@@ -187,20 +212,40 @@ func serveFUSE(a holderArgs, img *os.File) (*mount.Squashfuse, error) {
 			fuse.Stop(0) //nolint:errcheck // failing anyway
 			return nil, fmt.Errorf("mount the image with FUSE: %w", err)
 		}
-		return fuse, nil
+		return squashfuseServer{fuse}, nil
 	}
+	dev, err := mountFUSE()
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	fuse, err := mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
+	if err != nil {
+		return nil, err
+	}
+	return squashfuseServer{fuse}, nil
+}
+
+// mountFUSE opens /dev/fuse and mounts the connection at the mount point, for a kernel without
+// FUSE_DEV_IOC_SYNC_INIT: mount(2) then queues FUSE_INIT without waiting, and the server that
+// gets the descriptor next answers it.
+func mountFUSE() (*os.File, error) {
 	dev, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/fuse: %w", err)
 	}
-	defer dev.Close()
-	if err := mountPointTmpfs(); err != nil {
+	err = mountPointTmpfs()
+	if err == nil {
+		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", os.Getuid(), os.Getgid())
+		if err != nil {
+			err = fmt.Errorf("mount the image with FUSE: %w", err)
+		}
+	}
+	if err != nil {
+		dev.Close()
 		return nil, err
 	}
-	if err := mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", uid, gid); err != nil {
-		return nil, fmt.Errorf("mount the image with FUSE: %w", err)
-	}
-	return mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
+	return dev, nil
 }
 
 // mountPointTmpfs mounts a tmpfs of the holder's own over /tmp, in its own mount namespace, and
@@ -232,7 +277,7 @@ func (h *holder) serve() {
 				h.retire()
 			}
 			if h.finished() {
-				h.fuse.Stop(0) //nolint:errcheck // ending anyway
+				h.fuse.Stop()
 				return
 			}
 		}
@@ -346,7 +391,7 @@ func (h *holder) lend(c *net.UnixConn) {
 	switch req {
 	case reqInfo:
 		h.mu.Lock()
-		fmt.Fprintf(c, "I%s\t%d\t%d\t%s", h.a.Image, h.leases, os.Getpid(), h.a.Idle) // a failed write: the asker sees a short answer
+		fmt.Fprintf(c, "I%s\t%d\t%d\t%s\t%s", h.a.Image, h.leases, os.Getpid(), h.a.Idle, h.fuse.Counts()) // a failed write: the asker sees a short answer
 		h.mu.Unlock()
 		return
 	case reqStop:

@@ -1,6 +1,7 @@
 // Package session shares one image mount between the containers of one user, one image and one
-// cgroup on a node: a holder process keeps the squashfuse_ll mount, and each launch takes a
-// detached copy of it (open_tree) over a unix socket and moves it into its own mount namespace.
+// cgroup on a node: a holder process keeps the image's FUSE mount (served in-process by
+// internal/sqfuse, or by squashfuse_ll), and each launch takes a detached copy of it (open_tree)
+// over a unix socket and moves it into its own mount namespace.
 package session
 
 import (
@@ -21,13 +22,44 @@ import (
 
 // Options are one launch's session settings.
 type Options struct {
-	// Squashfuse is the squashfuse_ll program the holder runs.
+	// Server is the FUSE server: ServerHpcctl (in the holder) or ServerSquashfuse.
+	Server string
+	// Companion is hpcctl-image, which the holder runs as when it serves the image itself (hpcctl
+	// links no squashfs reader); without it the holder runs squashfuse_ll.
+	Companion string
+	// Squashfuse is the squashfuse_ll program the holder runs for ServerSquashfuse.
 	Squashfuse string
 	// IdleTimeout is how long a holder lives after its last container ended.
 	IdleTimeout time.Duration
 	// Dir overrides the rendezvous directory (tests); "" uses RendezvousDir.
 	Dir    string
 	Logger *slog.Logger
+}
+
+// The FUSE servers a holder can serve its image with ([session] fuse_server).
+const (
+	// ServerHpcctl serves the image from goroutines of the holder (internal/sqfuse).
+	ServerHpcctl = "hpcctl"
+	// ServerSquashfuse execs squashfuse_ll.
+	ServerSquashfuse = "squashfuse_ll"
+)
+
+// server is the server program's name in the session key: launches that would use different
+// servers never share a session.
+func (o Options) server() string {
+	if o.Server == ServerSquashfuse || o.Companion == "" {
+		return o.Squashfuse
+	}
+	return ServerHpcctl
+}
+
+// holderProgram is the binary the holder runs as: hpcctl-image to serve the image itself, else
+// this one.
+func (o Options) holderProgram() string {
+	if o.server() == ServerHpcctl {
+		return o.Companion
+	}
+	return "/proc/self/exe"
 }
 
 // Lease is one container's use of a session: Mount is a detached mount of the image (from

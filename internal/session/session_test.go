@@ -116,3 +116,26 @@ func TestHolderArgsRoundTrip(t *testing.T) {
 		t.Error("a short argument list was accepted")
 	}
 }
+
+// TestServerChoice: hpcctl's own server needs hpcctl-image (the holder runs as it); without it,
+// or when the site chose squashfuse_ll, the holder runs squashfuse_ll as this binary. The choice
+// is part of the session key, so launches with different servers never share a session.
+func TestServerChoice(t *testing.T) {
+	for _, c := range []struct {
+		o               Options
+		server, program string
+	}{
+		{Options{Server: ServerHpcctl, Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, ServerHpcctl, "/opt/hpcctl-image"},
+		{Options{Server: "", Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, ServerHpcctl, "/opt/hpcctl-image"},
+		{Options{Server: ServerHpcctl, Squashfuse: "/usr/bin/squashfuse_ll"}, "/usr/bin/squashfuse_ll", "/proc/self/exe"},
+		{Options{Server: ServerSquashfuse, Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, "/usr/bin/squashfuse_ll", "/proc/self/exe"},
+	} {
+		if s, p := c.o.server(), c.o.holderProgram(); s != c.server || p != c.program {
+			t.Errorf("%+v: server %q program %q, want %q %q", c.o, s, p, c.server, c.program)
+		}
+	}
+	var id Identity
+	if Key(1, id, 0, ServerHpcctl, "cg") == Key(1, id, 0, "/usr/bin/squashfuse_ll", "cg") {
+		t.Error("the two servers share a session key")
+	}
+}

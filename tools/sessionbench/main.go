@@ -1,7 +1,9 @@
 // Command sessionbench measures shared image sessions (issue 14), in one run, as root with a plain
-// user: a warm import-heavy Python start in the container against the same command chrooted into
-// the unpacked tree; a warm `exec IMAGE /bin/true`; and the page cache that 16 concurrent
-// containers reading the whole image add, against one container's. The machine may be busy with
+// user: a warm import-heavy Python start in the container, its image served by hpcctl's own FUSE
+// server and by squashfuse_ll, against the same command chrooted into the unpacked tree, for a set
+// of standard library modules and for `import numpy` (the MPI fixture, which has numpy), with the
+// FUSE requests one warm run sends to hpcctl's server; a warm `exec IMAGE /bin/true`; and the
+// page cache that 16 concurrent containers reading the whole image add, against one container's. The machine may be busy with
 // other work: timings alternate the commands compared, run by run, and report medians and the
 // median of the run-by-run ratios; the page cache is counted in a memory cgroup of its own.
 package main
@@ -32,6 +34,10 @@ const pyImports = "import json, email.parser, http.client, xml.etree.ElementTree
 const readAll = `find / -xdev -type f -readable -print0 2>/dev/null | xargs -0 cat > /dev/null 2>&1; : > "read-$1"; while [ ! -e go ]; do sleep 0.1; done`
 
 func main() {
+	// The plain user's half of the request count: its sessions answer only their own user.
+	if len(os.Args) == 3 && os.Args[1] == requestsArg {
+		os.Exit(printRequests(os.Args[2]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "sessionbench:", err)
 		os.Exit(1)
@@ -40,8 +46,10 @@ func main() {
 
 type bench struct {
 	hpcctl, image, tree, conf, floor string
-	cred                      *syscall.Credential
-	n, rounds                 int
+	// mpiImage and mpiTree are the numpy workload's; confSqfs selects squashfuse_ll.
+	mpiImage, mpiTree, confSqfs string
+	cred                        *syscall.Credential
+	n, rounds                   int
 }
 
 func run() error {
@@ -49,6 +57,7 @@ func run() error {
 	var name string
 	flag.StringVar(&b.hpcctl, "hpcctl", "bin/hpcctl", "hpcctl binary")
 	flag.StringVar(&b.tree, "tree", os.Getenv("HPCCTL_TEST_DEBIAN_ROOTFS"), "the unpacked Debian+python3 tree (scripts/fixtures.sh)")
+	flag.StringVar(&b.mpiTree, "mpi-tree", os.Getenv("HPCCTL_TEST_MPI_ROOTFS"), "the unpacked tree with numpy (scripts/fixtures.sh); \"\" skips import numpy")
 	flag.StringVar(&name, "user", "hpcuser", "plain user who runs the containers")
 	flag.IntVar(&b.n, "n", 20, "runs of each command per timing, alternating")
 	flag.IntVar(&b.rounds, "rounds", 3, "rounds of the page cache measurement")
@@ -75,11 +84,19 @@ func run() error {
 		return err
 	}
 	b.image, b.conf = filepath.Join(dir, "debian.sif"), filepath.Join(dir, "hpcctl.conf")
-	if out, err := exec.Command(b.hpcctl, "build", "-q", b.image, b.tree).CombinedOutput(); err != nil {
-		return fmt.Errorf("build the image: %v: %s", err, out)
+	b.mpiImage, b.confSqfs = filepath.Join(dir, "mpi.sif"), filepath.Join(dir, "squashfuse.conf")
+	for img, tree := range map[string]string{b.image: b.tree, b.mpiImage: b.mpiTree} {
+		if tree == "" {
+			continue
+		}
+		if out, err := exec.Command(b.hpcctl, "build", "-q", img, tree).CombinedOutput(); err != nil {
+			return fmt.Errorf("build the image of %s: %v: %s", tree, err, out)
+		}
 	}
-	if err := os.WriteFile(b.conf, []byte("[session]\nidle_timeout = \"60s\"\n"), 0o644); err != nil {
-		return err
+	for conf, server := range map[string]string{b.conf: "hpcctl", b.confSqfs: "squashfuse_ll"} {
+		if err := os.WriteFile(conf, []byte("[session]\nidle_timeout = \"60s\"\nfuse_server = \""+server+"\"\n"), 0o644); err != nil {
+			return err
+		}
 	}
 	b.floor = filepath.Join(dir, "startfloor")
 	build := exec.Command("go", "build", "-o", b.floor, "./tools/startfloor")
@@ -88,7 +105,7 @@ func run() error {
 		return fmt.Errorf("build tools/startfloor (run from the source tree): %v: %s", err, out)
 	}
 	defer b.endSessions()
-	for _, f := range []func() error{b.python, b.trueStart, b.pageCache} {
+	for _, f := range []func() error{b.python, b.numpy, b.trueStart, b.pageCache} {
 		if err := f(); err != nil {
 			return err
 		}
@@ -96,20 +113,50 @@ func run() error {
 	return nil
 }
 
-// python compares the warm import in the container (joining a warm session) with the chroot, and
-// times a warm `exec IMAGE /bin/true` in the same runs: the container's start is in its time.
+// python compares the warm import in the container (joining a warm session of each FUSE server,
+// and root's on the kernel's squashfs) with the chroot, and times a warm `exec IMAGE /bin/true` in the same runs: the container's
+// start is in its time.
 func (b *bench) python() error {
-	d, err := b.alternate([]*syscall.Credential{b.cred, nil, b.cred}, [][]string{
-		b.exec(true, "/usr/bin/python3", "-c", pyImports),
-		{"chroot", b.tree, "/usr/bin/python3", "-c", pyImports},
-		b.exec(true, "/bin/true"),
+	return b.imports("python3 import set", b.image, b.tree, pyImports, "target <= 1.15")
+}
+
+// numpy is the issue's own workload, on the MPI fixture.
+func (b *bench) numpy() error {
+	if b.mpiTree == "" {
+		return nil
+	}
+	return b.imports("python3 -c 'import numpy'", b.mpiImage, b.mpiTree, "import numpy", "")
+}
+
+func (b *bench) imports(label, image, tree, code, target string) error {
+	py := []string{"/usr/bin/python3", "-c", code}
+	// Root's kernel mount is warm only while a container holds its autoclear loop device: each
+	// launch would otherwise attach a new one, a new superblock with an empty page cache.
+	holdArgs := b.execImage(b.conf, image, false, "sleep", "infinity")
+	hold := exec.Command(holdArgs[0], holdArgs[1:]...)
+	if err := hold.Start(); err != nil {
+		return fmt.Errorf("hold root's mount: %w", err)
+	}
+	defer func() { hold.Process.Kill(); hold.Wait() }() //nolint:errcheck // ending it
+	d, err := b.alternate([]*syscall.Credential{b.cred, b.cred, nil, nil, b.cred}, [][]string{
+		b.execImage(b.conf, image, true, py...),
+		b.execImage(b.confSqfs, image, true, py...),
+		b.execImage(b.conf, image, false, py...),
+		append([]string{"chroot", tree}, py...),
+		b.execImage(b.conf, image, true, "/bin/true"),
 	})
 	if err != nil {
 		return err
 	}
-	in, host, start := d[0], d[1], d[2]
-	fmt.Printf("python3 import set, warm: container %s, chroot %s, ratio %.2f (median of %d paired runs; target <= 1.15); container start (/bin/true) %s\n",
-		ms(median(in)), ms(median(host)), medianRatio(in, host), len(in), ms(median(start)))
+	own, sqfs, root, host, start := d[0], d[1], d[2], d[3], d[4]
+	fmt.Printf("%s, warm (median of %d paired runs%s): chroot %s; container with hpcctl's FUSE server %s, ratio %.2f; with squashfuse_ll %s, ratio %.2f; root's (kernel squashfs) %s, ratio %.2f; hpcctl's server / root's %.2f; container start (/bin/true) %s\n",
+		label, len(own), map[bool]string{true: "; " + target}[target != ""], ms(median(host)), ms(median(own)), medianRatio(own, host),
+		ms(median(sqfs)), medianRatio(sqfs, host), ms(median(root)), medianRatio(root, host), medianRatio(own, root), ms(median(start)))
+	reqs, err := b.warmRequests(image, py)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  FUSE requests of one more warm run to hpcctl's server: %s\n", reqs)
 	return nil
 }
 
@@ -239,11 +286,15 @@ func (b *bench) workDir() (string, error) {
 
 // exec is the hpcctl command line that runs argv in the image, in a session or not.
 func (b *bench) exec(session bool, argv ...string) []string {
-	args := []string{b.hpcctl, "exec", "--config", b.conf}
+	return b.execImage(b.conf, b.image, session, argv...)
+}
+
+func (b *bench) execImage(conf, image string, session bool, argv ...string) []string {
+	args := []string{b.hpcctl, "exec", "--config", conf}
 	if !session {
 		args = append(args, "--no-session")
 	}
-	return append(append(args, b.image), argv...)
+	return append(append(args, image), argv...)
 }
 
 // alternate runs each command (as creds[i], nil for root) once to warm up, then all of them in
@@ -284,17 +335,21 @@ func (b *bench) timeIn(dir string, cred *syscall.Credential, argv []string) (tim
 	return time.Since(start), nil
 }
 
-// endSessions kills the session holders of the benchmark's image (found by its path on their
-// command line): their squashfuse_ll dies with them.
+// endSessions kills the session holders of the benchmark's images (found by their paths on their
+// command lines): a squashfuse_ll dies with its holder.
 func (b *bench) endSessions() {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), "__hpcctl_session__\x00"+b.image+"\x00") {
+		if err != nil || !strings.Contains(string(cmdline), "__hpcctl_session__\x00") {
 			continue
 		}
-		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // it may have ended
+		for _, img := range []string{b.image, b.mpiImage} {
+			if strings.Contains(string(cmdline), "__hpcctl_session__\x00"+img+"\x00") {
+				if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck // it may have ended
+				}
+			}
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the kernel tears the mounts down after the exits
