@@ -273,7 +273,11 @@ func prestart(g *Globals, o *launchOptions, conf *config.Config) *launcher.Pendi
 	g.early = nil
 	sh, lo, ok := prestartPlan(o, conf)
 	if ok && early.Fits(sh, lo) {
+		g.Logger.Debug("setup stage started before the command line was parsed: taken")
 		return early
+	}
+	if early != nil {
+		g.Logger.Debug("setup stage started before the command line was parsed: not this launch's, started again")
 	}
 	early.Abandon()
 	if !ok {

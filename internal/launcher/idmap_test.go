@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"os/exec"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -37,5 +38,15 @@ func TestSysProcAttrMaps(t *testing.T) {
 	root := spec.Shape{Namespaces: spec.Namespaces{Mount: true}}
 	if needsMapHelper(root) || sysProcAttr(root, Options{}).Cloneflags&vfork != 0 {
 		t.Error("root's shape needs a helper, or asks for vfork itself (Go does that without a user namespace)")
+	}
+}
+
+// The starter gets an empty environment (it re-executes itself to clear any other), the setup
+// stage only TZ= (so that no package initialisation reads /etc/localtime).
+func TestStageEnvironment(t *testing.T) {
+	cmd := &exec.Cmd{Env: []string{"TZ="}}
+	useStarter(cmd, spec.Shape{}, Options{Starter: "/x/hpcctl-starter"})
+	if len(cmd.Env) != 0 || cmd.Env == nil {
+		t.Errorf("starter environment %q, want empty (not inherited)", cmd.Env)
 	}
 }

@@ -20,4 +20,7 @@ func useStarter(cmd *exec.Cmd, sh spec.Shape, o Options) {
 	}
 	// The kernel clears the parent-death signal on a setuid exec: the starter sets its own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: o.Timeout > 0}
+	// No TZ= (see spawn): the starter re-executes itself to start from an empty environment,
+	// which cost every launch through it ~13% more than the variable saves.
+	cmd.Env = []string{}
 }
