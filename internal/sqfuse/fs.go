@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/squashfs"
 )
@@ -75,7 +74,7 @@ func (f *FS) bad(op string, id uint64, err error) fuse.Status {
 // share it), the stored times for all three, a directory's stored listing size, a symlink's
 // target length, 512-byte blocks of a regular file's length.
 func (f *FS) fill(in *squashfs.Inode, a *fuse.Attr) {
-	*a = fuse.Attr{Ino: uint64(in.InodeNumber), Mode: typeBits(in.Type) | in.Mode, Nlink: in.Nlink,
+	*a = fuse.Attr{Ino: uint64(in.InodeNumber), Mode: in.Type.ModeBits() | in.Mode, Nlink: in.Nlink,
 		Owner: fuse.Owner{Uid: in.UID, Gid: in.GID}, Blksize: f.r.Superblock().BlockSize}
 	switch in.Type {
 	case squashfs.TypeRegular:
@@ -89,24 +88,6 @@ func (f *FS) fill(in *squashfs.Inode, a *fuse.Attr) {
 	}
 	t := uint64(in.ModTime)
 	a.Atime, a.Mtime, a.Ctime = t, t, t
-}
-
-func typeBits(t squashfs.Type) uint32 {
-	switch t {
-	case squashfs.TypeDir:
-		return unix.S_IFDIR
-	case squashfs.TypeSymlink:
-		return unix.S_IFLNK
-	case squashfs.TypeCharDevice:
-		return unix.S_IFCHR
-	case squashfs.TypeBlockDevice:
-		return unix.S_IFBLK
-	case squashfs.TypeFIFO:
-		return unix.S_IFIFO
-	case squashfs.TypeSocket:
-		return unix.S_IFSOCK
-	}
-	return unix.S_IFREG
 }
 
 func (f *FS) entry(in *squashfs.Inode, out *fuse.EntryOut) {
@@ -237,7 +218,7 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 		{Name: "..", Type: squashfs.TypeDir, InodeNumber: dir.ParentInodeNumber()}}, ents...)
 	for i := in.Offset; i < uint64(len(ents)); i++ {
 		e := ents[i]
-		de := fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Type), Ino: uint64(e.InodeNumber), Off: i + 1}
+		de := fuse.DirEntry{Name: e.Name, Mode: e.Type.ModeBits(), Ino: uint64(e.InodeNumber), Off: i + 1}
 		if !plus {
 			if !out.AddDirEntry(de) {
 				break

@@ -5,6 +5,8 @@ import (
 	"io"
 	"path"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Type is the kind of a file system entry.
@@ -22,6 +24,25 @@ const (
 	TypeFIFO
 	TypeSocket
 )
+
+// ModeBits is the type's S_IF* bits of a stat mode (a hardlink's are its target's: S_IFREG here).
+func (t Type) ModeBits() uint32 {
+	switch t {
+	case TypeDir:
+		return unix.S_IFDIR
+	case TypeSymlink:
+		return unix.S_IFLNK
+	case TypeCharDevice:
+		return unix.S_IFCHR
+	case TypeBlockDevice:
+		return unix.S_IFBLK
+	case TypeFIFO:
+		return unix.S_IFIFO
+	case TypeSocket:
+		return unix.S_IFSOCK
+	}
+	return unix.S_IFREG
+}
 
 // String names the type for messages.
 func (t Type) String() string {

@@ -149,10 +149,8 @@ func (x *extractor) entry(dirfd int, rel, name string, in *Inode) error {
 }
 
 func (x *extractor) mknod(dirfd int, rel, name string, in *Inode) (bool, error) {
-	mode := map[Type]uint32{TypeCharDevice: unix.S_IFCHR, TypeBlockDevice: unix.S_IFBLK,
-		TypeFIFO: unix.S_IFIFO, TypeSocket: unix.S_IFSOCK}[in.Type]
 	dev := int(unix.Mkdev(in.DevMajor, in.DevMinor))
-	err := unix.Mknodat(dirfd, name, mode|0o600, dev)
+	err := unix.Mknodat(dirfd, name, in.Type.ModeBits()|0o600, dev)
 	if errors.Is(err, unix.EPERM) && !x.root {
 		// Every unprivileged extraction of an ordinary image meets its /dev entries, and a
 		// container's /dev comes from the host anyway: not worth a warning on every --unsquash.
