@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"tags.cncf.io/container-device-interface/pkg/parser"
 
 	"github.com/hpcctl/hpcctl/internal/gpu"
 )
@@ -78,10 +77,9 @@ func (o *gpuOptions) resolve(ctx context.Context, g *Globals, privileged bool) e
 		o.found.Add(f)
 	}
 	for _, n := range devices {
-		// Checked here (the CDI parser alone is light): a mistyped name is a usage error,
-		// without starting the companion.
-		if !parser.IsQualifiedName(n) {
-			return Usage(fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n))
+		// A mistyped name is a usage error, without starting the companion.
+		if err := gpu.CheckCDIName(n); err != nil {
+			return Usage(err)
 		}
 	}
 	if len(devices) > 0 {

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 
+	"tags.cncf.io/container-device-interface/pkg/parser"
+
 	"github.com/hpcctl/hpcctl/internal/spec"
 )
 
@@ -312,4 +314,14 @@ func findDevices(dev string, patterns []string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return slices.Compact(out), nil
+}
+
+// CheckCDIName refuses what is not a qualified CDI device name (vendor.com/class=name), as --device
+// takes them. The CDI parser alone is light: hpcctl checks names itself, and the companion reads
+// the specs (internal/gpu/cdi).
+func CheckCDIName(n string) error {
+	if !parser.IsQualifiedName(n) {
+		return fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n)
+	}
+	return nil
 }

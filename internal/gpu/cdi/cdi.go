@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"tags.cncf.io/container-device-interface/pkg/cdi"
-	"tags.cncf.io/container-device-interface/pkg/parser"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/hpcctl/hpcctl/internal/gpu"
@@ -26,8 +25,8 @@ import (
 // Notes.
 func Resolve(dirs, names []string) (gpu.Found, error) {
 	for _, n := range names {
-		if !parser.IsQualifiedName(n) {
-			return gpu.Found{}, fmt.Errorf("--device %q: not a CDI device name; give vendor.com/class=name (e.g. nvidia.com/gpu=0)", n)
+		if err := gpu.CheckCDIName(n); err != nil {
+			return gpu.Found{}, err
 		}
 	}
 	cache, err := cdi.NewCache(cdi.WithSpecDirs(dirs...), cdi.WithAutoRefresh(false))
