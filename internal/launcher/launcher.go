@@ -275,16 +275,11 @@ func Prestart(sh spec.Shape, o Options) *Pending {
 // take returns the prestarted stage when it started for this shape and these options, or ends it
 // and starts a new one.
 func (p *Pending) take(sh spec.Shape, o Options) (*setupProcess, error) {
-	if p != nil && !p.used {
+	if p.Fits(sh, o) {
 		p.used = true
-		<-p.ready
-		if p.err == nil && p.st.shape.Equal(sh) && p.st.o.fits(o) {
-			return p.st, nil
-		}
-		if p.err == nil {
-			p.st.end()
-		}
+		return p.st, nil
 	}
+	p.Abandon()
 	return spawn(sh, o)
 }
 
