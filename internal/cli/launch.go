@@ -177,7 +177,7 @@ func launch(ctx context.Context, g *Globals, verb isolation.Verb, o *launchOptio
 		g.early.Abandon()
 		return joinInstance(ctx, g, verb, o, name, args)
 	}
-	conf, err := loadConfig(o.config)
+	conf, err := g.launchConfig(o.config)
 	if err != nil {
 		return err
 	}

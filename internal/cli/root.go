@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/launcher"
 	"github.com/hpcctl/hpcctl/internal/signals"
 )
@@ -36,9 +37,11 @@ type Globals struct {
 	// deferred are the flag definitions of commands that define them only when needed
 	// (lazyflags.go).
 	deferred map[*cobra.Command]func()
-	// args is the command line Main runs, for speculate; early is the setup process it started.
-	args  []string
-	early *launcher.Pending
+	// args is the command line Main runs, for speculate; early is the setup process it started,
+	// and earlyConf the configuration it read for it.
+	args      []string
+	early     *launcher.Pending
+	earlyConf *config.Config
 }
 
 // Verbs makes a set of commands sharing g.
@@ -161,7 +164,8 @@ func markUsageErrors(c *cobra.Command) {
 
 // LaunchVerbs are the commands of the launch path, which every job pays to start: they live in
 // the hpcctl binary, kept free of the image and signing libraries (whose package initialisation
-// alone doubled the start-up time of a job).
+// alone doubled the start-up time of a job). Only the binary with these verbs launches, so this
+// is where a plain launch's setup process starts, before the rest of the tree (speculate.go).
 func LaunchVerbs(g *Globals) []*cobra.Command {
 	g.speculate()
 	return []*cobra.Command{

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/launcher"
 )
 
@@ -26,8 +27,17 @@ func (g *Globals) speculate() {
 		return
 	}
 	if sh, lo, ok := prestartPlan(&launchOptions{}, conf); ok {
-		g.early = launcher.Prestart(sh, lo)
+		g.early, g.earlyConf = launcher.Prestart(sh, lo), conf
 	}
+}
+
+// launchConfig is the launch's configuration: the one speculate read, when the flags name no other
+// file (it read the same one), so that a launch reads and checks it once.
+func (g *Globals) launchConfig(flag string) (*config.Config, error) {
+	if flag == "" && g.earlyConf != nil {
+		return g.earlyConf, nil
+	}
+	return loadConfig(flag)
 }
 
 // speculable reports whether args are a launch verb whose flags (before the image) cannot change
