@@ -178,39 +178,20 @@ func mountImage(a holderArgs, serve InProcessServer) (*holder, error) {
 // container's setup stage does (mount.OpenSyncFUSE), or mounts first when the kernel lacks it.
 func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 	log := slog.New(slog.DiscardHandler)
-	uid, gid := os.Getuid(), os.Getgid()
 	if dev, ok := mount.OpenSyncFUSE(); ok {
 		// Started before the tmpfs covers /tmp, so that a squashfuse_ll there is still found.
 		fuse, err := mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
 		if err == nil {
-			err = mountPointTmpfs()
+			err = mountServed(dev, fuse.Done())
 		}
-		if err != nil {
-			dev.Close()
-			if fuse != nil {
-				fuse.Stop(0) //nolint:errcheck // failing anyway
-			}
-			return nil, err
-		}
-		// Until the mount is made our copy of the connection keeps it alive, so a server that
-		// died before answering FUSE_INIT would leave mount(2) waiting for ever: end the holder
-		// then (the launch sees its ready pipe close and mounts the image itself).
-		mounted := make(chan struct{})
-		go func() {
-			select {
-			case <-fuse.Done():
-				os.Exit(1)
-			case <-mounted:
-			}
-		}()
-		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", uid, gid)
-		close(mounted)
 		// The server's copy must be the last, so that its death ends the connection (ENOTCONN
 		// in every container, never a hang).
 		dev.Close()
 		if err != nil {
-			fuse.Stop(0) //nolint:errcheck // failing anyway
-			return nil, fmt.Errorf("mount the image with FUSE: %w", err)
+			if fuse != nil {
+				fuse.Stop(0) //nolint:errcheck // failing anyway
+			}
+			return nil, err
 		}
 		return squashfuseServer{fuse}, nil
 	}
@@ -224,6 +205,30 @@ func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 		return nil, err
 	}
 	return squashfuseServer{fuse}, nil
+}
+
+// mountServed mounts the synchronous FUSE connection dev, whose server already reads it, at the
+// mount point. Until the mount is made our copy of the connection keeps it alive, so a server that
+// failed before answering FUSE_INIT (failed closes) would leave mount(2) waiting for ever: the
+// holder ends then, and the launch sees its ready pipe close and mounts the image itself.
+func mountServed(dev *os.File, failed <-chan struct{}) error {
+	if err := mountPointTmpfs(); err != nil {
+		return err
+	}
+	mounted := make(chan struct{})
+	go func() {
+		select {
+		case <-failed:
+			os.Exit(1)
+		case <-mounted:
+		}
+	}()
+	err := mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", os.Getuid(), os.Getgid())
+	close(mounted)
+	if err != nil {
+		return fmt.Errorf("mount the image with FUSE: %w", err)
+	}
+	return nil
 }
 
 // mountFUSE opens /dev/fuse and mounts the connection at the mount point, for a kernel without

@@ -41,34 +41,17 @@ func serveInProcess(a holderArgs, img *os.File, serve InProcessServer) (fuseServ
 		// The kernel holds the server's first read until mount(2) sends FUSE_INIT, and mount(2)
 		// waits for the answer: serve first, mount next.
 		srv, started, err := serve(img, a.Offset, dev)
-		if err == nil {
-			err = mountPointTmpfs()
-		}
 		if err != nil {
 			return nil, err
 		}
-		// A server that failed before answering FUSE_INIT would leave mount(2) waiting for
-		// ever: end the holder then (the launch sees its ready pipe close and mounts alone).
-		mounted := make(chan struct{})
-		result := make(chan error, 1)
+		failed := make(chan struct{})
 		go func() {
-			select {
-			case serr := <-started:
-				if serr != nil {
-					os.Exit(1)
-				}
-				result <- nil
-			case <-mounted:
-				result <- <-started
+			if serr := <-started; serr != nil {
+				close(failed)
 			}
 		}()
-		err = mount.MountFUSEConnPrivate(dev, mountPoint, "squashfuse", os.Getuid(), os.Getgid())
-		close(mounted)
-		if err != nil {
-			return nil, fmt.Errorf("mount the image with FUSE: %w", err)
-		}
-		if err := <-result; err != nil {
-			return nil, fmt.Errorf("serve the image with FUSE: %w", err)
+		if err := mountServed(dev, failed); err != nil {
+			return nil, err
 		}
 		return inProcess{srv}, nil
 	}
