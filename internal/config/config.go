@@ -86,13 +86,29 @@ type Session struct {
 	Enabled bool `toml:"enabled"`
 	// IdleTimeout is how long a session outlives its last container, a Go duration ("30s").
 	IdleTimeout string `toml:"idle_timeout"`
-	// FUSEServer serves a session's image: "hpcctl" (its own server, in the holder) or
-	// "squashfuse_ll".
-	FUSEServer string `toml:"fuse_server"`
+	// FUSEServer serves a session's image (validate has checked it is one of the two).
+	FUSEServer FUSEServer `toml:"fuse_server"`
 }
 
-// FUSEServers are the values of [session] fuse_server.
-var FUSEServers = []string{"hpcctl", "squashfuse_ll"}
+// FUSEServer is what serves a shared image session's mount ([session] fuse_server). It is a
+// closed set: the session holder is told its server with these names too.
+type FUSEServer string
+
+const (
+	// FUSEServerHpcctl is hpcctl's own server, goroutines of the session holder.
+	FUSEServerHpcctl FUSEServer = "hpcctl"
+	// FUSEServerSquashfuse is the squashfuse_ll program, which the holder runs.
+	FUSEServerSquashfuse FUSEServer = "squashfuse_ll"
+)
+
+// ParseFUSEServer returns the server s names, or an error that lists the known ones.
+func ParseFUSEServer(s string) (FUSEServer, error) {
+	switch k := FUSEServer(s); k {
+	case FUSEServerHpcctl, FUSEServerSquashfuse:
+		return k, nil
+	}
+	return "", fmt.Errorf("unknown server %q; want one of %s, %s", s, FUSEServerHpcctl, FUSEServerSquashfuse)
+}
 
 // DefaultSessionIdle is the idle timeout without idle_timeout: long enough for the next task
 // of a job array or the next command of a job script, short enough that nothing lingers.
@@ -155,7 +171,7 @@ func Defaults() *Config {
 		AllowedNamespaces: append([]string(nil), Namespaces...),
 		DefaultProfile:    "default",
 		Environment:       Environment{JobVariables: append([]string(nil), DefaultJobVariables...)},
-		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String(), FUSEServer: "hpcctl"},
+		Session:           Session{Enabled: true, IdleTimeout: DefaultSessionIdle.String(), FUSEServer: FUSEServerHpcctl},
 	}
 }
 

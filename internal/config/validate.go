@@ -26,8 +26,8 @@ func (c *Config) validate() error {
 	if d, err := time.ParseDuration(c.Session.IdleTimeout); c.Session.IdleTimeout != "" && (err != nil || d <= 0) {
 		return bad(toml.Key{"session", "idle_timeout"}, "%q is not a positive duration (e.g. \"30s\", \"2m\")", c.Session.IdleTimeout)
 	}
-	if !slices.Contains(FUSEServers, c.Session.FUSEServer) {
-		return bad(toml.Key{"session", "fuse_server"}, "unknown server %q; want one of %s", c.Session.FUSEServer, strings.Join(FUSEServers, ", "))
+	if _, err := ParseFUSEServer(string(c.Session.FUSEServer)); err != nil {
+		return bad(toml.Key{"session", "fuse_server"}, "%v", err)
 	}
 	for _, ns := range c.AllowedNamespaces {
 		if !slices.Contains(Namespaces, ns) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/config"
 )
 
 // readyTimeout bounds the wait for a new holder's mount; squashfuse_ll answers FUSE_INIT in
@@ -38,7 +40,11 @@ func Acquire(img *os.File, path string, offset int64, o Options) (*Lease, error)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(dir, Key(os.Getuid(), id, offset, o.server(), ownCgroup()))
+	srv := o.server()
+	if err = srv.check(); err != nil {
+		return nil, err
+	}
+	base := filepath.Join(dir, Key(os.Getuid(), id, offset, srv.key(), ownCgroup()))
 	lock, err := lockFile(base + ".lock")
 	if err != nil {
 		return nil, err
@@ -51,7 +57,8 @@ func Acquire(img *os.File, path string, offset int64, o Options) (*Lease, error)
 	// No holder answers (none yet, or it died): the socket file is stale, and the lock keeps
 	// another launch from starting a second holder meanwhile.
 	os.Remove(base + ".sock")
-	if err := startHolder(img, path, offset, base, id, o); err != nil {
+	a := holderArgs{Image: path, Server: srv, Sock: base + ".sock", Offset: offset, Idle: o.IdleTimeout, ID: id}
+	if err := startHolder(img, base, o.holderProgram(srv), a); err != nil {
 		return nil, err
 	}
 	return join(base + ".sock")
@@ -137,7 +144,9 @@ func rightsFD(oob []byte) (int, error) {
 // its own user and mount namespaces (to mount FUSE as a plain user), a new session (it must not
 // get the terminal's or the job step's process-group signals) and no parent-death signal: it
 // outlives the launch that started it, up to its idle timeout. It stays in the launcher's cgroup.
-func startHolder(img *os.File, path string, offset int64, base string, id Identity, o Options) error {
+// base is the session's socket and lock file without their suffix; program is what the holder
+// runs as (Options.holderProgram).
+func startHolder(img *os.File, base, program string, a holderArgs) error {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: base + ".sock", Net: "unix"})
 	if err != nil {
 		return fmt.Errorf("session socket: %w", err)
@@ -177,9 +186,8 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 		defer parent.Close()
 	}
 	uid, gid := os.Getuid(), os.Getgid()
-	args := holderArgs{Image: path, Offset: offset, Squashfuse: o.server(), Idle: o.IdleTimeout, Sock: base + ".sock", ID: id}
 	cmd := &exec.Cmd{
-		Path: o.holderProgram(), Args: append([]string{"hpcctl", HolderArg}, args.encode()...),
+		Path: program, Args: append([]string{"hpcctl", HolderArg}, a.encode()...),
 		// The launch's own environment, as squashfuse_ll gets without sessions: job tools find a
 		// job's processes by it. Its working directory is "/", so that it pins no directory.
 		Env: os.Environ(), Dir: "/", Stdin: null, Stdout: null, Stderr: null,
@@ -210,32 +218,42 @@ func startHolder(img *os.File, path string, offset int64, base string, id Identi
 	return nil
 }
 
-// holderArgs are what the launcher tells the holder on its command line.
+// holderArgs are what the launcher tells the holder on its command line. Both are the same build,
+// so the format only has to be checked, not kept.
 type holderArgs struct {
-	// Squashfuse is the squashfuse_ll program, or ServerHpcctl to serve the image in the holder.
-	Image, Squashfuse, Sock string
-	Offset                  int64
-	Idle                    time.Duration
-	ID                      Identity
+	Image, Sock string
+	Server      serverChoice
+	Offset      int64
+	Idle        time.Duration
+	ID          Identity
 }
 
 func (a holderArgs) encode() []string {
-	return []string{a.Image, strconv.FormatInt(a.Offset, 10), a.Squashfuse, a.Idle.String(), a.Sock,
+	return []string{a.Image, strconv.FormatInt(a.Offset, 10), string(a.Server.Kind), a.Server.Squashfuse, a.Idle.String(), a.Sock,
 		strconv.FormatUint(a.ID.Dev, 10), strconv.FormatUint(a.ID.Ino, 10), strconv.FormatInt(a.ID.Size, 10), strconv.FormatInt(a.ID.MtimeNsec, 10)}
 }
 
+// decodeHolderArgs reads encode's arguments. Its error is one line: the holder writes it to the
+// launch, which logs it as the reason it has no session.
 func decodeHolderArgs(s []string) (holderArgs, error) {
 	var a holderArgs
-	if len(s) != 9 {
-		return a, fmt.Errorf("want 9 arguments, got %d", len(s))
+	if len(s) != 10 {
+		return a, fmt.Errorf("holder arguments: want 10, got %d", len(s))
 	}
-	a.Image, a.Squashfuse, a.Sock = s[0], s[2], s[4]
-	var errs [6]error
-	a.Offset, errs[0] = strconv.ParseInt(s[1], 10, 64)
-	a.Idle, errs[1] = time.ParseDuration(s[3])
-	a.ID.Dev, errs[2] = strconv.ParseUint(s[5], 10, 64)
-	a.ID.Ino, errs[3] = strconv.ParseUint(s[6], 10, 64)
-	a.ID.Size, errs[4] = strconv.ParseInt(s[7], 10, 64)
-	a.ID.MtimeNsec, errs[5] = strconv.ParseInt(s[8], 10, 64)
-	return a, errors.Join(errs[:]...)
+	a.Image, a.Sock = s[0], s[5]
+	a.Server = serverChoice{Kind: config.FUSEServer(s[2]), Squashfuse: s[3]}
+	var errs [7]error
+	errs[0] = a.Server.check()
+	a.Offset, errs[1] = strconv.ParseInt(s[1], 10, 64)
+	a.Idle, errs[2] = time.ParseDuration(s[4])
+	a.ID.Dev, errs[3] = strconv.ParseUint(s[6], 10, 64)
+	a.ID.Ino, errs[4] = strconv.ParseUint(s[7], 10, 64)
+	a.ID.Size, errs[5] = strconv.ParseInt(s[8], 10, 64)
+	a.ID.MtimeNsec, errs[6] = strconv.ParseInt(s[9], 10, 64)
+	for _, err := range errs {
+		if err != nil {
+			return a, fmt.Errorf("holder arguments: %w", err)
+		}
+	}
+	return a, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hpcctl/hpcctl/internal/config"
 	"github.com/hpcctl/hpcctl/internal/mount"
 )
 
@@ -140,7 +141,7 @@ func mountImage(a holderArgs, serve InProcessServer) (*holder, error) {
 		return nil, err
 	}
 	img := os.NewFile(imageFD, a.Image)
-	if a.Squashfuse != ServerHpcctl {
+	if a.Server.Kind != config.FUSEServerHpcctl {
 		// squashfuse_ll has its own copy; the in-process server reads this one for its life.
 		defer img.Close()
 	}
@@ -149,7 +150,7 @@ func mountImage(a holderArgs, serve InProcessServer) (*holder, error) {
 		return nil, fmt.Errorf("session directory: %w", err)
 	}
 	var fuse fuseServer
-	if a.Squashfuse == ServerHpcctl {
+	if a.Server.Kind == config.FUSEServerHpcctl {
 		fuse, err = serveInProcess(a, img, serve)
 	} else {
 		fuse, err = serveFUSE(a, img)
@@ -180,7 +181,7 @@ func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 	log := slog.New(slog.DiscardHandler)
 	if dev, ok := mount.OpenSyncFUSE(); ok {
 		// Started before the tmpfs covers /tmp, so that a squashfuse_ll there is still found.
-		fuse, err := mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
+		fuse, err := mount.StartSquashfuse(a.Server.Squashfuse, img, a.Offset, dev, log)
 		if err == nil {
 			err = mountServed(dev, fuse.Done())
 		}
@@ -200,7 +201,7 @@ func serveFUSE(a holderArgs, img *os.File) (fuseServer, error) {
 		return nil, err
 	}
 	defer dev.Close()
-	fuse, err := mount.StartSquashfuse(a.Squashfuse, img, a.Offset, dev, log)
+	fuse, err := mount.StartSquashfuse(a.Server.Squashfuse, img, a.Offset, dev, log)
 	if err != nil {
 		return nil, err
 	}

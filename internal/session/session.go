@@ -18,16 +18,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hpcctl/hpcctl/internal/config"
 )
 
 // Options are one launch's session settings.
 type Options struct {
-	// Server is the FUSE server: ServerHpcctl (in the holder) or ServerSquashfuse.
-	Server string
+	// Server is the FUSE server the site asked for ([session] fuse_server); "" is hpcctl's.
+	Server config.FUSEServer
 	// Companion is hpcctl-image, which the holder runs as when it serves the image itself (hpcctl
 	// links no squashfs reader); without it the holder runs squashfuse_ll.
 	Companion string
-	// Squashfuse is the squashfuse_ll program the holder runs for ServerSquashfuse.
+	// Squashfuse is the squashfuse_ll program the holder runs when it does not serve the image
+	// itself.
 	Squashfuse string
 	// IdleTimeout is how long a holder lives after its last container ended.
 	IdleTimeout time.Duration
@@ -36,27 +39,46 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// The FUSE servers a holder can serve its image with ([session] fuse_server).
-const (
-	// ServerHpcctl serves the image from goroutines of the holder (internal/sqfuse).
-	ServerHpcctl = "hpcctl"
-	// ServerSquashfuse execs squashfuse_ll.
-	ServerSquashfuse = "squashfuse_ll"
-)
-
-// server is the server program's name in the session key: launches that would use different
-// servers never share a session.
-func (o Options) server() string {
-	if o.Server == ServerSquashfuse || o.Companion == "" {
-		return o.Squashfuse
-	}
-	return ServerHpcctl
+// serverChoice is the FUSE server a holder serves its image with, as Options.server decided it
+// for a launch; the holder gets it on its command line.
+type serverChoice struct {
+	Kind config.FUSEServer
+	// Squashfuse is the squashfuse_ll program for config.FUSEServerSquashfuse, "" otherwise.
+	Squashfuse string
 }
 
-// holderProgram is the binary the holder runs as: hpcctl-image to serve the image itself, else
-// this one.
-func (o Options) holderProgram() string {
-	if o.server() == ServerHpcctl {
+// server decides the FUSE server: squashfuse_ll when the site asked for it, or when there is no
+// hpcctl-image to serve the image in the holder.
+func (o Options) server() serverChoice {
+	if o.Server == config.FUSEServerSquashfuse || o.Companion == "" {
+		return serverChoice{Kind: config.FUSEServerSquashfuse, Squashfuse: o.Squashfuse}
+	}
+	return serverChoice{Kind: config.FUSEServerHpcctl}
+}
+
+// key is the server's part of the session key: launches that would use different servers (hpcctl's,
+// or two squashfuse_ll programs) never share a session. The kind comes first and has no space, so
+// no path can make one choice's key another's.
+func (s serverChoice) key() string { return string(s.Kind) + " " + s.Squashfuse }
+
+// check refuses a choice a holder cannot serve with; a holder checks its command line with it.
+func (s serverChoice) check() error {
+	if _, err := config.ParseFUSEServer(string(s.Kind)); err != nil {
+		return fmt.Errorf("FUSE server: %w", err)
+	}
+	if s.Kind == config.FUSEServerSquashfuse && s.Squashfuse == "" {
+		return errors.New("FUSE server squashfuse_ll: no squashfuse_ll program")
+	}
+	if s.Kind == config.FUSEServerHpcctl && s.Squashfuse != "" {
+		return fmt.Errorf("FUSE server hpcctl runs no squashfuse_ll program, got %q", s.Squashfuse)
+	}
+	return nil
+}
+
+// holderProgram is the binary a holder with server s runs as: hpcctl-image to serve the image
+// itself, else this one.
+func (o Options) holderProgram(s serverChoice) string {
+	if s.Kind == config.FUSEServerHpcctl {
 		return o.Companion
 	}
 	return "/proc/self/exe"
@@ -158,7 +180,7 @@ func (id Identity) sameFile(dir int, name string) bool {
 }
 
 // Key names a session: the user, the image identity, the squashfs offset, the FUSE server
-// program and the launcher's cgroup. The cgroup is in it because a holder lives in the cgroup of the launch that started
+// (serverChoice.key) and the launcher's cgroup. The cgroup is in it because a holder lives in the cgroup of the launch that started
 // it: under Slurm's proctrack/cgroup it dies with that job, and another job's containers must
 // not depend on it.
 func Key(uid int, id Identity, offset int64, server, cgroup string) string {

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hpcctl/hpcctl/internal/config"
 )
 
 func TestKeySeparates(t *testing.T) {
@@ -105,15 +108,40 @@ func dirFD(t *testing.T, p string) int {
 }
 
 func TestHolderArgsRoundTrip(t *testing.T) {
-	a := holderArgs{Image: "/data/a b.sif", Squashfuse: "/usr/bin/squashfuse_ll", Sock: "/tmp/hpcctl-1/k.sock", Offset: 32768,
-		Idle: 30 * time.Second, ID: Identity{Dev: 7, Ino: 8, Size: 9, MtimeNsec: 10}}
-	b, err := decodeHolderArgs(a.encode())
-	b.ID.Superblock = a.ID.Superblock
-	if err != nil || b != a {
-		t.Errorf("decoded %+v, %v; want %+v", b, err, a)
+	for _, srv := range []serverChoice{
+		{Kind: config.FUSEServerSquashfuse, Squashfuse: "/usr/bin/squashfuse_ll"},
+		{Kind: config.FUSEServerHpcctl},
+	} {
+		a := holderArgs{Image: "/data/a b.sif", Server: srv, Sock: "/tmp/hpcctl-1/k.sock", Offset: 32768,
+			Idle: 30 * time.Second, ID: Identity{Dev: 7, Ino: 8, Size: 9, MtimeNsec: 10}}
+		b, err := decodeHolderArgs(a.encode())
+		b.ID.Superblock = a.ID.Superblock
+		if err != nil || b != a {
+			t.Errorf("decoded %+v, %v; want %+v", b, err, a)
+		}
 	}
-	if _, err := decodeHolderArgs([]string{"x"}); err == nil {
-		t.Error("a short argument list was accepted")
+}
+
+// TestHolderArgsRefused: a holder refuses a command line it cannot serve, in one line (it writes
+// the error to the launch, which logs it).
+func TestHolderArgsRefused(t *testing.T) {
+	good := holderArgs{Image: "/i.sif", Server: serverChoice{Kind: config.FUSEServerHpcctl}, Sock: "/s.sock", Idle: time.Second}
+	for name, c := range map[string]struct {
+		change func([]string) []string
+		want   string
+	}{
+		"short":                   {func(s []string) []string { return s[1:] }, "want 10"},
+		"unknown kind":            {func(s []string) []string { s[2] = "squashfuse"; return s }, `unknown server "squashfuse"`},
+		"squashfuse_ll, no path":  {func(s []string) []string { s[2] = string(config.FUSEServerSquashfuse); return s }, "no squashfuse_ll program"},
+		"hpcctl with a program":   {func(s []string) []string { s[3] = "/usr/bin/squashfuse_ll"; return s }, "runs no squashfuse_ll program"},
+		"offset not a number":     {func(s []string) []string { s[1] = "x"; return s }, `parsing "x"`},
+		"idle timeout unreadable": {func(s []string) []string { s[4] = "soon"; return s }, `"soon"`},
+	} {
+		s := c.change(good.encode())
+		_, err := decodeHolderArgs(s)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err %v, want one line with %q", name, err, c.want)
+		}
 	}
 }
 
@@ -121,21 +149,33 @@ func TestHolderArgsRoundTrip(t *testing.T) {
 // or when the site chose squashfuse_ll, the holder runs squashfuse_ll as this binary. The choice
 // is part of the session key, so launches with different servers never share a session.
 func TestServerChoice(t *testing.T) {
+	const sqfs = "/usr/bin/squashfuse_ll"
+	hpcctl, squashfuse := serverChoice{Kind: config.FUSEServerHpcctl}, serverChoice{Kind: config.FUSEServerSquashfuse, Squashfuse: sqfs}
 	for _, c := range []struct {
-		o               Options
-		server, program string
+		o       Options
+		server  serverChoice
+		program string
 	}{
-		{Options{Server: ServerHpcctl, Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, ServerHpcctl, "/opt/hpcctl-image"},
-		{Options{Server: "", Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, ServerHpcctl, "/opt/hpcctl-image"},
-		{Options{Server: ServerHpcctl, Squashfuse: "/usr/bin/squashfuse_ll"}, "/usr/bin/squashfuse_ll", "/proc/self/exe"},
-		{Options{Server: ServerSquashfuse, Companion: "/opt/hpcctl-image", Squashfuse: "/usr/bin/squashfuse_ll"}, "/usr/bin/squashfuse_ll", "/proc/self/exe"},
+		{Options{Server: config.FUSEServerHpcctl, Companion: "/opt/hpcctl-image", Squashfuse: sqfs}, hpcctl, "/opt/hpcctl-image"},
+		{Options{Server: "", Companion: "/opt/hpcctl-image", Squashfuse: sqfs}, hpcctl, "/opt/hpcctl-image"},
+		{Options{Server: config.FUSEServerHpcctl, Squashfuse: sqfs}, squashfuse, "/proc/self/exe"},
+		{Options{Server: config.FUSEServerSquashfuse, Companion: "/opt/hpcctl-image", Squashfuse: sqfs}, squashfuse, "/proc/self/exe"},
 	} {
-		if s, p := c.o.server(), c.o.holderProgram(); s != c.server || p != c.program {
-			t.Errorf("%+v: server %q program %q, want %q %q", c.o, s, p, c.server, c.program)
+		s := c.o.server()
+		if p := c.o.holderProgram(s); s != c.server || p != c.program {
+			t.Errorf("%+v: server %+v program %q, want %+v %q", c.o, s, p, c.server, c.program)
+		}
+		if err := s.check(); err != nil {
+			t.Errorf("%+v: %v", c.o, err)
 		}
 	}
 	var id Identity
-	if Key(1, id, 0, ServerHpcctl, "cg") == Key(1, id, 0, "/usr/bin/squashfuse_ll", "cg") {
-		t.Error("the two servers share a session key")
+	keys := map[string]serverChoice{}
+	for _, s := range []serverChoice{hpcctl, squashfuse, {Kind: config.FUSEServerSquashfuse, Squashfuse: "/opt/squashfuse_ll"}} {
+		k := Key(1, id, 0, s.key(), "cg")
+		if other, ok := keys[k]; ok {
+			t.Errorf("servers %+v and %+v share a session key", s, other)
+		}
+		keys[k] = s
 	}
 }
