@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -35,7 +36,10 @@ func newSessionCmd(g *Globals) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list [--json]",
 		Short: "List your shared image sessions on this node",
-		Args:  cobra.NoArgs,
+		Long: `List your shared image sessions on this node: the holder's PID, the containers using its
+mount, its idle timeout, the image, and the FUSE requests hpcctl's own server has served by kind
+("LOOKUP=12 READ=40"; "-" for a holder that serves with squashfuse_ll, which does not count them).`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			infos, err := session.List("")
 			if err != nil {
@@ -44,12 +48,7 @@ func newSessionCmd(g *Globals) *cobra.Command {
 			if asJSON {
 				return sessionsJSON(g, infos)
 			}
-			w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PID\tCONTAINERS\tIDLE TIMEOUT\tIMAGE")
-			for _, i := range infos {
-				fmt.Fprintf(w, "%d\t%d\t%s\t%s\n", i.PID, i.Containers, i.Idle, i.Image)
-			}
-			return w.Flush()
+			return sessionsTable(g.Stdout, infos)
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
@@ -64,7 +63,26 @@ func newSessionCmd(g *Globals) *cobra.Command {
 	return cmd
 }
 
-// sessionsJSON prints the sessions for machines: {"sessions": [...]}, the idle timeout in seconds.
+// sessionsTable prints the sessions for people. The request counts come last: they are the
+// widest column and vary in width, and the image path stays in the column it always had.
+func sessionsTable(out io.Writer, infos []session.Info) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PID\tCONTAINERS\tIDLE TIMEOUT\tIMAGE\tREQUESTS")
+	for _, i := range infos {
+		requests := i.Requests
+		if requests == "" {
+			requests = "-"
+		}
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\n", i.PID, i.Containers, i.Idle, i.Image, requests)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("session list: %w", err)
+	}
+	return nil
+}
+
+// sessionsJSON prints the sessions for machines: {"sessions": [...]}, the idle timeout in seconds,
+// the request counts as the server gives them ("" for squashfuse_ll).
 func sessionsJSON(g *Globals, infos []session.Info) error {
 	type entry struct {
 		PID         int     `json:"pid"`
@@ -72,12 +90,13 @@ func sessionsJSON(g *Globals, infos []session.Info) error {
 		IdleTimeout float64 `json:"idleTimeoutSeconds"`
 		Image       string  `json:"image"`
 		Socket      string  `json:"socket"`
+		Requests    string  `json:"requests"`
 	}
 	out := struct {
 		Sessions []entry `json:"sessions"`
 	}{Sessions: []entry{}}
 	for _, i := range infos {
-		out.Sessions = append(out.Sessions, entry{i.PID, i.Containers, i.Idle.Seconds(), i.Image, i.Socket})
+		out.Sessions = append(out.Sessions, entry{i.PID, i.Containers, i.Idle.Seconds(), i.Image, i.Socket, i.Requests})
 	}
 	e := json.NewEncoder(g.Stdout)
 	e.SetIndent("", "  ")

@@ -13,7 +13,7 @@ import (
 )
 
 // requestsArg makes sessionbench print the FUSE request counts of the plain user's session of
-// an image (hpcctl's own server counts them; `hpcctl session list` does not show them).
+// an image (hpcctl's own server counts them), as `hpcctl session list` shows them.
 const requestsArg = "-print-session-requests"
 
 func printRequests(image string) int {
