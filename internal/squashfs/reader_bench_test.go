@@ -1,8 +1,10 @@
-package squashfs
+package squashfs_test
 
 import (
 	"io"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // BenchmarkReadTree reads every file of a generated zstd image through one Reader, as an

@@ -1,10 +1,12 @@
-package squashfs
+package squashfs_test
 
 import (
 	"slices"
 	"testing"
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // TestDebianRootfs reads a real Debian tree through mksquashfs images and an extraction.

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 func TestExtract(t *testing.T) {

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // fsTree is a tree without FIFOs, sockets or devices, whose reads fstest would expect to work.
@@ -108,9 +110,8 @@ func TestDirectoryIndex(t *testing.T) {
 	_, r := fsTree(t)
 	fi, err := r.Stat("many")
 	must(t, err)
-	in := fi.Sys().(*Inode)
-	if len(in.dirIndex) < 2 {
-		t.Fatalf("directory of %d bytes has %d index entries", in.dirLen, len(in.dirIndex))
+	if entries, listing := DirIndex(fi.Sys().(*Inode)); entries < 2 {
+		t.Fatalf("directory of %d bytes has %d index entries", listing, entries)
 	}
 	for i := range 2000 {
 		name := "many/file-with-a-longish-name-" + itoa(i)

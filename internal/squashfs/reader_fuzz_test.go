@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"maps"

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // mksquashfs builds an image of src with extra options and returns its path.
@@ -294,7 +296,7 @@ func readReader(r *Reader) error {
 		if _, err := r.Lstat(p); err != nil {
 			return err
 		}
-		if r.sb.Flags&flagExportable != 0 {
+		if r.Superblock().Flags&FlagExportable != 0 {
 			if _, err := r.InodeByNumber(in.InodeNumber); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -6,7 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"strings"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // TestInodeAPI walks the test tree by inode only (Root, LookupInode, DirEntries, InodeAt,
@@ -20,7 +23,7 @@ func TestInodeAPI(t *testing.T) {
 	for p, w := range tt.expected() {
 		in := r.Root()
 		if p != "." {
-			for _, name := range splitPath(p) {
+			for _, name := range strings.Split(p, "/") {
 				next, err := r.LookupInode(in, name)
 				if err != nil {
 					t.Fatalf("LookupInode(%s in %s): %v", name, p, err)

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // compareOptions say what mksquashfs was asked to drop or change.
@@ -249,8 +251,8 @@ func TestExportTable(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got.ref != in.ref {
-			t.Errorf("%s: inode %d at 0x%x, want 0x%x", p, in.InodeNumber, got.ref, in.ref)
+		if got.Ref() != in.Ref() {
+			t.Errorf("%s: inode %d at 0x%x, want 0x%x", p, in.InodeNumber, got.Ref(), in.Ref())
 		}
 		return nil
 	}))

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // testTime is the mtime of most test entries; implicit directories get testModTime.

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // mountImage mounts img read-only with the kernel (fuse false) or squashfuse and unmounts it
@@ -167,11 +169,11 @@ func TestWriterIncompressible(t *testing.T) {
 	// The fragment table index points at one metadata block holding one 16-byte entry, which
 	// no compressor shrinks, so it is stored as is too.
 	blk := binary.LittleEndian.Uint64(raw[sb.FragmentTableStart:])
-	if hdr := binary.LittleEndian.Uint16(raw[blk:]); hdr != 16|metadataUncompressed {
+	if hdr := binary.LittleEndian.Uint16(raw[blk:]); hdr != 16|MetadataUncompressed {
 		t.Fatalf("fragment table block header %#x, want 16 bytes stored as is", hdr)
 	}
 	entry := raw[blk+2:]
-	if size := binary.LittleEndian.Uint32(entry[8:]); size&dataUncompressed == 0 || size&^dataUncompressed != 50000 {
+	if size := binary.LittleEndian.Uint32(entry[8:]); size&DataUncompressed == 0 || size&^DataUncompressed != 50000 {
 		t.Errorf("fragment size word %#x, want 50000 stored uncompressed", size)
 	}
 	exp := map[string]*want{

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // allCompressors lists the compressors with a non-default level where one exists.
