@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 
 	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // fsTree is a tree without FIFOs, sockets or devices, whose reads fstest would expect to work.
@@ -42,7 +43,7 @@ func fsTreeLinks(t *testing.T, broken bool) (src string, r *Reader) {
 	for i := range 2000 {
 		mustWrite(t, filepath.Join(src, "many", "file-with-a-longish-name-"+itoa(i)), nil, 0o644)
 	}
-	return src, openImage(t, mksquashfs(t, src, "-b", "4K"))
+	return src, sqtest.OpenImage(t, mksquashfs(t, src, "-b", "4K"))
 }
 
 func itoa(i int) string {
@@ -186,7 +187,7 @@ func TestWalkSkip(t *testing.T) {
 func TestConcurrentReads(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, treeOptions{blockSize: MinBlockSize, bigDir: 50})
-	r := openImage(t, mksquashfs(t, src, "-b", "4K", "-comp", "zstd"))
+	r := sqtest.OpenImage(t, mksquashfs(t, src, "-b", "4K", "-comp", "zstd"))
 	var wg sync.WaitGroup
 	for range 6 {
 		wg.Go(func() {
@@ -219,7 +220,7 @@ func TestConcurrentReads(t *testing.T) {
 func TestSpecialFiles(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, treeOptions{blockSize: DefaultBlockSize})
-	r := openImage(t, mksquashfs(t, src))
+	r := sqtest.OpenImage(t, mksquashfs(t, src))
 	f, err := r.Open("fifo")
 	must(t, err)
 	fi, err := f.Stat()

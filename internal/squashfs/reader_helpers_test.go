@@ -33,25 +33,6 @@ func mksquashfs(t testing.TB, src string, args ...string) string {
 	return img
 }
 
-// openImage opens an image file with the reader, closing the file at the end of the test.
-func openImage(t testing.TB, img string) *Reader {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(f, st.Size())
-	if err != nil {
-		t.Fatalf("Open %s: %v", img, err)
-	}
-	return r
-}
-
 // treeOptions shape the generated tree.
 type treeOptions struct {
 	blockSize int

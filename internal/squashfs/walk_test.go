@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // makeSourceTree builds a directory with every file type; as root also owners, devices and
@@ -56,23 +57,7 @@ func makeSourceTree(t *testing.T) string {
 // writeTreeImage packs dir with WriteTree.
 func writeTreeImage(t *testing.T, dir string, opts Options) string {
 	t.Helper()
-	img := filepath.Join(t.TempDir(), "tree.sqfs")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := NewWriter(f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTree(context.Background(), w, dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return sqtest.WriteImageFunc(t, opts, func(w *Writer) error { return WriteTree(context.Background(), w, dir) })
 }
 
 // maskDirSizes blanks directory sizes, which depend on each tool's directory table layout.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // memFile is an in-memory io.WriteSeeker with Truncate, like *os.File.
@@ -42,18 +43,7 @@ func (m *memFile) Truncate(n int64) error { m.b = m.b[:n]; return nil }
 func buildImage(t *testing.T, opts Options, entries []Entry) []byte {
 	t.Helper()
 	var m memFile
-	w, err := NewWriter(&m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	w := sqtest.Write(t, &m, opts, sqtest.Add(entries))
 	if uint64(len(m.b)) != w.Stats().BytesOut || len(m.b)%4096 != 0 {
 		t.Fatalf("image is %d bytes, stats say %d", len(m.b), w.Stats().BytesOut)
 	}
@@ -235,17 +225,7 @@ func TestWriterHugeSparseFile(t *testing.T) {
 	}
 	e, _ := hugeFile()
 	var m memFile
-	w, err := NewWriter(&m, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Add(e); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st := w.Stats()
+	st := sqtest.Write(t, &m, Options{}, sqtest.Add([]Entry{e})).Stats()
 	if st.SparseBytes < 4<<30-2*DefaultBlockSize || len(m.b) > 1<<20 {
 		t.Errorf("sparse bytes %d, image %d bytes", st.SparseBytes, len(m.b))
 	}
@@ -262,19 +242,7 @@ func BenchmarkWriter(b *testing.B) {
 		b.Run(c.String(), func(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
-				var m memFile
-				w, err := NewWriter(&m, Options{Compression: c})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, e := range tt.fresh() {
-					if err := w.Add(e); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
+				sqtest.Write(b, &memFile{}, Options{Compression: c}, sqtest.Add(tt.fresh()))
 			}
 		})
 	}
