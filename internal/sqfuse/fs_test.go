@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 const mtime = 1700000000
@@ -56,50 +57,13 @@ func testEntries() []squashfs.Entry {
 // newFS writes the entries into an image and serves it.
 func newFS(t testing.TB, opts squashfs.Options, entries []squashfs.Entry) *FS {
 	t.Helper()
-	return openFS(t, writeImage(t, opts, entries))
-}
-
-// writeImage writes the entries into a new image file and returns its path.
-func writeImage(t testing.TB, opts squashfs.Options, entries []squashfs.Entry) string {
-	t.Helper()
-	img := filepath.Join(t.TempDir(), "img.sqfs")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	w, err := squashfs.NewWriter(f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return openFS(t, sqtest.WriteImage(t, opts, entries))
 }
 
 // openFS serves the image file img.
 func openFS(t testing.TB, img string) *FS {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := squashfs.Open(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(r, slog.New(slog.DiscardHandler))
+	return New(sqtest.OpenImage(t, img), slog.New(slog.DiscardHandler))
 }
 
 // lookup walks a slash path from the root and returns the last entry.
@@ -386,7 +350,7 @@ func TestNoOpenNoWrites(t *testing.T) {
 // TestCorruptImage serves an image with damaged metadata: every request over every node id
 // the server hands out answers, with EIO where the data is bad, and none panics.
 func TestCorruptImage(t *testing.T) {
-	goodImg := writeImage(t, squashfs.Options{BlockSize: 4096}, testEntries())
+	goodImg := sqtest.WriteImage(t, squashfs.Options{BlockSize: 4096}, testEntries())
 	good := openFS(t, goodImg)
 	sb := good.r.Superblock()
 	served := 0

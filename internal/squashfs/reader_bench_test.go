@@ -1,8 +1,11 @@
-package squashfs
+package squashfs_test
 
 import (
 	"io"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // BenchmarkReadTree reads every file of a generated zstd image through one Reader, as an
@@ -14,7 +17,7 @@ func BenchmarkReadTree(b *testing.B) {
 	img := mksquashfs(b, src, "-comp", "zstd")
 	var total int64
 	for b.Loop() {
-		r := openImage(b, img)
+		r := sqtest.OpenImage(b, img)
 		total = 0
 		err := r.Walk(func(p string, in *Inode) error {
 			if in.Type != TypeRegular {

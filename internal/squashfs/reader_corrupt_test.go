@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // corruptNames are the words every error about a damaged image must contain one of.
@@ -141,13 +143,19 @@ func TestFlippedBytes(t *testing.T) {
 	}
 }
 
+// region is a named byte range of an image.
+type region struct {
+	name   string
+	lo, hi uint64
+}
+
 // tableRegions splits an image at the table starts the superblock gives.
 func tableRegions(sb Superblock) []region {
 	starts := []region{{"superblock", 0, 0}, {"data", SuperblockSize, 0}, {"inode table", sb.InodeTableStart, 0},
 		{"directory table", sb.DirectoryTableStart, 0}, {"id table", sb.IDTableStart, 0}}
 	for _, o := range []region{{"fragment table", sb.FragmentTableStart, 0}, {"export table", sb.ExportTableStart, 0},
 		{"xattr id table", sb.XattrIDTableStart, 0}} {
-		if o.lo != noTable {
+		if o.lo != NoTable {
 			starts = append(starts, o)
 		}
 	}

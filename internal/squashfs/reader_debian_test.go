@@ -1,10 +1,13 @@
-package squashfs
+package squashfs_test
 
 import (
 	"slices"
 	"testing"
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // TestDebianRootfs reads a real Debian tree through mksquashfs images and an extraction.
@@ -15,7 +18,7 @@ func TestDebianRootfs(t *testing.T) {
 	for _, comp := range []string{"zstd", "gzip"} {
 		t.Run(comp, func(t *testing.T) {
 			img := mksquashfs(t, root, "-comp", comp)
-			r := openImage(t, img)
+			r := sqtest.OpenImage(t, img)
 			compareTree(t, r, root, compareOptions{})
 			if got, want := listing(t, r), unsquashfsListing(t, img); !slices.Equal(got, want) {
 				t.Errorf("listing differs from unsquashfs -lln:\n%s", diffLines(got, want))

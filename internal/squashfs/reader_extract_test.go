@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 func TestExtract(t *testing.T) {
@@ -17,7 +20,7 @@ func TestExtract(t *testing.T) {
 	makeTree(t, src, treeOptions{blockSize: DefaultBlockSize, bigDir: 300})
 	img := mksquashfs(t, src, "-comp", "zstd")
 	for _, keep := range []bool{true, false} {
-		r := openImage(t, img)
+		r := sqtest.OpenImage(t, img)
 		dst := t.TempDir()
 		if err := Extract(r, dst, ExtractOptions{KeepSetuid: keep, Xattrs: true}); err != nil {
 			t.Fatalf("Extract: %v", err)
@@ -90,7 +93,7 @@ func compareExtracted(t *testing.T, src, dst string, keepSetuid bool) {
 func TestExtractRefusesNonEmpty(t *testing.T) {
 	src := t.TempDir()
 	mustWrite(t, filepath.Join(src, "f"), []byte("x"), 0o644)
-	r := openImage(t, mksquashfs(t, src))
+	r := sqtest.OpenImage(t, mksquashfs(t, src))
 	dst := t.TempDir()
 	mustWrite(t, filepath.Join(dst, "already"), nil, 0o644)
 	if err := Extract(r, dst, ExtractOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"testing/fstest"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // fsTree is a tree without FIFOs, sockets or devices, whose reads fstest would expect to work.
@@ -40,7 +43,7 @@ func fsTreeLinks(t *testing.T, broken bool) (src string, r *Reader) {
 	for i := range 2000 {
 		mustWrite(t, filepath.Join(src, "many", "file-with-a-longish-name-"+itoa(i)), nil, 0o644)
 	}
-	return src, openImage(t, mksquashfs(t, src, "-b", "4K"))
+	return src, sqtest.OpenImage(t, mksquashfs(t, src, "-b", "4K"))
 }
 
 func itoa(i int) string {
@@ -108,9 +111,8 @@ func TestDirectoryIndex(t *testing.T) {
 	_, r := fsTree(t)
 	fi, err := r.Stat("many")
 	must(t, err)
-	in := fi.Sys().(*Inode)
-	if len(in.dirIndex) < 2 {
-		t.Fatalf("directory of %d bytes has %d index entries", in.dirLen, len(in.dirIndex))
+	if entries, listing := DirIndex(fi.Sys().(*Inode)); entries < 2 {
+		t.Fatalf("directory of %d bytes has %d index entries", listing, entries)
 	}
 	for i := range 2000 {
 		name := "many/file-with-a-longish-name-" + itoa(i)
@@ -185,7 +187,7 @@ func TestWalkSkip(t *testing.T) {
 func TestConcurrentReads(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, treeOptions{blockSize: MinBlockSize, bigDir: 50})
-	r := openImage(t, mksquashfs(t, src, "-b", "4K", "-comp", "zstd"))
+	r := sqtest.OpenImage(t, mksquashfs(t, src, "-b", "4K", "-comp", "zstd"))
 	var wg sync.WaitGroup
 	for range 6 {
 		wg.Go(func() {
@@ -218,7 +220,7 @@ func TestConcurrentReads(t *testing.T) {
 func TestSpecialFiles(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, treeOptions{blockSize: DefaultBlockSize})
-	r := openImage(t, mksquashfs(t, src))
+	r := sqtest.OpenImage(t, mksquashfs(t, src))
 	f, err := r.Open("fifo")
 	must(t, err)
 	fi, err := f.Stat()

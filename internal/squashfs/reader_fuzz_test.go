@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"maps"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // seedImages returns the checked-in images made by testdata/gen.sh, by file name.
@@ -31,7 +33,7 @@ func TestSeedImages(t *testing.T) {
 			if err := readAll(b); err != nil {
 				t.Fatal(err)
 			}
-			r := openImage(t, filepath.Join("testdata", name))
+			r := sqtest.OpenImage(t, filepath.Join("testdata", name))
 			if got, want := listing(t, r), unsquashfsListing(t, filepath.Join("testdata", name)); !slices.Equal(got, want) {
 				t.Errorf("listing differs from unsquashfs -lln:\n%s", diffLines(got, want))
 			}

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // mksquashfs builds an image of src with extra options and returns its path.
@@ -29,25 +31,6 @@ func mksquashfs(t testing.TB, src string, args ...string) string {
 		t.Fatalf("mksquashfs %v: %v\n%s", args, err, out)
 	}
 	return img
-}
-
-// openImage opens an image file with the reader, closing the file at the end of the test.
-func openImage(t testing.TB, img string) *Reader {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(f, st.Size())
-	if err != nil {
-		t.Fatalf("Open %s: %v", img, err)
-	}
-	return r
 }
 
 // treeOptions shape the generated tree.
@@ -294,7 +277,7 @@ func readReader(r *Reader) error {
 		if _, err := r.Lstat(p); err != nil {
 			return err
 		}
-		if r.sb.Flags&flagExportable != 0 {
+		if r.Superblock().Flags&FlagExportable != 0 {
 			if _, err := r.InodeByNumber(in.InodeNumber); err != nil {
 				return err
 			}

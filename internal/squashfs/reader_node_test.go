@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -6,21 +6,25 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"strings"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // TestInodeAPI walks the test tree by inode only (Root, LookupInode, DirEntries, InodeAt,
 // ReadFileAt) and checks every path against what the tree expects.
 func TestInodeAPI(t *testing.T) {
 	tt := newTestTree(DefaultBlockSize)
-	r := openImage(t, writeTestImage(t, Options{}, tt.fresh()))
+	r := sqtest.OpenImage(t, sqtest.WriteImage(t, Options{}, tt.fresh()))
 	if !r.HasXattrTable() {
 		t.Error("HasXattrTable = false for an image with xattrs")
 	}
 	for p, w := range tt.expected() {
 		in := r.Root()
 		if p != "." {
-			for _, name := range splitPath(p) {
+			for _, name := range strings.Split(p, "/") {
 				next, err := r.LookupInode(in, name)
 				if err != nil {
 					t.Fatalf("LookupInode(%s in %s): %v", name, p, err)
@@ -66,7 +70,7 @@ func TestInodeAPI(t *testing.T) {
 
 func TestInodeAPIErrors(t *testing.T) {
 	tt := newTestTree(DefaultBlockSize)
-	r := openImage(t, writeTestImage(t, Options{NoXattrs: true}, tt.fresh()))
+	r := sqtest.OpenImage(t, sqtest.WriteImage(t, Options{NoXattrs: true}, tt.fresh()))
 	if r.HasXattrTable() {
 		t.Error("HasXattrTable = true for -no-xattrs")
 	}

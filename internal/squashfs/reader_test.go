@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // compareOptions say what mksquashfs was asked to drop or change.
@@ -58,7 +61,7 @@ func TestDifferential(t *testing.T) {
 			}
 			makeTree(t, src, treeOptions{blockSize: c.bs, bigDir: big})
 			img := mksquashfs(t, src, c.args...)
-			r := openImage(t, img)
+			r := sqtest.OpenImage(t, img)
 			if got := int(r.Superblock().BlockSize); got != c.bs {
 				t.Errorf("block size %d, want %d", got, c.bs)
 			}
@@ -223,7 +226,7 @@ func TestPseudoDevices(t *testing.T) {
 	mustWrite(t, filepath.Join(src, "f"), []byte("x"), 0o644)
 	img := mksquashfs(t, src, "-p", "null c 0666 0 0 1 3", "-p", "sda b 0660 0 6 8 0",
 		"-p", "tty c 0620 0 5 4 300", "-p", "pipe f 0644 0 0 true")
-	r := openImage(t, img)
+	r := sqtest.OpenImage(t, img)
 	for name, want := range map[string][3]uint32{"null": {uint32(TypeCharDevice), 1, 3}, "sda": {uint32(TypeBlockDevice), 8, 0}, "tty": {uint32(TypeCharDevice), 4, 300}} {
 		fi, err := r.Lstat(name)
 		if err != nil {
@@ -243,18 +246,18 @@ func TestPseudoDevices(t *testing.T) {
 func TestExportTable(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src, treeOptions{blockSize: DefaultBlockSize, bigDir: 10})
-	r := openImage(t, mksquashfs(t, src))
+	r := sqtest.OpenImage(t, mksquashfs(t, src))
 	must(t, r.Walk(func(p string, in *Inode) error {
 		got, err := r.InodeByNumber(in.InodeNumber)
 		if err != nil {
 			return err
 		}
-		if got.ref != in.ref {
-			t.Errorf("%s: inode %d at 0x%x, want 0x%x", p, in.InodeNumber, got.ref, in.ref)
+		if got.Ref() != in.Ref() {
+			t.Errorf("%s: inode %d at 0x%x, want 0x%x", p, in.InodeNumber, got.Ref(), in.Ref())
 		}
 		return nil
 	}))
-	r = openImage(t, mksquashfs(t, src, "-no-exports"))
+	r = sqtest.OpenImage(t, mksquashfs(t, src, "-no-exports"))
 	if _, err := r.InodeByNumber(1); err == nil {
 		t.Error("InodeByNumber without an export table: no error")
 	}

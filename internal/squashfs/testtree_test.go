@@ -1,14 +1,13 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
-	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
 )
 
 // testTime is the mtime of most test entries; implicit directories get testModTime.
@@ -169,28 +168,4 @@ func (t *testTree) expected() map[string]*want {
 		}
 	}
 	return m
-}
-
-// writeTestImage writes entries into a new image file and returns its path.
-func writeTestImage(t *testing.T, opts Options, entries []Entry) string {
-	t.Helper()
-	img := filepath.Join(t.TempDir(), "img.sqfs")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := NewWriter(f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return img
 }

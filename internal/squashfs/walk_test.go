@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // makeSourceTree builds a directory with every file type; as root also owners, devices and
@@ -54,23 +57,7 @@ func makeSourceTree(t *testing.T) string {
 // writeTreeImage packs dir with WriteTree.
 func writeTreeImage(t *testing.T, dir string, opts Options) string {
 	t.Helper()
-	img := filepath.Join(t.TempDir(), "tree.sqfs")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := NewWriter(f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTree(context.Background(), w, dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return sqtest.WriteImageFunc(t, opts, func(w *Writer) error { return WriteTree(context.Background(), w, dir) })
 }
 
 // maskDirSizes blanks directory sizes, which depend on each tool's directory table layout.
@@ -153,9 +140,9 @@ func compareDirs(t *testing.T, src, dst string, o compareOpts) {
 		}
 		if o.xattrs {
 			want := map[string]string{}
-			names, _ := (&treeWalker{}).listXattrs(full)
+			names, _ := ListXattrs(full)
 			for _, name := range names {
-				if v, err := (&treeWalker{}).getXattr(full, name); err == nil && !strings.HasPrefix(name, "system.") {
+				if v, err := GetXattr(full, name); err == nil && !strings.HasPrefix(name, "system.") {
 					want[name] = v
 				}
 			}
@@ -257,7 +244,7 @@ func TestWriteTreeSizeHints(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := &hintCounter{w: w, drop: !hints}
-		if err := writeTree(context.Background(), a, dir, true); err != nil {
+		if err := WriteTreeCounted(context.Background(), a, dir, true); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Close(); err != nil {
@@ -281,7 +268,7 @@ func TestWriteTreeSizeHints(t *testing.T) {
 
 func TestCountSizes(t *testing.T) {
 	dir := makeSourceTree(t)
-	sizes := countSizes(context.Background(), dir)
+	sizes := CountSizes(context.Background(), dir)
 	// a/small and its hardlink private/hard are one file; empty is the only empty one.
 	for size, want := range map[int64]int{300000: 2, 6: 1, 0: 1, 10: 1} {
 		if sizes[size] != want {

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // mountImage mounts img read-only with the kernel (fuse false) or squashfuse and unmounts it
@@ -48,7 +51,7 @@ func TestWriterKernelMount(t *testing.T) {
 		t.Run(variantName(opts), func(t *testing.T) {
 			tt := newTestTree(int(cmp.Or(opts.BlockSize, DefaultBlockSize)))
 			opts.ModTime = testModTime
-			img := writeTestImage(t, opts, tt.fresh())
+			img := sqtest.WriteImage(t, opts, tt.fresh())
 			dir := mountImage(t, img, false, 0)
 			exp := tt.expected()
 			if opts.NoXattrs {
@@ -69,7 +72,7 @@ func TestWriterSquashfuse(t *testing.T) {
 	for _, opts := range mountCompressors {
 		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
 			opts.ModTime = testModTime
-			img := writeTestImage(t, opts, tt.fresh())
+			img := sqtest.WriteImage(t, opts, tt.fresh())
 			dir := mountImage(t, img, true, 0)
 			checkDiskTree(t, dir, exp, compareOpts{owners: true, xattrs: true, prefixSwapOK: true})
 		})
@@ -90,18 +93,7 @@ func TestWriterAtOffset(t *testing.T) {
 	if _, err = f.Write(make([]byte, offset)); err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWriter(f, Options{ModTime: testModTime, BlockSize: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range tt.fresh() {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	w := sqtest.Write(t, f, Options{ModTime: testModTime, BlockSize: 16 << 10}, sqtest.Add(tt.fresh()))
 	end, _ := f.Seek(0, 1)
 	if st, _ := f.Stat(); end != st.Size() || uint64(end-offset) != w.Stats().BytesOut {
 		t.Errorf("position %d, file size %d, image %d bytes from %d", end, st.Size(), w.Stats().BytesOut, offset)
@@ -121,7 +113,7 @@ func TestWriterHugeFileMounted(t *testing.T) {
 	testutil.NeedRoot(t)
 	testutil.NeedCommands(t, "unsquashfs", "mount", "umount")
 	e, marks := hugeFile()
-	img := writeTestImage(t, Options{ModTime: testModTime}, []Entry{e})
+	img := sqtest.WriteImage(t, Options{ModTime: testModTime}, []Entry{e})
 	got := unsquashfsEntries(t, img)["huge"]
 	if !strings.Contains(got, fmt.Sprintf(" %d ", e.Size)) {
 		t.Errorf("unsquashfs lists %q, want size %d", got, e.Size)
@@ -155,7 +147,7 @@ func TestWriterIncompressible(t *testing.T) {
 	value := string(randomBytes(6000))
 	e := Entry{Path: "r", Type: TypeRegular, Mode: 0o644, ModTime: testTime, Size: int64(len(content)),
 		Body: bytes.NewReader(content), Xattrs: map[string]string{"user.r": value}}
-	img := writeTestImage(t, Options{ModTime: testModTime}, []Entry{e})
+	img := sqtest.WriteImage(t, Options{ModTime: testModTime}, []Entry{e})
 	raw, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -167,11 +159,11 @@ func TestWriterIncompressible(t *testing.T) {
 	// The fragment table index points at one metadata block holding one 16-byte entry, which
 	// no compressor shrinks, so it is stored as is too.
 	blk := binary.LittleEndian.Uint64(raw[sb.FragmentTableStart:])
-	if hdr := binary.LittleEndian.Uint16(raw[blk:]); hdr != 16|metadataUncompressed {
+	if hdr := binary.LittleEndian.Uint16(raw[blk:]); hdr != 16|MetadataUncompressed {
 		t.Fatalf("fragment table block header %#x, want 16 bytes stored as is", hdr)
 	}
 	entry := raw[blk+2:]
-	if size := binary.LittleEndian.Uint32(entry[8:]); size&dataUncompressed == 0 || size&^dataUncompressed != 50000 {
+	if size := binary.LittleEndian.Uint32(entry[8:]); size&DataUncompressed == 0 || size&^DataUncompressed != 50000 {
 		t.Errorf("fragment size word %#x, want 50000 stored uncompressed", size)
 	}
 	exp := map[string]*want{

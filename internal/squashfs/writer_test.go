@@ -1,14 +1,15 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // memFile is an in-memory io.WriteSeeker with Truncate, like *os.File.
@@ -42,18 +43,7 @@ func (m *memFile) Truncate(n int64) error { m.b = m.b[:n]; return nil }
 func buildImage(t *testing.T, opts Options, entries []Entry) []byte {
 	t.Helper()
 	var m memFile
-	w, err := NewWriter(&m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := w.Add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	w := sqtest.Write(t, &m, opts, sqtest.Add(entries))
 	if uint64(len(m.b)) != w.Stats().BytesOut || len(m.b)%4096 != 0 {
 		t.Fatalf("image is %d bytes, stats say %d", len(m.b), w.Stats().BytesOut)
 	}
@@ -105,37 +95,13 @@ func TestWriterSuperblock(t *testing.T) {
 	if sb.Compression != Gzip || sb.BlockSize != 64<<10 || sb.BlockLog != 16 || sb.ModTime != 12345 {
 		t.Errorf("superblock %+v", sb)
 	}
-	if sb.Flags&flagCompressorOptions != 0 {
+	if sb.Flags&FlagCompressorOptions != 0 {
 		t.Error("gzip level 9 must not write an options record (squashfs-tools writes none)")
 	}
 	if sb.BytesUsed > uint64(len(img)) || sb.InodeTableStart >= sb.DirectoryTableStart ||
 		sb.DirectoryTableStart >= sb.FragmentTableStart || sb.FragmentTableStart >= sb.ExportTableStart ||
 		sb.ExportTableStart >= sb.IDTableStart || sb.IDTableStart >= sb.XattrIDTableStart {
 		t.Errorf("tables out of order: %+v", sb)
-	}
-}
-
-func TestCompressorOptions(t *testing.T) {
-	for _, tc := range []struct {
-		kind  Compression
-		level int
-		want  []byte
-	}{
-		{Gzip, 0, nil},
-		{Gzip, 6, []byte{6, 0, 0, 0, 15, 0, 0, 0}},
-		{Zstd, 0, []byte{3, 0, 0, 0}},
-		{Zstd, 15, nil},
-		{XZ, 0, nil},
-		{LZ4, 0, []byte{1, 0, 0, 0, 0, 0, 0, 0}},
-		{LZ4, 9, []byte{1, 0, 0, 0, 1, 0, 0, 0}},
-	} {
-		c, err := newBlockCodec(tc.kind, tc.level, DefaultBlockSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := c.options(); !bytes.Equal(got, tc.want) {
-			t.Errorf("%v level %d: options %v, want %v", tc.kind, tc.level, got, tc.want)
-		}
 	}
 }
 
@@ -222,56 +188,6 @@ func TestNewWriterOptionErrors(t *testing.T) {
 	}
 }
 
-// TestDirectoryListing checks headers and the index of a large directory by decoding them.
-func TestDirectoryListing(t *testing.T) {
-	d := &treeNode{}
-	for i := range 3000 {
-		c := &treeNode{name: fmt.Sprintf("entry-%05d-%s", i, strings.Repeat("x", i%40)), attr: Entry{Type: TypeRegular}}
-		c.ino = uint32(10 + i*20) // deltas beyond int16 force extra headers
-		c.ref = inodeRef(uint64(i/100)*8000, uint16(i%100*80))
-		d.sorted = append(d.sorted, c)
-	}
-	const startU = 5000
-	b, index := buildListing(d, startU)
-	le := binary.LittleEndian
-	headers := map[uint32]string{}
-	var names []string
-	for off := 0; off < len(b); {
-		count := int(le.Uint32(b[off:])) + 1
-		block, base := le.Uint32(b[off+4:]), le.Uint32(b[off+8:])
-		if count > maxDirHeaderEntries {
-			t.Fatalf("header at %d has %d entries", off, count)
-		}
-		hdr := uint32(off)
-		off += 12
-		for i := range count {
-			delta := int16(le.Uint16(b[off+2:]))
-			size := int(le.Uint16(b[off+6:])) + 1
-			name := string(b[off+8 : off+8+size])
-			c := d.sorted[len(names)]
-			if name != c.name || uint32(int64(base)+int64(delta)) != c.ino || uint64(block)<<16|uint64(le.Uint16(b[off:])) != c.ref {
-				t.Fatalf("entry %q decodes wrongly", name)
-			}
-			if i == 0 {
-				headers[hdr] = name
-			}
-			names = append(names, name)
-			off += 8 + size
-		}
-	}
-	if len(names) != 3000 || !slices.IsSorted(names) {
-		t.Fatalf("decoded %d names, sorted %v", len(names), slices.IsSorted(names))
-	}
-	if want := (startU + len(b)) / metadataBlockSize; len(index) != want {
-		t.Errorf("%d index entries for a listing over %d blocks", len(index), want+1)
-	}
-	for _, ix := range index {
-		if headers[ix.off] != ix.name || ix.ublock != (startU+uint64(ix.off))/metadataBlockSize {
-			t.Errorf("index %+v does not point at a header starting with its name", ix)
-		}
-	}
-}
-
 // zeroReader yields size bytes: zeros with a few marks, without holding them in memory.
 type zeroReader struct {
 	off, size int64
@@ -309,17 +225,7 @@ func TestWriterHugeSparseFile(t *testing.T) {
 	}
 	e, _ := hugeFile()
 	var m memFile
-	w, err := NewWriter(&m, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Add(e); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st := w.Stats()
+	st := sqtest.Write(t, &m, Options{}, sqtest.Add([]Entry{e})).Stats()
 	if st.SparseBytes < 4<<30-2*DefaultBlockSize || len(m.b) > 1<<20 {
 		t.Errorf("sparse bytes %d, image %d bytes", st.SparseBytes, len(m.b))
 	}
@@ -336,19 +242,7 @@ func BenchmarkWriter(b *testing.B) {
 		b.Run(c.String(), func(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
-				var m memFile
-				w, err := NewWriter(&m, Options{Compression: c})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, e := range tt.fresh() {
-					if err := w.Add(e); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
+				sqtest.Write(b, &memFile{}, Options{Compression: c}, sqtest.Add(tt.fresh()))
 			}
 		})
 	}
@@ -360,7 +254,7 @@ func BenchmarkWriter(b *testing.B) {
 func TestDuplicatesHeldAndTakenBack(t *testing.T) {
 	small := testContent("small", 3*MinBlockSize+100)
 	other := testContent("other", len(small))
-	big := testContent("big", heldBytes+MinBlockSize+5)
+	big := testContent("big", HeldBytes+MinBlockSize+5)
 	files := []struct {
 		path string
 		data []byte

@@ -1,4 +1,4 @@
-package squashfs
+package squashfs_test
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 
 	"github.com/hpcctl/hpcctl/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	. "github.com/hpcctl/hpcctl/internal/squashfs"
+	"github.com/hpcctl/hpcctl/internal/squashfs/sqtest"
 )
 
 // allCompressors lists the compressors with a non-default level where one exists.
@@ -156,7 +159,7 @@ func TestWriterUnsquashfsListing(t *testing.T) {
 		t.Run(variantName(opts), func(t *testing.T) {
 			tt := newTestTree(int(cmp.Or(opts.BlockSize, DefaultBlockSize)))
 			opts.ModTime = testModTime
-			img := writeTestImage(t, opts, tt.fresh())
+			img := sqtest.WriteImage(t, opts, tt.fresh())
 			checkListing(t, img, tt.expected())
 			checkSuperblock(t, img, opts)
 		})
@@ -203,7 +206,7 @@ func TestWriterUnsquashfsExtract(t *testing.T) {
 	for _, opts := range allCompressors {
 		t.Run(fmt.Sprintf("%v-%d", opts.Compression, opts.Level), func(t *testing.T) {
 			opts.ModTime = testModTime
-			img := writeTestImage(t, opts, tt.fresh())
+			img := sqtest.WriteImage(t, opts, tt.fresh())
 			dir := filepath.Join(t.TempDir(), "x")
 			args := []string{"-d", dir, "-no-progress", img}
 			if os.Geteuid() != 0 {
