@@ -147,7 +147,16 @@ func (f *FS) OpenDir(<-chan struct{}, *fuse.OpenIn, *fuse.OpenOut) fuse.Status {
 }
 
 func (f *FS) Release(<-chan struct{}, *fuse.ReleaseIn) { f.counts.add(opRelease) }
-func (f *FS) ReleaseDir(*fuse.ReleaseIn)               { f.counts.add(opReleasedir) }
+
+// Flush answers ENOSYS, after which the kernel sets no_flush and sends no more FLUSH for the
+// connection (fs/fuse/file.c, fuse_flush). go-fuse's default answers OK, which made every
+// close(2) of an image file a round trip to this server: 30 µs each, measured, 2.5 times the
+// cost of opening, reading and closing a cached file on the kernel's squashfs.
+func (f *FS) Flush(<-chan struct{}, *fuse.FlushIn) fuse.Status {
+	f.counts.add(opFlush)
+	return fuse.ENOSYS
+}
+func (f *FS) ReleaseDir(*fuse.ReleaseIn) { f.counts.add(opReleasedir) }
 
 func (f *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	f.counts.add(opRead)

@@ -327,6 +327,9 @@ func TestNoOpenNoWrites(t *testing.T) {
 	if st := f.Ioctl(nil, &fuse.IoctlIn{}, nil, &fuse.IoctlOut{}, nil); st != fuse.ENOSYS {
 		t.Errorf("ioctl: %v", st)
 	}
+	if st := f.Flush(nil, &fuse.FlushIn{}); st != fuse.ENOSYS {
+		t.Errorf("flush: %v", st)
+	}
 	for name, st := range map[string]fuse.Status{
 		"mkdir":    f.Mkdir(nil, &fuse.MkdirIn{}, "x", &fuse.EntryOut{}),
 		"unlink":   f.Unlink(nil, &fuse.InHeader{}, "x"),
@@ -342,7 +345,7 @@ func TestNoOpenNoWrites(t *testing.T) {
 	if st := f.StatFs(nil, &fuse.InHeader{}, &sf); !st.Ok() || sf.Files == 0 || sf.Blocks == 0 || sf.Bsize != squashfs.DefaultBlockSize {
 		t.Errorf("statfs: %v %+v", st, sf)
 	}
-	if got := f.counts.String(); got != "OPEN=1 OPENDIR=1 IOCTL=1 STATFS=1 WRITES=5" {
+	if got := f.counts.String(); got != "OPEN=1 FLUSH=1 OPENDIR=1 IOCTL=1 STATFS=1 WRITES=5" {
 		t.Errorf("counts %q", got)
 	}
 }

@@ -107,6 +107,7 @@ const (
 	opGetattr
 	opOpen
 	opRelease
+	opFlush
 	opOpendir
 	opReleasedir
 	opRead
@@ -121,7 +122,7 @@ const (
 	numOps
 )
 
-var opNames = [numOps]string{"LOOKUP", "FORGET", "GETATTR", "OPEN", "RELEASE", "OPENDIR", "RELEASEDIR",
+var opNames = [numOps]string{"LOOKUP", "FORGET", "GETATTR", "OPEN", "RELEASE", "FLUSH", "OPENDIR", "RELEASEDIR",
 	"READ", "READDIR", "READDIRPLUS", "READLINK", "GETXATTR", "LISTXATTR", "IOCTL", "STATFS", "WRITES"}
 
 type counters [numOps]atomic.Uint64
