@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -73,12 +76,21 @@ func sessionsTable(out io.Writer, infos []session.Info) error {
 		if requests == "" {
 			requests = "-"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\n", i.PID, i.Containers, i.Idle, i.Image, requests)
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\n", i.PID, i.Containers, i.Idle, tableField(i.Image), requests)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("session list: %w", err)
 	}
 	return nil
+}
+
+// tableField is s as one table cell: quoted, as Go quotes it, when it holds a tab, a newline or
+// another control character that would break the table's rows and columns.
+func tableField(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // sessionsJSON prints the sessions for machines: {"sessions": [...]}, the idle timeout in seconds,

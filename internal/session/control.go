@@ -1,12 +1,12 @@
 package session
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -64,6 +64,20 @@ func List(dir string) ([]Info, error) {
 	return out, nil
 }
 
+// infoAnswer is a holder's answer to reqInfo, after the request byte: JSON, since an image's path
+// may hold any byte but NUL (a tab, a newline), and the holder closes the connection after it.
+type infoAnswer struct {
+	Image      string        `json:"image"`
+	Containers int           `json:"containers"`
+	PID        int           `json:"pid"`
+	Idle       time.Duration `json:"idle_ns"`
+	Requests   string        `json:"requests"`
+}
+
+// maxInfoAnswer bounds what ask reads: a path (PATH_MAX), the counts of every request kind and
+// the numbers take under 8 KiB; a holder that says more is not answering what was asked.
+const maxInfoAnswer = 64 << 10
+
 func ask(sock string) (Info, error) {
 	c, err := dial(sock)
 	if err != nil {
@@ -74,29 +88,16 @@ func ask(sock string) (Info, error) {
 	if _, err = c.Write([]byte{reqInfo}); err != nil {
 		return Info{}, err
 	}
-	buf := make([]byte, 8192)
-	n, err := c.Read(buf)
+	// The answer may come in several reads: read to the holder's close.
+	buf, err := io.ReadAll(io.LimitReader(c, maxInfoAnswer+1))
 	if err != nil {
-		return Info{}, err
+		return Info{}, fmt.Errorf("session %s: %w", sock, err)
 	}
-	f := strings.Split(string(buf[:n]), "\t")
-	if n < 1 || buf[0] != reqInfo || len(f) < 4 || len(f) > 5 {
-		return Info{}, fmt.Errorf("session %s: unreadable answer %q", sock, buf[:n])
+	var a infoAnswer
+	if len(buf) < 2 || len(buf) > maxInfoAnswer || buf[0] != reqInfo || json.Unmarshal(buf[1:], &a) != nil {
+		return Info{}, fmt.Errorf("session %s: unreadable answer %.80q", sock, buf)
 	}
-	i := Info{Socket: sock, Image: f[0][1:]}
-	if len(f) == 5 {
-		i.Requests = f[4]
-	}
-	var errs [3]error
-	i.Containers, errs[0] = strconv.Atoi(f[1])
-	i.PID, errs[1] = strconv.Atoi(f[2])
-	i.Idle, errs[2] = time.ParseDuration(f[3])
-	for _, e := range errs {
-		if e != nil {
-			return Info{}, fmt.Errorf("session %s: unreadable answer %q", sock, buf[:n])
-		}
-	}
-	return i, nil
+	return Info{Socket: sock, Image: a.Image, Containers: a.Containers, PID: a.PID, Idle: a.Idle, Requests: a.Requests}, nil
 }
 
 // Stop tells the holder behind sock to take no more launches; it ends once the containers that

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -381,6 +382,19 @@ func (h *holder) accept() {
 	}
 }
 
+// answerInfo tells an asker (`hpcctl session list`) what the holder serves; closing the
+// connection, which lend does, ends the answer.
+func (h *holder) answerInfo(c *net.UnixConn) {
+	h.mu.Lock()
+	a := infoAnswer{Image: h.a.Image, Containers: h.leases, PID: os.Getpid(), Idle: h.a.Idle, Requests: h.fuse.Counts()}
+	h.mu.Unlock()
+	b, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
+	c.Write(append([]byte{reqInfo}, b...)) //nolint:errcheck // a failed write: the asker sees a short answer
+}
+
 // lend sends one launch a detached copy of the mount (open_tree with OPEN_TREE_CLONE: a new
 // mount of the same superblock in an anonymous mount namespace, which the launch's setup stage
 // moves into its own with move_mount) and counts the launch until it closes its end.
@@ -396,9 +410,7 @@ func (h *holder) lend(c *net.UnixConn) {
 	}
 	switch req {
 	case reqInfo:
-		h.mu.Lock()
-		fmt.Fprintf(c, "I%s\t%d\t%d\t%s\t%s", h.a.Image, h.leases, os.Getpid(), h.a.Idle, h.fuse.Counts()) // a failed write: the asker sees a short answer
-		h.mu.Unlock()
+		h.answerInfo(c)
 		return
 	case reqStop:
 		h.retire()
