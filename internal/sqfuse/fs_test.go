@@ -327,8 +327,20 @@ func TestNoOpenNoWrites(t *testing.T) {
 	if st := f.Ioctl(nil, &fuse.IoctlIn{}, nil, &fuse.IoctlOut{}, nil); st != fuse.ENOSYS {
 		t.Errorf("ioctl: %v", st)
 	}
-	if st := f.Flush(nil, &fuse.FlushIn{}); st != fuse.ENOSYS {
-		t.Errorf("flush: %v", st)
+	for name, st := range map[string]fuse.Status{
+		"flush":    f.Flush(nil, &fuse.FlushIn{}),
+		"access":   f.Access(nil, &fuse.AccessIn{}),
+		"lseek":    f.Lseek(nil, &fuse.LseekIn{}, &fuse.LseekOut{}),
+		"getlk":    f.GetLk(nil, &fuse.LkIn{}, &fuse.LkOut{}),
+		"setlk":    f.SetLk(nil, &fuse.LkIn{}),
+		"setlkw":   f.SetLkw(nil, &fuse.LkIn{}),
+		"fsync":    f.Fsync(nil, &fuse.FsyncIn{}),
+		"fsyncdir": f.FsyncDir(nil, &fuse.FsyncIn{}),
+		"statx":    f.Statx(nil, &fuse.StatxIn{}, &fuse.StatxOut{}),
+	} {
+		if st != fuse.ENOSYS {
+			t.Errorf("%s: %v, want ENOSYS", name, st)
+		}
 	}
 	for name, st := range map[string]fuse.Status{
 		"mkdir":    f.Mkdir(nil, &fuse.MkdirIn{}, "x", &fuse.EntryOut{}),
@@ -345,7 +357,7 @@ func TestNoOpenNoWrites(t *testing.T) {
 	if st := f.StatFs(nil, &fuse.InHeader{}, &sf); !st.Ok() || sf.Files == 0 || sf.Blocks == 0 || sf.Bsize != squashfs.DefaultBlockSize {
 		t.Errorf("statfs: %v %+v", st, sf)
 	}
-	if got := f.counts.String(); got != "OPEN=1 FLUSH=1 OPENDIR=1 IOCTL=1 STATFS=1 WRITES=5" {
+	if got := f.counts.String(); got != "OPEN=1 FLUSH=1 OPENDIR=1 IOCTL=1 STATFS=1 WRITES=5 ACCESS=1 LSEEK=1 LOCKS=3 FSYNC=2 STATX=1" {
 		t.Errorf("counts %q", got)
 	}
 }

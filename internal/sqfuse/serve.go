@@ -119,11 +119,17 @@ const (
 	opIoctl
 	opStatfs
 	opWrite
+	opAccess
+	opLseek
+	opLock
+	opFsync
+	opStatx
 	numOps
 )
 
 var opNames = [numOps]string{"LOOKUP", "FORGET", "GETATTR", "OPEN", "RELEASE", "FLUSH", "OPENDIR", "RELEASEDIR",
-	"READ", "READDIR", "READDIRPLUS", "READLINK", "GETXATTR", "LISTXATTR", "IOCTL", "STATFS", "WRITES"}
+	"READ", "READDIR", "READDIRPLUS", "READLINK", "GETXATTR", "LISTXATTR", "IOCTL", "STATFS", "WRITES",
+	"ACCESS", "LSEEK", "LOCKS", "FSYNC", "STATX"}
 
 type counters [numOps]atomic.Uint64
 
