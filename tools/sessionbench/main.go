@@ -61,6 +61,8 @@ func run() error {
 	flag.StringVar(&name, "user", "hpcuser", "plain user who runs the containers")
 	flag.IntVar(&b.n, "n", 20, "runs of each command per timing, alternating")
 	flag.IntVar(&b.rounds, "rounds", 3, "rounds of the page cache measurement")
+	only := ""
+	flag.StringVar(&only, "only", "", "run only these parts, comma-separated: python, numpy, start, machine, cache (default all)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("run as root (it chroots, drops the page cache and runs containers as -user)")
@@ -105,8 +107,15 @@ func run() error {
 		return fmt.Errorf("build tools/startfloor (run from the source tree): %v: %s", err, out)
 	}
 	defer b.endSessions()
-	for _, f := range []func() error{b.python, b.numpy, b.trueStart, b.pageCache} {
-		if err := f(); err != nil {
+	parts := []struct {
+		name string
+		run  func() error
+	}{{"python", b.python}, {"numpy", b.numpy}, {"start", b.trueStart}, {"machine", b.machine}, {"cache", b.pageCache}}
+	for _, p := range parts {
+		if only != "" && !slices.Contains(strings.Split(only, ","), p.name) {
+			continue
+		}
+		if err := p.run(); err != nil {
 			return err
 		}
 	}
@@ -321,6 +330,13 @@ func (b *bench) timeAs(cred *syscall.Credential, argv []string) (time.Duration, 
 
 // timeIn runs argv in dir as cred (nil: root) and returns how long it took.
 func (b *bench) timeIn(dir string, cred *syscall.Credential, argv []string) (time.Duration, error) {
+	d, _, err := b.runIn(dir, cred, argv)
+	return d, err
+}
+
+// runIn runs argv in dir as cred (nil: root) and returns how long it took and its resource use
+// with that of the children it waited for.
+func (b *bench) runIn(dir string, cred *syscall.Credential, argv []string) (time.Duration, *syscall.Rusage, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
@@ -330,9 +346,11 @@ func (b *bench) timeIn(dir string, cred *syscall.Credential, argv []string) (tim
 	}
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%q: %w", argv, err)
+		return 0, nil, fmt.Errorf("%q: %w", argv, err)
 	}
-	return time.Since(start), nil
+	d := time.Since(start)
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, ru, nil
 }
 
 // endSessions kills the session holders of the benchmark's images (found by their paths on their

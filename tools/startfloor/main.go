@@ -5,6 +5,9 @@
 // left is two Go runtimes starting, the namespaces and the program's exec.
 //
 //	startfloor PROGRAM [ARGS...]
+//	startfloor -nothing
+//
+// -nothing exits at once: the start and exit of one Go process, half of the floor.
 package main
 
 import (
@@ -28,8 +31,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "startfloor:", err)
 		os.Exit(127)
 	}
+	if len(os.Args) == 2 && os.Args[1] == "-nothing" {
+		return
+	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: startfloor PROGRAM [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: startfloor PROGRAM [ARGS...] | startfloor -nothing")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1:]); err != nil {
