@@ -147,15 +147,9 @@ func rightsFD(oob []byte) (int, error) {
 // base is the session's socket and lock file without their suffix; program is what the holder
 // runs as (Options.holderProgram).
 func startHolder(img *os.File, base, program string, a holderArgs) error {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: base + ".sock", Net: "unix"})
+	lnf, err := listenFile(base + ".sock")
 	if err != nil {
-		return fmt.Errorf("session socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(false)
-	lnf, err := ln.File()
-	ln.Close()
-	if err != nil {
-		return fmt.Errorf("session socket: %w", err)
+		return err
 	}
 	defer lnf.Close()
 	// A second open file description of the lock: the holder takes the lock before it ends,
@@ -176,22 +170,58 @@ func startHolder(img *os.File, base, program string, a holderArgs) error {
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
 	defer null.Close()
-	// The process that started this launch (a shell, a job script, Slurm's step daemon): the
-	// holder ends as soon as it is idle once that process is gone. Under proctrack/linuxproc (and
-	// PBS) the holder, reparented to init, escapes the job's process tree, so it must not wait out
-	// its idle time after the job ended.
-	parent := null
-	if fd, perr := unix.PidfdOpen(os.Getppid(), 0); perr == nil {
-		parent = os.NewFile(uintptr(fd), "parent")
-		defer parent.Close()
+	parent := parentPidfd(null)
+	defer parent.Close()
+	cmd := holderCommand(program, a, null, []*os.File{img, lnf, lock, readyW, parent})
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return fmt.Errorf("start the session holder: %w", err)
 	}
+	return awaitHolder(cmd, readyR)
+}
+
+// listenFile binds the session's socket and returns it as a file to pass to the holder. The
+// socket file stays when this launch's listener closes: it is the holder's now.
+func listenFile(sock string) (*os.File, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("session socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	lnf, err := ln.File()
+	ln.Close()
+	if err != nil {
+		return nil, fmt.Errorf("session socket: %w", err)
+	}
+	return lnf, nil
+}
+
+// parentPidfd is a pidfd of the process that started this launch (a shell, a job script,
+// Slurm's step daemon), or a duplicate of null when the kernel gives none: the holder ends as
+// soon as it is idle once that process is gone. Under proctrack/linuxproc (and PBS) the holder,
+// reparented to init, escapes the job's process tree, so it must not wait out its idle time after
+// the job ended.
+func parentPidfd(null *os.File) *os.File {
+	if fd, err := unix.PidfdOpen(os.Getppid(), 0); err == nil {
+		return os.NewFile(uintptr(fd), "parent")
+	}
+	if fd, err := unix.FcntlInt(null.Fd(), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+		return os.NewFile(uintptr(fd), os.DevNull)
+	}
+	return null
+}
+
+// holderCommand is the holder's process: in a user and mount namespace of its own (it mounts
+// the image there), in a session of its own, with files as its descriptors 3 and up.
+func holderCommand(program string, a holderArgs, null *os.File, files []*os.File) *exec.Cmd {
 	uid, gid := os.Getuid(), os.Getgid()
-	cmd := &exec.Cmd{
+	return &exec.Cmd{
 		Path: program, Args: append([]string{"hpcctl", HolderArg}, a.encode()...),
 		// The launch's own environment, as squashfuse_ll gets without sessions: job tools find a
 		// job's processes by it. Its working directory is "/", so that it pins no directory.
 		Env: os.Environ(), Dir: "/", Stdin: null, Stdout: null, Stderr: null,
-		ExtraFiles: []*os.File{img, lnf, lock, readyW, parent},
+		ExtraFiles: files,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
 			Setsid:      true,
@@ -202,11 +232,10 @@ func startHolder(img *os.File, base, program string, a holderArgs) error {
 			AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN},
 		},
 	}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return fmt.Errorf("start the session holder: %w", err)
-	}
+}
+
+// awaitHolder waits for the started holder's word on its ready pipe: "ok", or why it failed.
+func awaitHolder(cmd *exec.Cmd, readyR *os.File) error {
 	// Reaped by init once this launch exits; a holder that fails says why on the pipe.
 	go cmd.Wait()                                        //nolint:errcheck // its status is what it wrote on the pipe
 	readyR.SetReadDeadline(time.Now().Add(readyTimeout)) //nolint:errcheck // pipes support deadlines
